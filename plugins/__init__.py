@@ -1,0 +1,1 @@
+"""Built-in plugins of transduce, installed as the package `transduce_builtins`."""

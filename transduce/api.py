@@ -1,0 +1,42 @@
+"""The public plugin API: everything a plugin author imports.
+
+The built-in plugins import only from this module, so they prove it suffices.
+"""
+
+from transduce.components import (
+    SPLITS,
+    AttentionScorer,
+    Component,
+    DataSource,
+    DecodingStrategy,
+    Encoder,
+    EncoderOutput,
+    Example,
+    Hypotheses,
+    Metric,
+    Score,
+    Tokenizer,
+)
+from transduce.errors import DataError, TransduceError
+from transduce.hookspecs import hookimpl
+from transduce.params import REQUIRED, Param
+
+__all__ = [
+    "REQUIRED",
+    "SPLITS",
+    "AttentionScorer",
+    "Component",
+    "DataError",
+    "DataSource",
+    "DecodingStrategy",
+    "Encoder",
+    "EncoderOutput",
+    "Example",
+    "Hypotheses",
+    "Metric",
+    "Param",
+    "Score",
+    "Tokenizer",
+    "TransduceError",
+    "hookimpl",
+]

@@ -1,0 +1,214 @@
+"""The `transduce` command: plugins, check, train, evaluate, translate.
+
+Errors of our own types are printed as one clear message (no traceback unless
+`--debug`), with exit status 2; an interrupted command exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from transduce import __version__, pipeline
+from transduce.errors import RecipeError, RunError, TransduceError
+from transduce.evaluation import evaluate
+from transduce.inference import Translator
+from transduce.params import Param
+from transduce.recipe import dump_recipe, load_recipe, parse_recipe
+from transduce.registry import Registry, discover
+from transduce.rundir import RunDir
+from transduce.training import Trainer, check_resumable, start_run, write_report
+
+SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
+    parser.add_argument("--version", action="version", version=f"transduce {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("plugins", help="list every installed component with its parameters")
+
+    check = commands.add_parser("check", help="validate a recipe and print it resolved, without training")
+    check.add_argument("recipe", type=Path)
+    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+
+    train = commands.add_parser("train", help="train a recipe into a run directory")
+    train.add_argument("recipe", type=Path, nargs="?", help="recipe file (optional with --resume)")
+    train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/RECIPE-TIMESTAMP)")
+    train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in directory RUN")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+
+    ev = commands.add_parser("evaluate", help="score a trained run on a split or a data file")
+    ev.add_argument("run", type=Path)
+    ev.add_argument("--data", type=Path, help="score FILE, read with the run's data source format")
+    ev.add_argument("--split", choices=("train", "valid", "test"), help="split to score (default: the recipe's)")
+    ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
+    ev.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the run's recipe for this evaluation, e.g. --set decoder.max_length=50",
+    )
+
+    tr = commands.add_parser("translate", help="translate TEXT, stdin lines, or interactively")
+    tr.add_argument("run", type=Path)
+    tr.add_argument("text", nargs="?", help="one input; without it, read stdin (a prompt on a terminal)")
+    tr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the run's recipe, e.g. --set decoder.max_length=50",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out, err = Console(), Console(stderr=True)
+    try:
+        registry = discover()
+        return COMMANDS[args.command](args, registry, out, err)
+    except TransduceError as exc:
+        if args.debug:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("\ninterrupted.")
+        if args.command == "train":
+            err.print(
+                "Training stopped; the last completed epoch is checkpointed. "
+                "Continue with `transduce train --resume RUN`."
+            )
+        return 130
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    table = Table(title="Installed components", show_lines=True)
+    for column in ("family", "name", "provided by", "description", "parameters"):
+        table.add_column(column, overflow="fold")
+    for info in registry:
+        provider = f"{info.provider.distribution} {info.provider.version}"
+        table.add_row(info.family, info.name, provider, info.description, _describe_params(info.params))
+    out.print(table)
+    return 0
+
+
+def _describe_params(params: Sequence[Param]) -> str:
+    if not params:
+        return "-"
+    return "\n".join(f"{p.name}: {p.describe_type()} = {'required' if p.required else repr(p.default)}" for p in params)
+
+
+def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    recipe = load_recipe(args.recipe, registry, args.set)
+    print(dump_recipe(recipe), end="")
+    err.print(f"[green]{args.recipe}: valid[/]")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    if args.resume:
+        run = RunDir.open(args.resume)
+        saved = parse_recipe(run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe))
+        recipe = (
+            load_recipe(args.recipe, registry, args.set)
+            if args.recipe
+            else parse_recipe(
+                run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe), overrides=args.set
+            )
+        )
+        check_resumable(saved, recipe)
+        start_run(recipe, run)
+        resume = run.last_checkpoint.exists()
+    else:
+        if args.recipe is None:
+            raise RecipeError("name a recipe to train (e.g. recipes/dates.yaml), or --resume RUN")
+        recipe = load_recipe(args.recipe, registry, args.set)
+        run = RunDir.create(args.run_dir or RunDir.default_path(args.recipe))
+        start_run(recipe, run)
+        resume = False
+    out.print(f"run directory: [bold]{run.path}[/]")
+    report = Trainer(recipe, registry, run, out).train(resume=resume)
+    report.render(out)
+    out.print(f"report written to {run.report('report', 'md')} and {run.report('report', 'json')}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    run = RunDir.open(args.run)
+    recipe = parse_recipe(run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe), overrides=args.set)
+    translator = Translator.from_run(run, registry, device=recipe["train"]["device"], overrides=args.set)
+    data = pipeline.data_source(registry, recipe)
+    if args.data:
+        examples, name, label = list(data.read_file(args.data)), f"report.{args.data.stem}", str(args.data)
+    else:
+        split = args.split or recipe["evaluate"]["split"]
+        examples, name, label = list(data.split(split)), f"report.{split}", split
+    if not examples:
+        raise RunError(f"{label}: no examples to evaluate")
+    settings = recipe["evaluate"]
+    report = evaluate(
+        translator,
+        examples,
+        pipeline.metrics(registry, recipe),
+        split=label,
+        shown=settings["examples"],
+        batch_size=settings["batch_size"],
+    )
+    write_report(run, report, name)
+    if args.json:
+        print(json.dumps(report.metrics()))
+    else:
+        report.render(out)
+        out.print(f"report written to {run.report(name, 'md')} and {run.report(name, 'json')}")
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    run = RunDir.open(args.run)
+    translator = Translator.from_run(run, registry, overrides=args.set)
+    if args.text is not None:
+        print(translator.translate([args.text])[0])
+    elif sys.stdin.isatty():
+        _interactive(translator, err)
+    else:
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+        for output in translator.translate(lines):
+            print(output)
+    return 0
+
+
+def _interactive(translator: Translator, err: Console) -> None:
+    err.print("Type a sentence and press Enter; an empty line or Ctrl-D ends.")
+    while True:
+        try:
+            text = input("> ")
+        except EOFError:
+            break
+        if not text.strip():
+            break
+        print(translator.translate([text])[0])
+
+
+COMMANDS = {
+    "plugins": cmd_plugins,
+    "check": cmd_check,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "translate": cmd_translate,
+}

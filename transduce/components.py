@@ -1,0 +1,214 @@
+"""The component families and the contract of each.
+
+A plugin provides subclasses of these bases and returns them from its
+`transduce_components` hook. Each subclass sets `name` (unique in its family),
+a docstring whose first line describes it, and `params`, its parameter
+declarations. The core constructs a component with the recipe's validated
+parameters as keyword arguments (plus the sizes named below for model parts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from transduce.params import Param
+
+if TYPE_CHECKING:
+    from transduce.model import Memory, Seq2Seq
+
+FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "dataset", "metric")
+SPLITS = ("train", "valid", "test")
+
+
+class Component:
+    """Common declarations of every component class."""
+
+    family: ClassVar[str]
+    name: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    @classmethod
+    def description(cls) -> str:
+        """First line of the class docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+# --- tokenizer ---------------------------------------------------------------
+
+
+class Tokenizer(Component):
+    """Splits text into tokens and joins tokens back into text.
+
+    Contract: `detokenize(tokenize(text))` gives back `text` up to the
+    normalisation the tokenizer documents.
+    """
+
+    family: ClassVar[str] = "tokenizer"
+
+    def tokenize(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        raise NotImplementedError
+
+
+# --- encoder -----------------------------------------------------------------
+
+
+class EncoderOutput(NamedTuple):
+    """What an encoder returns.
+
+    states: (batch, src_len, output_size); positions past a sequence's length
+        may hold anything, the core masks them.
+    final: (h, c), each (layers, batch, output_size): the last state of every
+        layer, both directions already combined, used to start the decoder.
+    """
+
+    states: torch.Tensor
+    final: tuple[torch.Tensor, torch.Tensor]
+
+
+class Encoder(Component, nn.Module):
+    """Reads embedded source tokens.
+
+    Constructed as `cls(input_size=E, **params)`; must set `output_size` and
+    `layers`. `forward(embedded (batch, src_len, E), lengths (batch,) int64 on
+    the CPU) -> EncoderOutput`.
+    """
+
+    family: ClassVar[str] = "encoder"
+    output_size: int
+    layers: int
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+
+
+# --- attention ---------------------------------------------------------------
+
+
+class AttentionScorer(Component, nn.Module):
+    """Scores every encoder state against every decoder state.
+
+    Constructed as `cls(query_size=Q, key_size=K, **params)`. The core calls
+    `prepare(keys)` once per batch (precompute key projections there), then
+    `score(query, prepared)` for all decoder positions at once in training or
+    one position at a time in decoding. The core masks padding and applies the
+    softmax; a scorer returns raw scores.
+    """
+
+    family: ClassVar[str] = "attention"
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+
+    def prepare(self, keys: torch.Tensor) -> torch.Tensor:
+        """keys (batch, src_len, K) -> anything `score` accepts; default: keys."""
+        return keys
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        """query (batch, tgt_len, Q), prepared -> scores (batch, tgt_len, src_len)."""
+        raise NotImplementedError
+
+
+# --- decoding strategy -------------------------------------------------------
+
+
+@dataclass
+class Hypotheses:
+    """Output of a decoding strategy, one entry per input sentence.
+
+    tokens: target indices without `<s>` and `</s>`.
+    attention: optional (out_len, src_len) weights for each sentence.
+    """
+
+    tokens: list[list[int]]
+    attention: list[torch.Tensor] | None = None
+
+
+class DecodingStrategy(Component):
+    """Turns a trained model into output sequences.
+
+    Constructed as `cls(**params)`. `decode(model, memory)` may use only the
+    model's decoding interface: `model.start(memory)`, `model.step(tokens,
+    state, memory)`, `model.bos_index`, `model.eos_index`, and
+    `memory.batch_size`. It must stop by `max_length` tokens.
+    """
+
+    family: ClassVar[str] = "decoder"
+
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+        raise NotImplementedError
+
+
+# --- data source -------------------------------------------------------------
+
+
+class Example(NamedTuple):
+    """One source/target pair of raw text."""
+
+    source: str
+    target: str
+
+
+class DataSource(Component):
+    """Provides raw text pairs for the train, valid and test splits.
+
+    Constructed as `cls(**params)`. `split(name)` yields the examples of one
+    of SPLITS; `read_file(path)` yields the examples of a file in this
+    source's format (used by `transduce evaluate --data FILE`). Both are
+    deterministic for the same parameters.
+    """
+
+    family: ClassVar[str] = "dataset"
+
+    def split(self, name: str) -> Iterable[Example]:
+        raise NotImplementedError
+
+    def read_file(self, path: Path) -> Iterable[Example]:
+        raise NotImplementedError
+
+
+# --- metric ------------------------------------------------------------------
+
+
+@dataclass
+class Score:
+    """A metric's result: a value on a 0-100 scale and an optional signature."""
+
+    name: str
+    value: float
+    signature: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Metric(Component):
+    """Scores detokenized hypotheses against raw references.
+
+    Constructed as `cls(**params)`; `compute(hypotheses, references) -> Score`
+    with `value` on a 0-100 scale. `higher_is_better` tells early stopping
+    which way is up.
+    """
+
+    family: ClassVar[str] = "metric"
+    higher_is_better: ClassVar[bool] = True
+
+    def compute(self, hypotheses: Sequence[str], references: Sequence[str]) -> Score:
+        raise NotImplementedError
+
+
+BASES: dict[str, type[Component]] = {
+    "tokenizer": Tokenizer,
+    "encoder": Encoder,
+    "attention": AttentionScorer,
+    "decoder": DecodingStrategy,
+    "dataset": DataSource,
+    "metric": Metric,
+}

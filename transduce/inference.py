@@ -1,0 +1,93 @@
+"""A trained model ready to use: text in, text out, batched and length-sorted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from transduce import checkpoint, pipeline
+from transduce.batching import by_length, source_tensors
+from transduce.components import DecodingStrategy, Tokenizer
+from transduce.errors import RecipeError
+from transduce.model import Seq2Seq
+from transduce.recipe import parse_recipe
+from transduce.registry import Registry
+from transduce.rundir import RunDir
+from transduce.vocab import Vocabulary
+
+
+def pick_device(setting: str) -> torch.device:
+    """'auto' is CUDA when available, else the CPU."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RecipeError("CUDA was asked for but torch sees no GPU; use 'auto' or 'cpu'", key="train.device")
+    return torch.device(setting)
+
+
+@dataclass
+class Translator:
+    """Tokenizers, vocabularies, model and decoding strategy of one run."""
+
+    model: Seq2Seq
+    source_tokenizer: Tokenizer
+    target_tokenizer: Tokenizer
+    source_vocab: Vocabulary
+    target_vocab: Vocabulary
+    decoding: DecodingStrategy
+    device: torch.device
+
+    @classmethod
+    def from_run(
+        cls,
+        run: RunDir,
+        registry: Registry,
+        *,
+        which: str = "best",
+        device: str = "auto",
+        overrides: Sequence[str] = (),
+    ) -> Translator:
+        """Load a run's recipe, vocabularies and checkpoint (`overrides` may change e.g. the decoder)."""
+        recipe = parse_recipe(
+            run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe), overrides=overrides
+        )
+        source_vocab = Vocabulary.load(run.source_vocab)
+        target_vocab = Vocabulary.load(run.target_vocab)
+        model = pipeline.model(registry, recipe, len(source_vocab), len(target_vocab))
+        state = checkpoint.load(run.checkpoint(which))
+        model.load_state_dict(state["model"])
+        target = pick_device(device)
+        model.to(target).eval()
+        return cls(
+            model=model,
+            source_tokenizer=pipeline.tokenizer(registry, recipe, "source"),
+            target_tokenizer=pipeline.tokenizer(registry, recipe, "target"),
+            source_vocab=source_vocab,
+            target_vocab=target_vocab,
+            decoding=pipeline.decoding(registry, recipe),
+            device=target,
+        )
+
+    def translate(self, texts: Sequence[str], batch_size: int = 256) -> list[str]:
+        """Detokenized outputs, in the order of `texts`."""
+        return [self.target_tokenizer.detokenize(tokens) for tokens in self.translate_tokens(texts, batch_size)]
+
+    def translate_tokens(self, texts: Sequence[str], batch_size: int = 256) -> list[list[str]]:
+        """Output tokens for each text; batches group texts of similar length."""
+        encoded = [
+            self.source_vocab.encode(self.source_tokenizer.tokenize(t)) or [self.source_vocab.unk_index] for t in texts
+        ]
+        outputs: list[list[str]] = [[] for _ in texts]
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            for group in by_length([len(e) for e in encoded], batch_size):
+                source, lengths = source_tensors([encoded[i] for i in group], self.source_vocab.pad_index)
+                memory = self.model.encode(source.to(self.device), lengths)
+                hypotheses = self.decoding.decode(self.model, memory)
+                for index, tokens in zip(group, hypotheses.tokens, strict=True):
+                    outputs[index] = self.target_vocab.decode(tokens)
+        self.model.train(was_training)
+        return outputs

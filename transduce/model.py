@@ -1,0 +1,156 @@
+"""The sequence-to-sequence model: embeddings, a plugged-in encoder, an LSTM decoder with plugged-in attention.
+
+Training runs the decoder over the whole target prefix in one LSTM call and
+scores attention for all positions in one batched call (no input feeding, so
+no per-step loop). Decoding strategies use `start` and `step`, which run the
+same modules one position at a time, so both paths give the same logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from transduce.components import AttentionScorer, Encoder
+
+
+@dataclass
+class Memory:
+    """The encoded source batch, as decoding needs it.
+
+    states: (batch, src_len, key_size) encoder outputs.
+    prepared: the attention scorer's precomputed keys.
+    mask: (batch, src_len) bool, True on real (non-padding) tokens.
+    final: (h, c), each (layers, batch, key_size), the encoder's last states.
+    """
+
+    states: torch.Tensor
+    prepared: torch.Tensor
+    mask: torch.Tensor
+    final: tuple[torch.Tensor, torch.Tensor]
+
+    @property
+    def batch_size(self) -> int:
+        return self.states.size(0)
+
+    def select(self, index: torch.Tensor) -> Memory:
+        """Rows `index` of every tensor (to reorder or repeat sentences, e.g. for beams)."""
+        return Memory(
+            self.states.index_select(0, index),
+            self.prepared.index_select(0, index),
+            self.mask.index_select(0, index),
+            (self.final[0].index_select(1, index), self.final[1].index_select(1, index)),
+        )
+
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+class Seq2Seq(nn.Module):
+    """Encoder-decoder with attention and an output layer over [decoder state; context]."""
+
+    def __init__(
+        self,
+        *,
+        source_vocab_size: int,
+        target_vocab_size: int,
+        encoder: Encoder,
+        scorer: AttentionScorer,
+        embedding_dim: int,
+        hidden_size: int,
+        decoder_layers: int = 1,
+        dropout: float = 0.0,
+        pad_index: int = 0,
+        bos_index: int = 2,
+        eos_index: int = 3,
+    ) -> None:
+        super().__init__()
+        self.pad_index, self.bos_index, self.eos_index = pad_index, bos_index, eos_index
+        self.source_embedding = nn.Embedding(source_vocab_size, embedding_dim, padding_idx=pad_index)
+        self.target_embedding = nn.Embedding(target_vocab_size, embedding_dim, padding_idx=pad_index)
+        self.encoder = encoder
+        self.scorer = scorer
+        self.decoder_layers = decoder_layers
+        self.decoder = nn.LSTM(
+            embedding_dim,
+            hidden_size,
+            num_layers=decoder_layers,
+            batch_first=True,
+            dropout=dropout if decoder_layers > 1 else 0.0,
+        )
+        key_size = encoder.output_size
+        # Encoder final states start the decoder; a bridge maps them when sizes differ.
+        self.bridge = None if key_size == hidden_size else nn.Linear(key_size, hidden_size)
+        self.combine = nn.Linear(hidden_size + key_size, hidden_size)
+        self.output = nn.Linear(hidden_size, target_vocab_size)
+        self.dropout = nn.Dropout(dropout)
+
+    # --- encoding --------------------------------------------------------------
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> Memory:
+        """source (batch, src_len) indices, lengths (batch,) -> Memory."""
+        embedded = self.dropout(self.source_embedding(source))
+        states, final = self.encoder(embedded, lengths)
+        mask = source != self.pad_index
+        return Memory(states, self.scorer.prepare(states), mask, final)
+
+    def start(self, memory: Memory) -> State:
+        """The decoder's initial (h, c), each (decoder_layers, batch, hidden_size)."""
+        h, c = memory.final
+        return self._fit(h), self._fit(c)
+
+    def _fit(self, state: torch.Tensor) -> torch.Tensor:
+        layers = state.size(0)
+        if layers >= self.decoder_layers:
+            state = state[layers - self.decoder_layers :]
+        else:  # fewer encoder layers: the top one starts every extra decoder layer
+            extra = state[-1:].expand(self.decoder_layers - layers, -1, -1)
+            state = torch.cat([state, extra])
+        if self.bridge is not None:
+            state = torch.tanh(self.bridge(state))
+        return state.contiguous()
+
+    # --- decoding --------------------------------------------------------------
+
+    def attend(self, outputs: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention and output layer over all given decoder positions at once.
+
+        outputs (batch, tgt_len, hidden) -> logits (batch, tgt_len, vocab),
+        weights (batch, tgt_len, src_len). Padding positions get exactly zero weight.
+        """
+        scores = self.scorer.score(outputs, memory.prepared)
+        scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        context = torch.bmm(weights, memory.states)
+        attentional = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
+        return self.output(self.dropout(attentional)), weights
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing. target_in (batch, tgt_len) starts with `<s>` -> logits (batch, tgt_len, vocab)."""
+        memory = self.encode(source, lengths)
+        embedded = self.dropout(self.target_embedding(target_in))
+        outputs, _ = self.decoder(embedded, self.start(memory))
+        logits, _ = self.attend(outputs, memory)
+        return logits
+
+    def step(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
+        """One decoding step: tokens (batch,) -> logits (batch, vocab), new state, weights (batch, src_len)."""
+        embedded = self.dropout(self.target_embedding(tokens.unsqueeze(1)))
+        outputs, state = self.decoder(embedded, state)
+        logits, weights = self.attend(outputs, memory)
+        return logits.squeeze(1), state, weights.squeeze(1)
+
+
+def sequence_loss(
+    logits: torch.Tensor, target_out: torch.Tensor, pad_index: int, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy over the real (non-padding) target tokens."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),
+        target_out.reshape(-1),
+        ignore_index=pad_index,
+        label_smoothing=label_smoothing,
+    )

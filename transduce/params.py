@@ -1,0 +1,139 @@
+"""Parameter declarations: declared once, used by validation, `transduce plugins` and the docs.
+
+A component (or a core recipe section) lists its parameters as `Param` objects.
+`resolve_params` checks a mapping from a recipe against them and returns the
+complete set of values, defaults filled in.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()
+
+_TYPE_NAMES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+#: Called with (key, message) to report a problem; never returns.
+Fail = Callable[[str, str], NoReturn]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a component: its type, default, help text and limits."""
+
+    name: str
+    type: type
+    default: Any = REQUIRED
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPE_NAMES:
+            raise TypeError(f"Param {self.name!r}: type must be one of int, float, bool, str")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe_type(self) -> str:
+        """Human description of the accepted values, e.g. 'integer >= 1'."""
+        text = _TYPE_NAMES[self.type]
+        if self.choices is not None:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        bounds = []
+        if self.min is not None:
+            bounds.append(f">= {self.min}")
+        if self.max is not None:
+            bounds.append(f"<= {self.max}")
+        if bounds:
+            text += " " + " and ".join(bounds)
+        if self.nullable:
+            text += " or null"
+        return text
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not acceptable, or None when it is."""
+        if value is None:
+            return None if self.nullable else f"expected {self.describe_type()}, got null"
+        if not _has_type(value, self.type):
+            return f"expected {self.describe_type()}, got {type(value).__name__} {value!r}"
+        if self.choices is not None and value not in self.choices:
+            hint = _did_you_mean(str(value), [str(c) for c in self.choices])
+            return f"expected {self.describe_type()}, got {value!r}{hint}"
+        if self.min is not None and value < self.min:
+            return f"expected {self.describe_type()}, got {value!r} (too small)"
+        if self.max is not None and value > self.max:
+            return f"expected {self.describe_type()}, got {value!r} (too large)"
+        return None
+
+    def coerce(self, value: Any) -> Any:
+        """Widen an int to float for float parameters; leave everything else."""
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    if isinstance(value, bool):
+        return expected is bool
+    if expected is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f". Did you mean {close[0]!r}?" if close else ""
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """A '. Did you mean 'x'?' suffix, or '' when nothing is close."""
+    return _did_you_mean(word, candidates)
+
+
+def resolve_params(
+    params: Sequence[Param],
+    given: Mapping[str, Any],
+    *,
+    owner: str,
+    fail: Fail,
+) -> dict[str, Any]:
+    """Validate `given` against `params`; return every parameter's value.
+
+    `owner` names what the parameters belong to in messages ("encoder 'lstm'").
+    `fail(key, message)` raises the caller's error with its location.
+    """
+    known = {p.name: p for p in params}
+    for key in given:
+        if key not in known:
+            names = sorted(known)
+            listing = ", ".join(names) if names else "none"
+            fail(
+                str(key),
+                f"unknown key for {owner}{_did_you_mean(str(key), names)} (valid keys: {listing})",
+            )
+    resolved: dict[str, Any] = {}
+    for param in params:
+        if param.name not in given:
+            if param.required:
+                fail(param.name, f"missing required key for {owner}: {param.help or param.describe_type()}")
+            resolved[param.name] = param.default
+            continue
+        value = given[param.name]
+        problem = param.problem(value)
+        if problem:
+            fail(param.name, problem)
+        resolved[param.name] = param.coerce(value)
+    return resolved

@@ -1,0 +1,77 @@
+"""Assembly: from a resolved recipe and the registry to component instances and the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transduce.components import (
+    AttentionScorer,
+    Component,
+    DataSource,
+    DecodingStrategy,
+    Encoder,
+    Metric,
+    Tokenizer,
+)
+from transduce.errors import RecipeError
+from transduce.model import Seq2Seq
+from transduce.registry import Registry
+
+
+def build(registry: Registry, family: str, spec: dict[str, Any], key: str, **sizes: Any) -> Any:
+    """Construct the component `spec` names; its own complaints become recipe errors at `key`."""
+    info = registry.get(family, spec["name"])
+    if info is None:
+        raise RecipeError(registry.unknown_name_message(family, spec["name"]), key=f"{key}.name")
+    params = {k: v for k, v in spec.items() if k != "name"}
+    try:
+        return info.cls(**sizes, **params)
+    except (ValueError, TypeError) as exc:
+        raise RecipeError(f"{family} {spec['name']!r} rejected its settings: {exc}", key=key) from None
+
+
+def tokenizer(registry: Registry, recipe: dict[str, Any], side: str) -> Tokenizer:
+    return build(registry, "tokenizer", recipe[side]["tokenizer"], f"{side}.tokenizer")
+
+
+def data_source(registry: Registry, recipe: dict[str, Any]) -> DataSource:
+    return build(registry, "dataset", recipe["data"], "data")
+
+
+def decoding(registry: Registry, recipe: dict[str, Any]) -> DecodingStrategy:
+    return build(registry, "decoder", recipe["decoder"], "decoder")
+
+
+def metrics(registry: Registry, recipe: dict[str, Any]) -> list[Metric]:
+    return [
+        build(registry, "metric", spec, f"evaluate.metrics.{i}") for i, spec in enumerate(recipe["evaluate"]["metrics"])
+    ]
+
+
+def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+    """The Seq2Seq model with the recipe's encoder and attention scorer plugged in."""
+    settings = recipe["model"]
+    encoder: Encoder = build(
+        registry, "encoder", settings["encoder"], "model.encoder", input_size=settings["embedding_dim"]
+    )
+    scorer: AttentionScorer = build(
+        registry,
+        "attention",
+        settings["attention"],
+        "model.attention",
+        query_size=settings["hidden_size"],
+        key_size=encoder.output_size,
+    )
+    return Seq2Seq(
+        source_vocab_size=source_vocab_size,
+        target_vocab_size=target_vocab_size,
+        encoder=encoder,
+        scorer=scorer,
+        embedding_dim=settings["embedding_dim"],
+        hidden_size=settings["hidden_size"],
+        decoder_layers=settings["decoder_layers"],
+        dropout=settings["dropout"],
+    )
+
+
+__all__ = ["Component", "build", "data_source", "decoding", "metrics", "model", "tokenizer"]

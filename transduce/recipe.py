@@ -1,0 +1,330 @@
+"""Recipes: YAML files that name components and settings, validated completely before any work.
+
+A recipe is read with the line of every key remembered, `--set KEY=VALUE`
+overrides are applied, and then every section is checked against its declared
+parameters: unknown keys, unknown component names, wrong types and
+out-of-range values all raise `RecipeError` naming the file, line and key.
+The result is a plain nested dict with every default filled in.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from transduce.errors import RecipeError
+from transduce.params import Param, did_you_mean, resolve_params
+from transduce.registry import Registry
+
+Path_ = tuple[str, ...]
+
+# Core sections, declared like component parameters so validation and docs share them.
+SEED = Param("seed", int, 1, "seed of every random choice: reruns give the same result", min=0)
+
+VOCAB_PARAMS = (
+    Param("min_freq", int, 1, "drop tokens seen fewer times than this in the training split", min=1),
+    Param("max_size", int, 30000, "keep at most this many entries, specials included", min=5, nullable=True),
+)
+
+MODEL_PARAMS = (
+    Param("embedding_dim", int, 128, "size of the source and target token embeddings", min=1),
+    Param("hidden_size", int, 256, "size of the decoder LSTM state", min=1),
+    Param("decoder_layers", int, 1, "number of stacked decoder LSTM layers", min=1),
+    Param("dropout", float, 0.1, "dropout on embeddings and on the attentional layer", min=0.0, max=0.9),
+)
+
+TRAIN_PARAMS = (
+    Param("epochs", int, 10, "passes over the training split", min=1),
+    Param("batch_size", int, 64, "sentences per batch (batches are bucketed by length)", min=1),
+    Param("lr", float, 0.001, "Adam learning rate", min=0.0),
+    Param(
+        "clip_grad_norm", float, 5.0, "clip the gradient norm to this value (null: no clipping)", min=0.0, nullable=True
+    ),
+    Param("label_smoothing", float, 0.0, "label smoothing of the cross-entropy loss", min=0.0, max=0.99),
+    Param(
+        "patience",
+        int,
+        None,
+        "stop after this many validations without improvement (null: never)",
+        min=1,
+        nullable=True,
+    ),
+    Param(
+        "best_metric",
+        str,
+        None,
+        "validation metric that picks the best checkpoint (null: the first of evaluate.metrics)",
+        nullable=True,
+    ),
+    Param("device", str, "auto", "where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda")),
+    Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, nullable=True),
+    Param("valid_every", int, 1, "validate every this many epochs", min=1),
+)
+
+EVALUATE_PARAMS = (
+    Param("split", str, "test", "split the final report scores", choices=("train", "valid", "test")),
+    Param("examples", int, 10, "examples shown in the report table", min=0),
+    Param("batch_size", int, 256, "sentences per decoding batch", min=1),
+)
+
+SIDE_DEFAULT_TOKENIZER = "char"
+DEFAULTS = {
+    ("model", "encoder"): "lstm",
+    ("model", "attention"): "general",
+    ("decoder",): "greedy",
+}
+DEFAULT_METRICS = ["exact_match", "bleu", "chrf"]
+TOP_LEVEL = ("seed", "data", "source", "target", "model", "train", "decoder", "evaluate")
+
+
+@dataclass
+class _Located:
+    """The recipe's raw mapping with where each key came from."""
+
+    data: dict[str, Any]
+    source: str
+    lines: dict[Path_, int] = field(default_factory=dict)
+    overrides: dict[Path_, str] = field(default_factory=dict)
+
+    def fail(self, path: Path_, message: str) -> NoReturn:
+        key = ".".join(path)
+        for depth in range(len(path), -1, -1):
+            prefix = path[:depth]
+            if prefix in self.overrides:
+                raise RecipeError(message, key=key, source=f"--set {self.overrides[prefix]}")
+            if prefix in self.lines:
+                raise RecipeError(message, key=key, source=self.source, line=self.lines[prefix])
+        raise RecipeError(message, key=key, source=self.source)
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def _read_yaml(text: str, source: str) -> _Located:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"invalid YAML: {problem}", source=source, line=line) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"a recipe must be a mapping of sections, got {type(data).__name__}", source=source)
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return _Located(data=data, source=source, lines=lines)
+
+
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*path, str(key_node.value))
+            _index_lines(value_node, child, lines)
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*path, str(index)), lines)
+
+
+def apply_override(located: _Located, assignment: str) -> None:
+    """Apply one `KEY.PATH=VALUE` override; VALUE is read as YAML (3 -> int, null -> None)."""
+    if "=" not in assignment:
+        raise RecipeError(f"expected KEY=VALUE (e.g. train.epochs=3), got {assignment!r}", source="--set")
+    key, raw = assignment.split("=", 1)
+    path = tuple(part.strip() for part in key.strip().split("."))
+    if not all(path):
+        raise RecipeError(f"empty key in {assignment!r}", source="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node: Any = located.data
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if isinstance(child, str) and _is_component_path(path[: depth + 1]):
+            child = {"name": child}  # `model.encoder: lstm` then --set model.encoder.layers=2
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            raise RecipeError(
+                f"cannot set {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a mapping",
+                source=f"--set {assignment}",
+            )
+        node[part] = child
+        node = child
+    node[path[-1]] = value
+    located.overrides[path] = assignment
+
+
+def _is_component_path(path: Path_) -> bool:
+    return path in {
+        ("data",),
+        ("decoder",),
+        ("model", "encoder"),
+        ("model", "attention"),
+        ("source", "tokenizer"),
+        ("target", "tokenizer"),
+    }
+
+
+# --- validation --------------------------------------------------------------
+
+
+def _section(located: _Located, path: Path_) -> dict[str, Any]:
+    value: Any = located.data
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        located.fail(path, f"expected a mapping of keys, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _params(
+    located: _Located, path: Path_, params: Sequence[Param], given: Mapping[str, Any], owner: str
+) -> dict[str, Any]:
+    return resolve_params(params, given, owner=owner, fail=lambda key, msg: located.fail((*path, key), msg))
+
+
+def _component(located: _Located, registry: Registry, family: str, path: Path_, raw: Any) -> dict[str, Any]:
+    """Resolve `name` or `{name: ..., params...}` into `{name: ..., params...}`."""
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        located.fail(path, f"expected a {family} name or a mapping with 'name', got {raw!r}")
+    if "name" not in raw:
+        located.fail(path, f"missing 'name': which {family} to use (available: {', '.join(registry.names(family))})")
+    name = raw["name"]
+    info = registry.get(family, name) if isinstance(name, str) else None
+    if info is None:
+        located.fail((*path, "name"), registry.unknown_name_message(family, name))
+    given = {k: v for k, v in raw.items() if k != "name"}
+    resolved = _params(located, path, info.params, given, f"{family} {name!r}")
+    return {"name": name, **resolved}
+
+
+def _side(located: _Located, registry: Registry, side: str) -> dict[str, Any]:
+    raw = dict(_section(located, (side,)))
+    tokenizer = raw.pop("tokenizer", SIDE_DEFAULT_TOKENIZER)
+    resolved = _params(located, (side,), VOCAB_PARAMS, raw, f"section {side!r} (or its 'tokenizer')")
+    resolved["tokenizer"] = _component(located, registry, "tokenizer", (side, "tokenizer"), tokenizer)
+    return resolved
+
+
+def _model(located: _Located, registry: Registry) -> dict[str, Any]:
+    raw = dict(_section(located, ("model",)))
+    encoder = raw.pop("encoder", DEFAULTS[("model", "encoder")])
+    attention = raw.pop("attention", DEFAULTS[("model", "attention")])
+    resolved = _params(located, ("model",), MODEL_PARAMS, raw, "section 'model' (or 'encoder', 'attention')")
+    resolved["encoder"] = _component(located, registry, "encoder", ("model", "encoder"), encoder)
+    resolved["attention"] = _component(located, registry, "attention", ("model", "attention"), attention)
+    return resolved
+
+
+def _evaluate(located: _Located, registry: Registry) -> dict[str, Any]:
+    raw = dict(_section(located, ("evaluate",)))
+    metrics = raw.pop("metrics", DEFAULT_METRICS)
+    resolved = _params(located, ("evaluate",), EVALUATE_PARAMS, raw, "section 'evaluate' (or 'metrics')")
+    if not isinstance(metrics, list) or not metrics:
+        located.fail(("evaluate", "metrics"), f"expected a non-empty list of metric names, got {metrics!r}")
+    resolved["metrics"] = [
+        _component(located, registry, "metric", ("evaluate", "metrics", str(i)), m) for i, m in enumerate(metrics)
+    ]
+    return resolved
+
+
+def _validate(located: _Located, registry: Registry) -> dict[str, Any]:
+    for key in located.data:
+        if key not in TOP_LEVEL:
+            located.fail(
+                (str(key),),
+                f"unknown section{did_you_mean(str(key), TOP_LEVEL)} (valid sections: {', '.join(TOP_LEVEL)})",
+            )
+    if "data" not in located.data:
+        located.fail(
+            ("data",),
+            "missing required section: which data source to use, e.g. 'data: {name: dates}' "
+            f"(available: {', '.join(registry.names('dataset'))})",
+        )
+    seed = _params(located, (), (SEED,), {k: v for k, v in located.data.items() if k == "seed"}, "the recipe")
+    recipe: dict[str, Any] = {"seed": seed["seed"]}
+    recipe["data"] = _component(located, registry, "dataset", ("data",), located.data["data"])
+    recipe["source"] = _side(located, registry, "source")
+    recipe["target"] = _side(located, registry, "target")
+    recipe["model"] = _model(located, registry)
+    recipe["train"] = _params(located, ("train",), TRAIN_PARAMS, _section(located, ("train",)), "section 'train'")
+    recipe["decoder"] = _component(
+        located, registry, "decoder", ("decoder",), located.data.get("decoder", DEFAULTS[("decoder",)])
+    )
+    recipe["evaluate"] = _evaluate(located, registry)
+    _check_best_metric(located, recipe)
+    return recipe
+
+
+def _check_best_metric(located: _Located, recipe: dict[str, Any]) -> None:
+    names = [m["name"] for m in recipe["evaluate"]["metrics"]]
+    best = recipe["train"]["best_metric"]
+    if best is None:
+        recipe["train"]["best_metric"] = names[0]
+    elif best not in names:
+        located.fail(
+            ("train", "best_metric"),
+            f"{best!r} is not among evaluate.metrics{did_you_mean(best, names)} ({', '.join(names)})",
+        )
+
+
+# --- public entry points -----------------------------------------------------
+
+
+def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read, override and validate the recipe file at `path`; return the resolved recipe."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(
+            "recipe file not found; check the path (recipes live in recipes/)", source=str(path)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read the recipe: {exc}", source=str(path)) from None
+    return parse_recipe(text, registry, source=str(path), overrides=overrides)
+
+
+def parse_recipe(
+    text: str, registry: Registry, *, source: str = "<recipe>", overrides: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Validate recipe text; `source` names it in error messages."""
+    located = _read_yaml(text, source)
+    located.data = copy.deepcopy(located.data)
+    for assignment in overrides:
+        apply_override(located, assignment)
+    return _validate(located, registry)
+
+
+def dump_recipe(recipe: Mapping[str, Any]) -> str:
+    """The resolved recipe as YAML, keys in recipe order."""
+    return yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True)
+
+
+def recipe_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Keys whose values differ between two resolved recipes, as 'key: old -> new'."""
+    changes: list[str] = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.extend(recipe_differences(a, b, prefix=f"{name}."))
+        elif a != b:
+            changes.append(f"{name}: {a!r} -> {b!r}")
+    return changes

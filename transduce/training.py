@@ -1,0 +1,321 @@
+"""Training: seeded, resumable, validated each epoch, best checkpoint kept, early stopping."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from transduce import checkpoint, pipeline
+from transduce.batching import Batch, encode_examples, training_batches
+from transduce.components import Example, Metric
+from transduce.errors import RunError, TransduceError
+from transduce.evaluation import evaluate
+from transduce.inference import Translator, pick_device
+from transduce.model import sequence_loss
+from transduce.recipe import dump_recipe, recipe_differences
+from transduce.registry import Registry
+from transduce.report import Report
+from transduce.rundir import RunDir
+from transduce.vocab import Vocabulary
+
+LOG_EVERY = 20  # steps between reading the loss back from the device
+
+# Recipe keys that may change when a run is resumed: they do not alter what was trained so far.
+SAFE_TO_CHANGE = (
+    "train.epochs",
+    "train.patience",
+    "train.device",
+    "train.threads",
+    "train.valid_every",
+    "evaluate.",
+    "decoder.",
+)
+
+
+@dataclass
+class TrainingState:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 0
+    step: int = 0
+    best_score: float | None = None
+    best_epoch: int = 0
+    stale: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains the recipe's model in a run directory and writes the final report."""
+
+    def __init__(self, recipe: dict[str, Any], registry: Registry, run: RunDir, console: Console) -> None:
+        self.recipe = recipe
+        self.settings = recipe["train"]
+        self.registry = registry
+        self.run = run
+        self.console = console
+
+    # --- set-up ----------------------------------------------------------------
+
+    def _prepare(self, resume: bool) -> None:
+        if self.settings["threads"]:
+            torch.set_num_threads(self.settings["threads"])
+        seed_everything(self.recipe["seed"])
+        self.device = pick_device(self.settings["device"])
+        data = pipeline.data_source(self.registry, self.recipe)
+        self.source_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "source")
+        self.target_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "target")
+        train = list(data.split("train"))
+        self.valid = list(data.split("valid"))
+        self.test = list(data.split(self.recipe["evaluate"]["split"]))
+        if not train or not self.valid:
+            raise TransduceError("the data source gave an empty train or valid split; check the data settings")
+        self.source_vocab, self.target_vocab = self._vocabularies(train, resume)
+        self.train_pairs = encode_examples(
+            train, self.source_tokenizer, self.target_tokenizer, self.source_vocab, self.target_vocab
+        )
+        self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
+            self.device
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings["lr"])
+        self.metrics: list[Metric] = pipeline.metrics(self.registry, self.recipe)
+        self.translator = Translator(
+            self.model,
+            self.source_tokenizer,
+            self.target_tokenizer,
+            self.source_vocab,
+            self.target_vocab,
+            pipeline.decoding(self.registry, self.recipe),
+            self.device,
+        )
+        self.state = self._restore() if resume else TrainingState()
+        self.console.print(
+            f"[bold]data[/] train {len(train):,} · valid {len(self.valid):,} · "
+            f"{self.recipe['evaluate']['split']} {len(self.test):,} pairs   [bold]vocab[/] source "
+            f"{len(self.source_vocab)} · target {len(self.target_vocab)}   [bold]model[/] "
+            f"{sum(p.numel() for p in self.model.parameters()):,} parameters on {self.device}"
+        )
+
+    def _vocabularies(self, train: Sequence[Example], resume: bool) -> tuple[Vocabulary, Vocabulary]:
+        if resume:
+            return Vocabulary.load(self.run.source_vocab), Vocabulary.load(self.run.target_vocab)
+        vocabs = []
+        for side, tokenizer, texts in (
+            ("source", self.source_tokenizer, (e.source for e in train)),
+            ("target", self.target_tokenizer, (e.target for e in train)),
+        ):
+            settings = self.recipe[side]
+            vocab = Vocabulary.build((tokenizer.tokenize(t) for t in texts), settings["min_freq"], settings["max_size"])
+            vocab.save(self.run.source_vocab if side == "source" else self.run.target_vocab)
+            vocabs.append(vocab)
+        return vocabs[0], vocabs[1]
+
+    def _restore(self) -> TrainingState:
+        saved = checkpoint.load(self.run.last_checkpoint)
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        if torch.cuda.is_available() and saved["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+        state = TrainingState(**saved["progress"])
+        self.console.print(f"resuming after epoch {state.epoch} (step {state.step:,})")
+        return state
+
+    # --- the loop --------------------------------------------------------------
+
+    def train(self, resume: bool = False) -> Report:
+        """Train the remaining epochs, then score the best checkpoint on the evaluation split."""
+        self._prepare(resume)
+        epochs = self.settings["epochs"]
+        for epoch in range(self.state.epoch + 1, epochs + 1):
+            rng = random.Random(self.recipe["seed"] * 1_000_003 + epoch)
+            batches = training_batches(self.train_pairs, self.settings["batch_size"], rng, self.target_vocab)
+            loss, tokens, seconds = self._epoch(epoch, batches)
+            self.state.epoch, self.state.seconds = epoch, self.state.seconds + seconds
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "step": self.state.step,
+                "loss": round(loss, 5),
+                "tokens_per_second": round(tokens / seconds, 1),
+                "seconds": round(seconds, 2),
+            }
+            stop = False
+            if epoch % self.settings["valid_every"] == 0 or epoch == epochs:
+                stop = self._validate(epoch, record)
+            self.state.history.append(record)
+            self.run.log_metrics(record)
+            self._save_last()
+            self._print_epoch(record, epochs)
+            if stop:
+                self.console.print(f"early stopping: no improvement in {self.settings['patience']} validations")
+                break
+        return self._final_report()
+
+    def _epoch(self, epoch: int, batches: list[Batch]) -> tuple[float, int, float]:
+        self.model.train()
+        started = time.perf_counter()
+        total_loss = torch.zeros((), device=self.device)
+        tokens = 0
+        with _progress_bar(self.console) as bar:
+            task = bar.add_task("train", total=len(batches), epoch=epoch, loss=float("nan"), tps=0.0)
+            for index, batch in enumerate(batches, 1):
+                loss = self._step(batch.to(self.device))
+                total_loss += loss.detach() * batch.target_tokens
+                tokens += batch.target_tokens
+                if index % LOG_EVERY == 0 or index == len(batches):
+                    mean = total_loss.item() / tokens
+                    if not math.isfinite(mean):
+                        raise TransduceError(
+                            f"the loss became {mean} at step {self.state.step} (epoch {epoch}); "
+                            "lower train.lr or set train.clip_grad_norm. The last good checkpoint "
+                            f"is {self.run.last_checkpoint}"
+                        )
+                    bar.update(task, completed=index, loss=mean, tps=tokens / (time.perf_counter() - started))
+        return total_loss.item() / max(tokens, 1), tokens, time.perf_counter() - started
+
+    def _step(self, batch: Batch) -> torch.Tensor:
+        logits = self.model(batch.source, batch.lengths, batch.target_in)
+        loss = sequence_loss(logits, batch.target_out, self.target_vocab.pad_index, self.settings["label_smoothing"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings["clip_grad_norm"]:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings["clip_grad_norm"])
+        self.optimizer.step()
+        self.state.step += 1
+        return loss
+
+    def _validate(self, epoch: int, record: dict[str, Any]) -> bool:
+        """Score the valid split; keep the best checkpoint; True when patience has run out."""
+        report = evaluate(
+            self.translator,
+            self.valid,
+            self.metrics,
+            split="valid",
+            shown=0,
+            batch_size=self.recipe["evaluate"]["batch_size"],
+        )
+        record["valid"] = report.metrics()
+        name = self.settings["best_metric"]
+        metric = next(m for m in self.metrics if m.name == name)
+        score = report.metrics()[name]
+        best = self.state.best_score
+        improved = best is None or (score > best if metric.higher_is_better else score < best)
+        if improved:
+            self.state.best_score, self.state.best_epoch, self.state.stale = score, epoch, 0
+            checkpoint.save_atomic(
+                {"model": self.model.state_dict(), "epoch": epoch, "score": score}, self.run.best_checkpoint
+            )
+            record["best"] = True
+        else:
+            self.state.stale += 1
+        patience = self.settings["patience"]
+        return patience is not None and self.state.stale >= patience
+
+    def _save_last(self) -> None:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint.save_atomic(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": rng,
+                "progress": asdict(self.state),
+                "components": _provenance(self.recipe, self.registry),
+            },
+            self.run.last_checkpoint,
+        )
+
+    def _print_epoch(self, record: dict[str, Any], epochs: int) -> None:
+        valid = "  ".join(f"{k} {v:.2f}" for k, v in record.get("valid", {}).items())
+        best = " [green](best)[/]" if record.get("best") else ""
+        self.console.print(
+            f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  "
+            f"{record['tokens_per_second']:,.0f} tok/s  {record['seconds']:.1f} s"
+            + (f"  valid: {valid}{best}" if valid else "")
+        )
+
+    # --- the end ---------------------------------------------------------------
+
+    def _final_report(self) -> Report:
+        if self.run.best_checkpoint.exists():
+            self.model.load_state_dict(checkpoint.load(self.run.best_checkpoint)["model"])
+        settings = self.recipe["evaluate"]
+        report = evaluate(
+            self.translator,
+            self.test,
+            self.metrics,
+            split=settings["split"],
+            shown=settings["examples"],
+            batch_size=settings["batch_size"],
+        )
+        write_report(self.run, report, "report")
+        return report
+
+
+def write_report(run: RunDir, report: Report, name: str) -> None:
+    run.report(name, "json").write_text(report.to_json() + "\n", encoding="utf-8")
+    run.report(name, "md").write_text(report.to_markdown(), encoding="utf-8")
+
+
+def _provenance(recipe: dict[str, Any], registry: Registry) -> dict[str, str]:
+    """'family/name' -> 'distribution version' for every component the run uses."""
+    used = [
+        ("dataset", recipe["data"]),
+        ("tokenizer", recipe["source"]["tokenizer"]),
+        ("tokenizer", recipe["target"]["tokenizer"]),
+        ("encoder", recipe["model"]["encoder"]),
+        ("attention", recipe["model"]["attention"]),
+        ("decoder", recipe["decoder"]),
+    ]
+    used += [("metric", m) for m in recipe["evaluate"]["metrics"]]
+    out = {}
+    for family, spec in used:
+        info = registry.get(family, spec["name"])
+        if info is not None:
+            out[f"{family}/{spec['name']}"] = f"{info.provider.distribution} {info.provider.version}"
+    return out
+
+
+def _progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[tps]:,.0f} tok/s"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def start_run(recipe: dict[str, Any], run: RunDir) -> None:
+    """Write the resolved recipe into a new run directory."""
+    run.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+
+
+def check_resumable(saved: dict[str, Any], recipe: dict[str, Any]) -> None:
+    """Refuse to resume with a recipe that changes what was trained; list the changes."""
+    changes = [c for c in recipe_differences(saved, recipe) if not c.startswith(SAFE_TO_CHANGE)]
+    if changes:
+        raise RunError(
+            "the recipe differs from the one this run was started with:\n  "
+            + "\n  ".join(changes)
+            + "\nOnly these may change on resume: "
+            + ", ".join(SAFE_TO_CHANGE)
+        )
