@@ -40,10 +40,10 @@ def _cut_at_eos(steps: torch.Tensor, weights: torch.Tensor, eos: int, max_length
     """(batch, steps) tokens -> lists without '</s>'; attention rows kept for emitted tokens and '</s>'."""
     tokens, attention = [], []
     for row, rows_weights in zip(steps.tolist(), weights.cpu(), strict=True):
-        length = row.index(eos) if eos in row else len(row)
-        length = min(length, max_length)
+        ended = eos in row[: max_length + 1]
+        length = row.index(eos) if ended else max_length
         tokens.append(row[:length])
-        attention.append(rows_weights[: min(length + 1, len(row))])
+        attention.append(rows_weights[: length + 1 if ended else length])
     return Hypotheses(tokens=tokens, attention=attention)
 
 

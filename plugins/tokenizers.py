@@ -26,15 +26,21 @@ class CharTokenizer(Tokenizer):
         return "".join(tokens)
 
 
-# A word keeps inner apostrophes and hyphens (don't, l'homme, well-known);
-# every other non-space, non-word character is a token of its own.
-_WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
+# A word keeps inner apostrophes and hyphens (don't, l'homme, well-known) and
+# separators between digits (9:30, 3.5, 1,000, 12/05/2020); every other
+# non-space, non-word character is a token of its own.
+_WORD = re.compile(r"\w+(?:(?:['’-]|(?<=\d)[.,:/](?=\d))\w+)*|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,!?;:%)]}'’»")
 _NO_SPACE_AFTER = set("([{«¿¡")
 
 
 class WordTokenizer(Tokenizer):
-    """Splits on whitespace and punctuation; detokenizing re-attaches punctuation."""
+    """Splits on whitespace and punctuation; detokenizing re-attaches punctuation.
+
+    Round trips normalise spacing: one space between words, none before closing
+    punctuation or after opening brackets; straight double quotes are taken to
+    alternate opening and closing.
+    """
 
     name = "word"
     params = (_LOWERCASE,)
@@ -47,10 +53,16 @@ class WordTokenizer(Tokenizer):
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         pieces: list[str] = []
+        quoted = False  # inside a straight double quote
         for token in tokens:
-            if pieces and token not in _NO_SPACE_BEFORE and pieces[-1] not in _NO_SPACE_AFTER:
-                pieces.append(" ")
+            if pieces:
+                closes = token in _NO_SPACE_BEFORE or (token == '"' and quoted)
+                opens = pieces[-1] in _NO_SPACE_AFTER or (pieces[-1] == '"' and quoted)
+                if not closes and not opens:
+                    pieces.append(" ")
             pieces.append(token)
+            if token == '"':
+                quoted = not quoted
         return "".join(pieces)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from transduce import __version__, pipeline
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TransduceError as exc:
         if args.debug:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("\ninterrupted.")
@@ -117,7 +118,7 @@ def _describe_params(params: Sequence[Param]) -> str:
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     recipe = load_recipe(args.recipe, registry, args.set)
     print(dump_recipe(recipe), end="")
-    err.print(f"[green]{args.recipe}: valid[/]")
+    err.print(f"[green]{escape(str(args.recipe))}: valid[/]")
     return 0
 
 

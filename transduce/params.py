@@ -8,6 +8,7 @@ complete set of values, defaults filled in.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -69,6 +70,8 @@ class Param:
             return None if self.nullable else f"expected {self.describe_type()}, got null"
         if not _has_type(value, self.type):
             return f"expected {self.describe_type()}, got {type(value).__name__} {value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"expected {self.describe_type()}, got {value!r} (not a finite number)"
         if self.choices is not None and value not in self.choices:
             hint = _did_you_mean(str(value), [str(c) for c in self.choices])
             return f"expected {self.describe_type()}, got {value!r}{hint}"

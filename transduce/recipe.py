@@ -10,6 +10,7 @@ The result is a plain nested dict with every default filled in.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,17 @@ from transduce.params import Param, did_you_mean, resolve_params
 from transduce.registry import Registry
 
 Path_ = tuple[str, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` as a number (as YAML 1.2 does), not as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 # Core sections, declared like component parameters so validation and docs share them.
 SEED = Param("seed", int, 1, "seed of every random choice: reruns give the same result", min=0)
@@ -93,6 +105,10 @@ class _Located:
 
     def fail(self, path: Path_, message: str) -> NoReturn:
         key = ".".join(path)
+        if path not in self.lines:  # not in the file: blame an override that created it
+            for assigned, assignment in self.overrides.items():
+                if assigned[: len(path)] == path:
+                    raise RecipeError(message, key=key, source=f"--set {assignment}")
         for depth in range(len(path), -1, -1):
             prefix = path[:depth]
             if prefix in self.overrides:
@@ -107,8 +123,8 @@ class _Located:
 
 def _read_yaml(text: str, source: str) -> _Located:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -120,20 +136,31 @@ def _read_yaml(text: str, source: str) -> _Located:
         raise RecipeError(f"a recipe must be a mapping of sections, got {type(data).__name__}", source=source)
     lines: dict[Path_, int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        _index_lines(node, (), lines, source)
     return _Located(data=data, source=source, lines=lines)
 
 
-def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:
+    """Record the line of every key; a key given twice in one mapping is an error (YAML keeps the last)."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key_node, value_node in node.value:
             child = (*path, str(key_node.value))
-            _index_lines(value_node, child, lines)
-            lines[child] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if child[-1] in seen:
+                raise RecipeError(
+                    f"key given twice (first on line {lines[child]}); keep one",
+                    key=".".join(child),
+                    source=source,
+                    line=line,
+                )
+            seen.add(child[-1])
+            _index_lines(value_node, child, lines, source)
+            lines[child] = line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index_lines(item, (*path, str(index)), lines)
+            _index_lines(item, (*path, str(index)), lines, source)
 
 
 def apply_override(located: _Located, assignment: str) -> None:
@@ -145,7 +172,7 @@ def apply_override(located: _Located, assignment: str) -> None:
     if not all(path):
         raise RecipeError(f"empty key in {assignment!r}", source="--set")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     node: Any = located.data

@@ -99,7 +99,8 @@ def _component_info(cls: object, provider: Provider) -> ComponentInfo:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise PluginError(f"{provider}: {cls.__qualname__} must set a non-empty string `name`")
-    if not all(isinstance(p, Param) for p in cls.params):
+    params = getattr(cls, "params", ())
+    if not isinstance(params, (tuple, list)) or not all(isinstance(p, Param) for p in params):
         raise PluginError(f"{provider}: {cls.__qualname__}.params must hold only transduce.api.Param objects")
     return ComponentInfo(family=family, name=name, cls=cls, provider=provider)
 
@@ -117,10 +118,20 @@ def _load_entry_points(manager: pluggy.PluginManager) -> dict[str, Provider]:
             plugin = entry_point.load()
         except Exception as exc:  # any failure inside third-party code
             raise PluginError(f"plugin {provider} failed to import: {type(exc).__name__}: {exc}") from exc
-        key = f"{provider.distribution}:{entry_point.name}"
-        manager.register(plugin, name=key)
-        providers[key] = provider
+        _register(manager, plugin, provider, providers)
     return providers
+
+
+def _register(
+    manager: pluggy.PluginManager, plugin: object, provider: Provider, providers: dict[str, Provider]
+) -> None:
+    """Register one plugin object; a malformed hook or a repeated module is a PluginError."""
+    key = f"{provider.distribution}:{provider.entry_point}"
+    try:
+        manager.register(plugin, name=key)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(f"plugin {provider} cannot be registered: {exc}") from None
+    providers[key] = provider
 
 
 def discover(extra: Iterable[tuple[object, Provider]] = ()) -> Registry:
@@ -132,9 +143,13 @@ def discover(extra: Iterable[tuple[object, Provider]] = ()) -> Registry:
     manager.add_hookspecs(hookspecs)
     providers = _load_entry_points(manager)
     for plugin, provider in extra:
-        key = f"{provider.distribution}:{provider.entry_point}"
-        manager.register(plugin, name=key)
-        providers[key] = provider
+        _register(manager, plugin, provider, providers)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"a plugin implements a hook that does not exist: {exc} (known hooks: transduce_components)"
+        ) from None
     registry = Registry()
     for impl in manager.hook.transduce_components.get_hookimpls():
         provider = providers[impl.plugin_name]
@@ -142,6 +157,12 @@ def discover(extra: Iterable[tuple[object, Provider]] = ()) -> Registry:
             classes = impl.function()
         except Exception as exc:
             raise PluginError(f"plugin {provider} raised in transduce_components: {exc}") from exc
-        for cls in classes or ():
+        if classes is None:
+            classes = ()
+        if not isinstance(classes, (list, tuple)):
+            raise PluginError(
+                f"{provider}: transduce_components must return a list of component classes, got {classes!r}"
+            )
+        for cls in classes:
             registry.add(cls, provider)
     return registry

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,7 +61,16 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """Trains the recipe's model in a run directory and writes the final report."""
 
-    def __init__(self, recipe: dict[str, Any], registry: Registry, run: RunDir, console: Console) -> None:
+    def __init__(
+        self,
+        recipe: dict[str, Any],
+        registry: Registry,
+        run: RunDir,
+        console: Console,
+        on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
+    ) -> None:
+        """`on_epoch(trainer, record)` is called after each epoch's record is logged (e.g. by benchmarks)."""
+        self.on_epoch = on_epoch
         self.recipe = recipe
         self.settings = recipe["train"]
         self.registry = registry
@@ -159,6 +168,8 @@ class Trainer:
             self.run.log_metrics(record)
             self._save_last()
             self._print_epoch(record, epochs)
+            if self.on_epoch is not None:
+                self.on_epoch(self, record)
             if stop:
                 self.console.print(f"early stopping: no improvement in {self.settings['patience']} validations")
                 break

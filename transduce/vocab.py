@@ -26,7 +26,8 @@ class Vocabulary:
     def build(cls, sequences: Iterable[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> Vocabulary:
         """Count tokens; keep those seen `min_freq` times, most frequent first, ties by token."""
         counts = Counter(token for sequence in sequences for token in sequence)
-        ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        kept = (t for t, n in counts.items() if n >= min_freq and t not in SPECIALS)
+        ranked = sorted(kept, key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
         return cls(ranked)
@@ -56,6 +57,10 @@ class Vocabulary:
             tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RunError(f"{path}: not a readable vocabulary file ({exc})") from None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise RunError(f"{path}: not a readable vocabulary file ('tokens' is not a list of strings)")
+        if len(set(tokens)) != len(tokens):
+            raise RunError(f"{path}: vocabulary lists a token more than once")
         if list(tokens[: len(SPECIALS)]) != list(SPECIALS):
             raise RunError(f"{path}: vocabulary does not start with the specials {SPECIALS}")
         return cls(tokens[len(SPECIALS) :])

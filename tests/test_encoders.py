@@ -1,0 +1,187 @@
+"""Tests of the built-in LSTM encoder: shapes, padding invariance, direction joining, residual layers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+from transduce_builtins.encoders import LSTMEncoder
+
+from transduce.api import EncoderOutput
+
+INPUT, HIDDEN = 5, 6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny tensors: extra intra-op threads only add overhead, a lot of it on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def encoder(**params: object) -> LSTMEncoder:
+    torch.manual_seed(0)
+    return LSTMEncoder(input_size=INPUT, **{"hidden_size": HIDDEN, **params}).eval()
+
+
+def inputs(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random embeddings (batch, longest, INPUT); padding positions hold large junk values."""
+    generator = torch.Generator().manual_seed(1)
+    embedded = torch.randn(len(lengths), max(lengths), INPUT, generator=generator)
+    for row, length in enumerate(lengths):
+        embedded[row, length:] = 1000.0
+    return embedded, torch.tensor(lengths)
+
+
+CONFIGS = {
+    "uni": {"bidirectional": False},
+    "bi": {"bidirectional": True},
+    "stacked": {"bidirectional": True, "layers": 3},
+    "stacked-uni": {"bidirectional": False, "layers": 2},
+    "residual": {"bidirectional": True, "layers": 3, "residual": True},
+    "residual-uni": {"bidirectional": False, "layers": 2, "residual": True},
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_encoder_output_shapes_and_declared_sizes(name: str) -> None:
+    params = CONFIGS[name]
+    enc = encoder(**params)
+    embedded, lengths = inputs([4, 2, 3])
+    out = enc(embedded, lengths)
+    layers = params.get("layers", 1)
+    assert isinstance(out, EncoderOutput)
+    assert enc.output_size == HIDDEN and enc.layers == layers
+    assert out.states.shape == (3, 4, HIDDEN)
+    h, c = out.final
+    assert h.shape == (layers, 3, HIDDEN)
+    assert c.shape == (layers, 3, HIDDEN)
+
+
+def test_encoder_states_keep_the_source_length_when_every_sequence_is_shorter() -> None:
+    # The batch is padded to 6 but the longest sequence has 3 tokens: states must still cover 6 positions.
+    enc = encoder(bidirectional=True)
+    embedded, _ = inputs([6, 6])
+    out = enc(embedded, torch.tensor([3, 2]))
+    assert out.states.shape == (2, 6, HIDDEN)
+
+
+def test_bidirectional_encoder_with_odd_hidden_size_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="even"):
+        LSTMEncoder(input_size=INPUT, hidden_size=7, bidirectional=True)
+
+
+def test_unidirectional_encoder_accepts_odd_hidden_size() -> None:
+    enc = LSTMEncoder(input_size=INPUT, hidden_size=7, bidirectional=False)
+    embedded, lengths = inputs([2])
+    assert enc(embedded, lengths).states.shape == (1, 2, 7)
+
+
+@pytest.mark.parametrize("name", ["uni", "bi", "stacked", "residual", "residual-uni"])
+def test_encoder_output_of_a_sequence_does_not_depend_on_padding_next_to_a_longer_one(name: str) -> None:
+    enc = encoder(**CONFIGS[name])
+    embedded, lengths = inputs([3, 7])
+    short = embedded[:1, :3]
+    with torch.no_grad():
+        alone = enc(short, torch.tensor([3]))
+        batched = enc(embedded, lengths)
+    torch.testing.assert_close(batched.states[0, :3], alone.states[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(batched.final[0][:, 0], alone.final[0][:, 0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(batched.final[1][:, 0], alone.final[1][:, 0], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["uni", "bi", "stacked", "residual"])
+def test_encoder_padding_positions_of_states_are_zero(name: str) -> None:
+    # The documented contract allows anything there, but packing gives zeros: junk input must not leak.
+    enc = encoder(**CONFIGS[name])
+    embedded, lengths = inputs([2, 5])
+    with torch.no_grad():
+        states = enc(embedded, lengths).states
+    assert torch.equal(states[0, 2:], torch.zeros(3, HIDDEN))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_bidirectional_final_h_is_forward_at_last_real_token_and_backward_at_first(layers: int) -> None:
+    enc = encoder(bidirectional=True, layers=layers)
+    lengths_list = [4, 2, 6]
+    embedded, lengths = inputs(lengths_list)
+    with torch.no_grad():
+        out = enc(embedded, lengths)
+    half = HIDDEN // 2
+    top = out.final[0][-1]
+    for row, length in enumerate(lengths_list):
+        forward_last = out.states[row, length - 1, :half]
+        backward_first = out.states[row, 0, half:]
+        torch.testing.assert_close(top[row], torch.cat([forward_last, backward_first]), atol=1e-6, rtol=0)
+
+
+def test_unidirectional_final_h_is_the_state_at_the_last_real_token() -> None:
+    enc = encoder(bidirectional=False)
+    lengths_list = [3, 5]
+    embedded, lengths = inputs(lengths_list)
+    with torch.no_grad():
+        out = enc(embedded, lengths)
+    for row, length in enumerate(lengths_list):
+        torch.testing.assert_close(out.final[0][0, row], out.states[row, length - 1], atol=1e-6, rtol=0)
+
+
+def test_residual_encoder_has_one_lstm_per_layer_with_the_right_input_sizes() -> None:
+    enc = encoder(bidirectional=True, layers=3, residual=True)
+    assert isinstance(enc.rnns, nn.ModuleList) and len(enc.rnns) == 3
+    assert [rnn.input_size for rnn in enc.rnns] == [INPUT, HIDDEN, HIDDEN]
+    assert all(rnn.hidden_size == HIDDEN // 2 and rnn.bidirectional and rnn.num_layers == 1 for rnn in enc.rnns)
+    assert not hasattr(enc, "rnn")
+
+
+def test_residual_with_one_layer_is_a_plain_lstm() -> None:
+    enc = encoder(bidirectional=True, layers=1, residual=True)
+    assert not enc.residual
+    assert isinstance(enc.rnn, nn.LSTM)
+
+
+def _copy_residual_into_stacked(residual: LSTMEncoder, stacked: LSTMEncoder) -> None:
+    """Give `stacked` (one multi-layer nn.LSTM) the weights of `residual` (one nn.LSTM per layer)."""
+    with torch.no_grad():
+        for layer, rnn in enumerate(residual.rnns):
+            for name, value in rnn.named_parameters():  # e.g. weight_ih_l0, weight_hh_l0_reverse
+                getattr(stacked.rnn, name.replace("_l0", f"_l{layer}")).copy_(value)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_residual_encoder_adds_each_layer_input_to_its_output(bidirectional: bool) -> None:
+    residual = encoder(bidirectional=bidirectional, layers=2, residual=True)
+    stacked = encoder(bidirectional=bidirectional, layers=2, residual=False)
+    _copy_residual_into_stacked(residual, stacked)
+    one_layer = encoder(bidirectional=bidirectional, layers=1)
+    with torch.no_grad():
+        for name, value in residual.rnns[0].named_parameters():
+            getattr(one_layer.rnn, name).copy_(value)
+    lengths_list = [5, 3]
+    embedded, lengths = inputs(lengths_list)
+    with torch.no_grad():
+        res, plain, first = residual(embedded, lengths), stacked(embedded, lengths), one_layer(embedded, lengths)
+    for row, length in enumerate(lengths_list):
+        # top output = second LSTM's output + its input (the first layer's output)
+        expected = plain.states[row, :length] + first.states[row, :length]
+        torch.testing.assert_close(res.states[row, :length], expected, atol=1e-6, rtol=0)
+    # The final states are the LSTMs' own, with no residual added.
+    torch.testing.assert_close(res.final[0], plain.final[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.final[1], plain.final[1], atol=1e-6, rtol=0)
+
+
+def test_residual_encoder_with_a_zeroed_top_lstm_passes_the_lower_output_through() -> None:
+    # An LSTM with all-zero weights and biases outputs exactly 0 (o * tanh(c) with c = 0.5*0 + 0.5*tanh(0)).
+    residual = encoder(bidirectional=True, layers=2, residual=True)
+    with torch.no_grad():
+        for value in residual.rnns[1].parameters():
+            value.zero_()
+    embedded, lengths = inputs([4, 4])
+    with torch.no_grad():
+        out = residual(embedded, lengths)
+        lower, _ = residual.rnns[0](embedded)
+    torch.testing.assert_close(out.states, lower, atol=1e-6, rtol=0)
+    assert torch.equal(out.final[0][1], torch.zeros(2, HIDDEN))

@@ -1,0 +1,177 @@
+"""Tests of greedy decoding: stopping at `</s>` and at max_length, batching, finished sentences."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from transduce_builtins.attention import GeneralScorer
+from transduce_builtins.decoders import GreedyDecoding
+from transduce_builtins.encoders import LSTMEncoder
+
+from transduce.model import Memory, Seq2Seq
+
+VOCAB, EMB, HIDDEN = 10, 4, 6
+PAD, BOS, EOS, OTHER = 0, 2, 3, 7
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny tensors: extra intra-op threads only add overhead, a lot of it on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    encoder = LSTMEncoder(input_size=EMB, hidden_size=HIDDEN, bidirectional=True)
+    return Seq2Seq(
+        source_vocab_size=VOCAB,
+        target_vocab_size=VOCAB,
+        encoder=encoder,
+        scorer=GeneralScorer(query_size=HIDDEN, key_size=HIDDEN),
+        embedding_dim=EMB,
+        hidden_size=HIDDEN,
+    ).eval()
+
+
+def favour(model: Seq2Seq, token: int) -> None:
+    """Make `token` win every step, whatever the input."""
+    with torch.no_grad():
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+        model.output.bias[token] = 5.0
+
+
+def encode(model: Seq2Seq, lengths: list[int]) -> Memory:
+    generator = torch.Generator().manual_seed(3)
+    source = torch.full((len(lengths), max(lengths)), PAD)
+    for row, length in enumerate(lengths):
+        source[row, :length] = torch.randint(4, VOCAB, (length,), generator=generator)
+    with torch.no_grad():
+        return model.encode(source, torch.tensor(lengths))
+
+
+class StepRecorder:
+    """Wraps `model.step`: counts calls, records the fed tokens, optionally rewrites the logits."""
+
+    def __init__(self, model: Seq2Seq, rewrite=None) -> None:  # type: ignore[no-untyped-def]
+        self.step = model.step
+        self.rewrite = rewrite
+        self.fed: list[list[int]] = []
+        model.step = self  # type: ignore[method-assign]
+
+    def __call__(self, tokens, state, memory):  # type: ignore[no-untyped-def]
+        self.fed.append(tokens.tolist())
+        logits, state, weights = self.step(tokens, state, memory)
+        if self.rewrite is not None:
+            logits = self.rewrite(len(self.fed) - 1, logits.clone())
+        return logits, state, weights
+
+    @property
+    def calls(self) -> int:
+        return len(self.fed)
+
+
+def test_greedy_stops_at_once_when_eos_wins_the_first_step() -> None:
+    model = build()
+    favour(model, EOS)
+    recorder = StepRecorder(model)
+    out = GreedyDecoding(max_length=20).decode(model, encode(model, [3, 5]))
+    assert out.tokens == [[], []]
+    assert recorder.calls == 1
+    assert recorder.fed == [[BOS, BOS]]
+    assert [a.shape for a in out.attention] == [(1, 5), (1, 5)]
+
+
+@pytest.mark.parametrize("max_length", [1, 4])
+def test_greedy_stops_at_exactly_max_length_tokens_without_eos(max_length: int) -> None:
+    model = build()
+    favour(model, OTHER)
+    recorder = StepRecorder(model)
+    out = GreedyDecoding(max_length=max_length).decode(model, encode(model, [3, 5, 1]))
+    assert out.tokens == [[OTHER] * max_length] * 3
+    assert recorder.calls <= max_length + 1
+    # Cut at max_length without '</s>': one attention row per emitted token, no more.
+    assert [a.shape[0] for a in out.attention] == [max_length] * 3
+
+
+def test_greedy_returns_one_hypothesis_per_input_sentence() -> None:
+    model = build()
+    lengths = [4, 1, 6, 2, 3]
+    out = GreedyDecoding(max_length=7).decode(model, encode(model, lengths))
+    assert len(out.tokens) == len(lengths)
+    assert len(out.attention) == len(lengths)
+    for tokens, attention in zip(out.tokens, out.attention, strict=True):
+        assert len(tokens) <= 7
+        assert EOS not in tokens
+        assert attention.shape[1] == 6
+
+
+def sharpen(model: Seq2Seq) -> Seq2Seq:
+    """Scale every weight so an untrained model's outputs depend on the source (and sometimes end)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_greedy_batched_gives_the_same_outputs_as_one_sentence_at_a_time(seed: int) -> None:
+    model = sharpen(build(seed))
+    memory = encode(model, [4, 1, 6, 2])
+    decoder = GreedyDecoding(max_length=8)
+    batched = decoder.decode(model, memory)
+    assert len({tuple(t) for t in batched.tokens}) > 1  # the sentences really are decoded differently
+    for row in range(4):
+        alone = decoder.decode(model, memory.select(torch.tensor([row])))
+        assert alone.tokens[0] == batched.tokens[row]
+
+
+def test_greedy_feeds_each_prediction_back_as_the_next_input() -> None:
+    model = build(1)
+    recorder = StepRecorder(model)
+    out = GreedyDecoding(max_length=5).decode(model, encode(model, [3, 2]))
+    assert recorder.fed[0] == [BOS, BOS]
+    for row, tokens in enumerate(out.tokens):
+        assert [fed[row] for fed in recorder.fed[1 : len(tokens) + 1]] == tokens
+
+
+def test_greedy_does_not_extend_sentences_that_finished_while_others_continue() -> None:
+    model = build()
+    finish_at = {0: 2, 1: 4, 2: 0}  # row -> step at which '</s>' wins
+
+    def rewrite(step: int, logits: torch.Tensor) -> torch.Tensor:
+        logits[:] = 0.0
+        logits[:, OTHER] = 1.0  # after finishing, the model would go on with OTHER
+        for row, at in finish_at.items():
+            if step == at:
+                logits[row, EOS] = 10.0
+        return logits
+
+    recorder = StepRecorder(model, rewrite)
+    out = GreedyDecoding(max_length=10).decode(model, encode(model, [3, 2, 4]))
+    assert out.tokens == [[OTHER] * 2, [OTHER] * 4, []]
+    # It stops as soon as every sentence has finished, well before max_length.
+    assert recorder.calls == 5
+    # Finished sentences are fed '</s>' from then on, not their own continuation.
+    assert [fed[0] for fed in recorder.fed] == [BOS, OTHER, OTHER, EOS, EOS]
+    assert [fed[2] for fed in recorder.fed] == [BOS, EOS, EOS, EOS, EOS]
+    # One attention row per emitted token plus the one for '</s>'.
+    assert [a.shape[0] for a in out.attention] == [3, 5, 1]
+
+
+def test_greedy_attention_rows_are_distributions_over_the_real_source() -> None:
+    model = build(2)
+    out = GreedyDecoding(max_length=4).decode(model, encode(model, [2, 5]))
+    short = out.attention[0]
+    torch.testing.assert_close(short.sum(-1), torch.ones(short.size(0)))
+    assert torch.all(short[:, 2:] == 0.0)
+
+
+def test_greedy_default_max_length_is_100_and_is_kept() -> None:
+    assert GreedyDecoding().max_length == 100
+    assert GreedyDecoding(max_length=3).max_length == 3

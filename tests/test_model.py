@@ -1,0 +1,271 @@
+"""Tests of the Seq2Seq model: teacher forcing vs step-by-step decoding, Memory, loss and gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from transduce_builtins.attention import AdditiveScorer, DotScorer, GeneralScorer
+from transduce_builtins.encoders import LSTMEncoder
+
+from transduce.model import Memory, Seq2Seq, sequence_loss
+
+SCORERS = {"dot": DotScorer, "general": GeneralScorer, "additive": AdditiveScorer}
+SRC_VOCAB, TGT_VOCAB, EMB = 13, 11, 5
+PAD, BOS, EOS = 0, 2, 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny tensors: extra intra-op threads only add overhead, a lot of it on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(
+    scorer: str = "general",
+    *,
+    bidirectional: bool = True,
+    encoder_layers: int = 1,
+    decoder_layers: int = 1,
+    encoder_hidden: int = 8,
+    decoder_hidden: int = 8,
+    dropout: float = 0.0,
+    residual: bool = False,
+) -> Seq2Seq:
+    torch.manual_seed(0)
+    encoder = LSTMEncoder(
+        input_size=EMB,
+        hidden_size=encoder_hidden,
+        layers=encoder_layers,
+        bidirectional=bidirectional,
+        residual=residual,
+    )
+    return Seq2Seq(
+        source_vocab_size=SRC_VOCAB,
+        target_vocab_size=TGT_VOCAB,
+        encoder=encoder,
+        scorer=SCORERS[scorer](query_size=decoder_hidden, key_size=encoder_hidden),
+        embedding_dim=EMB,
+        hidden_size=decoder_hidden,
+        decoder_layers=decoder_layers,
+        dropout=dropout,
+    )
+
+
+def source_batch(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(5)
+    source = torch.full((len(lengths), max(lengths)), PAD)
+    for row, length in enumerate(lengths):
+        source[row, :length] = torch.randint(4, SRC_VOCAB, (length,), generator=generator)
+    return source, torch.tensor(lengths)
+
+
+def target_prefix(batch: int, length: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(6)
+    target = torch.randint(4, TGT_VOCAB, (batch, length), generator=generator)
+    target[:, 0] = BOS
+    return target
+
+
+CONFIGS = (
+    [
+        pytest.param(
+            {"scorer": s, "bidirectional": bi, "decoder_layers": dl}, id=f"{s}-{'bi' if bi else 'uni'}-dec{dl}"
+        )
+        for s in SCORERS
+        for bi in (False, True)
+        for dl in (1, 2)
+    ]
+    + [
+        pytest.param({"scorer": s, "bidirectional": bi, "decoder_hidden": 6}, id=f"{s}-{'bi' if bi else 'uni'}-bridge")
+        for s in ("general", "additive")
+        for bi in (False, True)
+    ]
+    + [
+        pytest.param({"scorer": "general", "encoder_layers": 2, "decoder_layers": 1}, id="enc2-dec1"),
+        pytest.param({"scorer": "additive", "encoder_layers": 1, "decoder_layers": 3}, id="enc1-dec3"),
+        pytest.param(
+            {"scorer": "dot", "encoder_layers": 3, "decoder_layers": 2, "residual": True}, id="residual3-dec2"
+        ),
+        pytest.param(
+            {"scorer": "general", "encoder_layers": 2, "decoder_layers": 2, "decoder_hidden": 10}, id="bridge-2x2"
+        ),
+    ]
+)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_teacher_forced_forward_equals_step_by_step_decoding(config: dict) -> None:
+    model = build(**config, dropout=0.3).eval()  # dropout must be off in eval mode
+    source, lengths = source_batch([5, 2, 4])
+    target_in = target_prefix(3, 4)
+    with torch.no_grad():
+        parallel = model(source, lengths, target_in)
+        memory = model.encode(source, lengths)
+        state = model.start(memory)
+        stepped = []
+        for t in range(target_in.size(1)):
+            logits, state, weights = model.step(target_in[:, t], state, memory)
+            stepped.append(logits)
+            assert weights.shape == (3, 5)
+    assert parallel.shape == (3, 4, TGT_VOCAB)
+    torch.testing.assert_close(torch.stack(stepped, dim=1), parallel, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_start_gives_one_state_per_decoder_layer_of_the_decoder_size(config: dict) -> None:
+    model = build(**config)
+    source, lengths = source_batch([3, 1])
+    h, c = model.start(model.encode(source, lengths))
+    layers, hidden = config.get("decoder_layers", 1), config.get("decoder_hidden", 8)
+    assert h.shape == c.shape == (layers, 2, hidden)
+
+
+def test_start_uses_the_top_encoder_layers_when_the_decoder_has_fewer() -> None:
+    model = build(encoder_layers=3, decoder_layers=2)
+    source, lengths = source_batch([3, 1])
+    memory = model.encode(source, lengths)
+    h, c = model.start(memory)
+    assert torch.equal(h, memory.final[0][1:])
+    assert torch.equal(c, memory.final[1][1:])
+
+
+def test_start_repeats_the_top_encoder_layer_for_extra_decoder_layers() -> None:
+    model = build(encoder_layers=2, decoder_layers=4)
+    source, lengths = source_batch([3, 1])
+    memory = model.encode(source, lengths)
+    h, _ = model.start(memory)
+    assert torch.equal(h[:2], memory.final[0])
+    assert torch.equal(h[2], memory.final[0][1]) and torch.equal(h[3], memory.final[0][1])
+
+
+def test_bridge_exists_only_when_encoder_and_decoder_sizes_differ() -> None:
+    assert build(encoder_hidden=8, decoder_hidden=8).bridge is None
+    bridged = build(encoder_hidden=8, decoder_hidden=6)
+    assert bridged.bridge is not None
+    assert (bridged.bridge.in_features, bridged.bridge.out_features) == (8, 6)
+
+
+def test_encode_masks_exactly_the_padding_positions() -> None:
+    model = build()
+    source, lengths = source_batch([4, 1, 3])
+    memory = model.encode(source, lengths)
+    expected = torch.arange(4).unsqueeze(0) < lengths.unsqueeze(1)
+    assert torch.equal(memory.mask, expected)
+    assert memory.batch_size == 3
+
+
+def test_memory_select_reorders_and_repeats_every_tensor_row() -> None:
+    model = build(scorer="additive", encoder_layers=2)
+    source, lengths = source_batch([4, 1, 3])
+    with torch.no_grad():
+        memory = model.encode(source, lengths)
+    index = torch.tensor([2, 0, 0, 1])
+    picked = memory.select(index)
+    assert picked.batch_size == 4
+    assert torch.equal(picked.states, memory.states[index])
+    assert torch.equal(picked.prepared, memory.prepared[index])
+    assert torch.equal(picked.mask, memory.mask[index])
+    assert torch.equal(picked.final[0], memory.final[0][:, index])
+    assert torch.equal(picked.final[1], memory.final[1][:, index])
+
+
+def test_decoding_a_selected_memory_gives_the_selected_rows_of_the_logits() -> None:
+    model = build(scorer="general").eval()
+    source, lengths = source_batch([4, 1, 3])
+    tokens = torch.tensor([BOS, BOS, BOS])
+    index = torch.tensor([1, 2, 0])
+    with torch.no_grad():
+        memory = model.encode(source, lengths)
+        logits, _, _ = model.step(tokens, model.start(memory), memory)
+        picked = memory.select(index)
+        picked_logits, _, _ = model.step(tokens, model.start(picked), picked)
+    torch.testing.assert_close(picked_logits, logits[index])
+
+
+def test_sequence_loss_ignores_logits_at_padding_positions() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(2, 4, TGT_VOCAB)
+    target_out = torch.tensor([[5, 6, 7, EOS], [8, EOS, PAD, PAD]])
+    loss = sequence_loss(logits, target_out, PAD)
+    changed = logits.clone()
+    changed[1, 2:] = torch.randn(2, TGT_VOCAB) * 100
+    torch.testing.assert_close(sequence_loss(changed, target_out, PAD), loss)
+    # ...but logits at a real position do count.
+    changed[1, 1] += torch.randn(TGT_VOCAB) * 10
+    assert not torch.isclose(sequence_loss(changed, target_out, PAD), loss)
+
+
+def test_sequence_loss_is_the_mean_cross_entropy_over_real_tokens() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(2, 3, TGT_VOCAB)
+    target_out = torch.tensor([[5, 6, EOS], [EOS, PAD, PAD]])
+    log_probs = torch.log_softmax(logits, dim=-1)
+    real = [(0, 0), (0, 1), (0, 2), (1, 0)]
+    expected = -sum(log_probs[b, t, target_out[b, t]] for b, t in real) / len(real)
+    torch.testing.assert_close(sequence_loss(logits, target_out, PAD), expected)
+
+
+def test_sequence_loss_with_label_smoothing_is_larger_for_confident_correct_logits() -> None:
+    logits = torch.full((1, 2, TGT_VOCAB), -10.0)
+    target_out = torch.tensor([[5, EOS]])
+    logits[0, 0, 5] = logits[0, 1, EOS] = 10.0
+    assert sequence_loss(logits, target_out, PAD, label_smoothing=0.1) > sequence_loss(logits, target_out, PAD) + 0.1
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"scorer": "dot"},
+        {"scorer": "general", "bidirectional": False, "decoder_hidden": 6},
+        {"scorer": "additive", "encoder_layers": 2, "decoder_layers": 2},
+        {"scorer": "general", "encoder_layers": 3, "residual": True},
+    ],
+    ids=["dot", "general-bridge", "additive-stacked", "residual"],
+)
+def test_one_backward_pass_reaches_every_parameter(config: dict) -> None:
+    model = build(**config).train()
+    source, lengths = source_batch([5, 2, 4])
+    target_in = target_prefix(3, 4)
+    target_out = torch.cat([target_in[:, 1:], torch.full((3, 1), EOS)], dim=1)
+    sequence_loss(model(source, lengths, target_in), target_out, PAD).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    zero = [name for name, p in model.named_parameters() if p.grad is not None and not p.grad.any()]
+    assert missing == []
+    assert zero == []
+
+
+def test_padding_embeddings_get_no_gradient() -> None:
+    model = build().train()
+    source, lengths = source_batch([5, 2, 4])
+    target_in = target_prefix(3, 4)
+    target_in[1, 2:] = PAD
+    target_out = torch.cat([target_in[:, 1:], torch.full((3, 1), EOS)], dim=1)
+    sequence_loss(model(source, lengths, target_in), target_out, PAD).backward()
+    assert not model.source_embedding.weight.grad[PAD].any()
+    assert not model.target_embedding.weight.grad[PAD].any()
+    assert not model.source_embedding.weight[PAD].any()
+
+
+def test_a_sources_logits_do_not_depend_on_the_other_sentences_in_the_batch() -> None:
+    model = build(scorer="additive", encoder_layers=2).eval()
+    source, lengths = source_batch([2, 6])
+    target_in = target_prefix(2, 3)
+    with torch.no_grad():
+        batched = model(source, lengths, target_in)
+        alone = model(source[:1, :2], lengths[:1], target_in[:1])
+    torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=0)
+
+
+def test_memory_holds_encoder_states_and_the_scorers_prepared_keys() -> None:
+    model = build(scorer="general")
+    source, lengths = source_batch([3, 2])
+    with torch.no_grad():
+        memory = model.encode(source, lengths)
+        torch.testing.assert_close(memory.prepared, model.scorer.prepare(memory.states))
+    assert isinstance(memory, Memory)
+    assert memory.states.shape == (2, 3, 8)
