@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from transduce_builtins.attention import AdditiveScorer, DotScorer, GeneralScorer
@@ -14,15 +12,6 @@ from transduce.model import Memory, Seq2Seq
 
 SIZE = 6
 SCORERS = {"dot": DotScorer, "general": GeneralScorer, "additive": AdditiveScorer}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny tensors: extra intra-op threads only add overhead, a lot of it on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def scorer(name: str, query_size: int = SIZE, key_size: int = SIZE) -> AttentionScorer:

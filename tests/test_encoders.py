@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -12,15 +10,6 @@ from transduce_builtins.encoders import LSTMEncoder
 from transduce.api import EncoderOutput
 
 INPUT, HIDDEN = 5, 6
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny tensors: extra intra-op threads only add overhead, a lot of it on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def encoder(**params: object) -> LSTMEncoder:

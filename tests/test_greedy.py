@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from transduce_builtins.attention import GeneralScorer
@@ -14,15 +12,6 @@ from transduce.model import Memory, Seq2Seq
 
 VOCAB, EMB, HIDDEN = 10, 4, 6
 PAD, BOS, EOS, OTHER = 0, 2, 3, 7
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny tensors: extra intra-op threads only add overhead, a lot of it on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build(seed: int = 0) -> Seq2Seq:

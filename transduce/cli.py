@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    out, err = Console(), Console(stderr=True)
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     try:
         registry = discover()
         return COMMANDS[args.command](args, registry, out, err)
@@ -143,10 +143,10 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
         run = RunDir.create(args.run_dir or RunDir.default_path(args.recipe))
         start_run(recipe, run)
         resume = False
-    out.print(f"run directory: [bold]{run.path}[/]")
+    out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     report = Trainer(recipe, registry, run, out).train(resume=resume)
     report.render(out)
-    out.print(f"report written to {run.report('report', 'md')} and {run.report('report', 'json')}")
+    out.print(f"report written to {run.report('report', 'md')} and {run.report('report', 'json')}", markup=False)
     return 0
 
 
@@ -156,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
     translator = Translator.from_run(run, registry, device=recipe["train"]["device"], overrides=args.set)
     data = pipeline.data_source(registry, recipe)
     if args.data:
-        examples, name, label = list(data.read_file(args.data)), f"report.{args.data.stem}", str(args.data)
+        examples, name, label = list(data.read_file(args.data)), f"report.data-{args.data.stem}", str(args.data)
     else:
         split = args.split or recipe["evaluate"]["split"]
         examples, name, label = list(data.split(split)), f"report.{split}", split
@@ -176,7 +176,7 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
         print(json.dumps(report.metrics()))
     else:
         report.render(out)
-        out.print(f"report written to {run.report(name, 'md')} and {run.report(name, 'json')}")
+        out.print(f"report written to {run.report(name, 'md')} and {run.report(name, 'json')}", markup=False)
     return 0
 
 

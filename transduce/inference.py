@@ -10,7 +10,7 @@ import torch
 from transduce import checkpoint, pipeline
 from transduce.batching import by_length, source_tensors
 from transduce.components import DecodingStrategy, Tokenizer
-from transduce.errors import RecipeError
+from transduce.errors import RecipeError, RunError
 from transduce.model import Seq2Seq
 from transduce.recipe import parse_recipe
 from transduce.registry import Registry
@@ -56,8 +56,16 @@ class Translator:
         source_vocab = Vocabulary.load(run.source_vocab)
         target_vocab = Vocabulary.load(run.target_vocab)
         model = pipeline.model(registry, recipe, len(source_vocab), len(target_vocab))
-        state = checkpoint.load(run.checkpoint(which))
-        model.load_state_dict(state["model"])
+        path = run.checkpoint(which)
+        state = checkpoint.load(path)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:  # shapes or names differ: the recipe's model settings were changed
+            details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+            raise RunError(
+                f"{path}: the checkpoint does not fit the model the run's recipe describes "
+                "(model settings cannot change after training)" + (f": {details[0]}" if details else "")
+            ) from None
         target = pick_device(device)
         model.to(target).eval()
         return cls(

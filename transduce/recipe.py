@@ -53,7 +53,7 @@ MODEL_PARAMS = (
 TRAIN_PARAMS = (
     Param("epochs", int, 10, "passes over the training split", min=1),
     Param("batch_size", int, 64, "sentences per batch (batches are bucketed by length)", min=1),
-    Param("lr", float, 0.001, "Adam learning rate", min=0.0),
+    Param("lr", float, 0.001, "Adam learning rate", min=0.0, max=10.0),
     Param(
         "clip_grad_norm", float, 5.0, "clip the gradient norm to this value (null: no clipping)", min=0.0, nullable=True
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -140,6 +141,8 @@ class Trainer:
         if torch.cuda.is_available() and saved["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
         state = TrainingState(**saved["progress"])
+        # The log may hold an epoch that ended after this checkpoint was written: rewrite it from the checkpoint.
+        self.run.metrics_log.write_text("".join(json.dumps(r) + "\n" for r in state.history), encoding="utf-8")
         self.console.print(f"resuming after epoch {state.epoch} (step {state.step:,})")
         return state
 
@@ -189,13 +192,20 @@ class Trainer:
                 if index % LOG_EVERY == 0 or index == len(batches):
                     mean = total_loss.item() / tokens
                     if not math.isfinite(mean):
-                        raise TransduceError(
-                            f"the loss became {mean} at step {self.state.step} (epoch {epoch}); "
-                            "lower train.lr or set train.clip_grad_norm. The last good checkpoint "
-                            f"is {self.run.last_checkpoint}"
-                        )
+                        raise TransduceError(self._diverged_message(mean, epoch))
                     bar.update(task, completed=index, loss=mean, tps=tokens / (time.perf_counter() - started))
         return total_loss.item() / max(tokens, 1), tokens, time.perf_counter() - started
+
+    def _diverged_message(self, loss: float, epoch: int) -> str:
+        kept = (
+            f"the last good checkpoint, {self.run.last_checkpoint}, is kept"
+            if self.run.last_checkpoint.exists()
+            else "no checkpoint was written yet"
+        )
+        return (
+            f"the loss became {loss} by step {self.state.step} (epoch {epoch}); {kept}. "
+            "Lower train.lr or set train.clip_grad_norm."
+        )
 
     def _step(self, batch: Batch) -> torch.Tensor:
         logits = self.model(batch.source, batch.lengths, batch.target_in)
