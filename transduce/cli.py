@@ -15,7 +15,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from transduce import __version__, pipeline
 from transduce.errors import RecipeError, RunError, TransduceError
@@ -99,20 +98,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
-    table = Table(title="Installed components", show_lines=True)
-    for column in ("family", "name", "provided by", "description", "parameters"):
-        table.add_column(column, overflow="fold")
+    family = None
     for info in registry:
-        provider = f"{info.provider.distribution} {info.provider.version}"
-        table.add_row(info.family, info.name, provider, info.description, _describe_params(info.params))
-    out.print(table)
+        if info.family != family:
+            family = info.family
+            out.rule(f"[bold]{family}[/]", align="left")
+        provider = escape(f"{info.provider.distribution} {info.provider.version}")
+        out.print(f"[bold cyan]{info.name}[/]  [dim]from {provider}[/]  {escape(info.description)}")
+        for param in info.params:
+            out.print(_describe_param(param))
     return 0
 
 
-def _describe_params(params: Sequence[Param]) -> str:
-    if not params:
-        return "-"
-    return "\n".join(f"{p.name}: {p.describe_type()} = {'required' if p.required else repr(p.default)}" for p in params)
+def _describe_param(param: Param) -> str:
+    default = param.default_text()
+    help_text = f"  [dim]{escape(param.help)}[/]" if param.help else ""
+    return f"    [green]{param.name}[/]: {escape(param.describe_type())} = {escape(default)}{help_text}"
 
 
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:

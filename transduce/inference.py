@@ -83,19 +83,19 @@ class Translator:
         return [self.target_tokenizer.detokenize(tokens) for tokens in self.translate_tokens(texts, batch_size)]
 
     def translate_tokens(self, texts: Sequence[str], batch_size: int = 256) -> list[list[str]]:
-        """Output tokens for each text; batches group texts of similar length."""
-        encoded = [
-            self.source_vocab.encode(self.source_tokenizer.tokenize(t)) or [self.source_vocab.unk_index] for t in texts
-        ]
+        """Output tokens for each text; batches group texts of similar length; an empty text gives []."""
+        encoded = [self.source_vocab.encode(self.source_tokenizer.tokenize(t)) for t in texts]
         outputs: list[list[str]] = [[] for _ in texts]
+        todo = [i for i, e in enumerate(encoded) if e]
         was_training = self.model.training
         self.model.eval()
         with torch.inference_mode():
-            for group in by_length([len(e) for e in encoded], batch_size):
-                source, lengths = source_tensors([encoded[i] for i in group], self.source_vocab.pad_index)
+            for group in by_length([len(encoded[i]) for i in todo], batch_size):
+                indices = [todo[g] for g in group]
+                source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
                 memory = self.model.encode(source.to(self.device), lengths)
                 hypotheses = self.decoding.decode(self.model, memory)
-                for index, tokens in zip(group, hypotheses.tokens, strict=True):
+                for index, tokens in zip(indices, hypotheses.tokens, strict=True):
                     outputs[index] = self.target_vocab.decode(tokens)
         self.model.train(was_training)
         return outputs

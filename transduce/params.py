@@ -64,6 +64,16 @@ class Param:
             text += " or null"
         return text
 
+    def default_text(self) -> str:
+        """The default as a recipe would spell it: required, null, true/false, or the value."""
+        if self.required:
+            return "required"
+        if self.default is None:
+            return "null"
+        if isinstance(self.default, bool):
+            return str(self.default).lower()
+        return str(self.default)
+
     def problem(self, value: Any) -> str | None:
         """Why `value` is not acceptable, or None when it is."""
         if value is None:

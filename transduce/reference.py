@@ -20,13 +20,8 @@ CORE_SECTIONS = (
 
 
 def _default(param: Param) -> str:
-    if param.required:
-        return "required"
-    if param.default is None:
-        return "null"
-    if isinstance(param.default, bool):
-        return str(param.default).lower()
-    return f"`{param.default}`"
+    text = param.default_text()
+    return text if text in ("required", "null", "true", "false") else f"`{text}`"
 
 
 def params_table(params: Sequence[Param]) -> str:
