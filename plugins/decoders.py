@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from transduce.api import DecodingStrategy, Hypotheses, Param, hookimpl
+from transduce.api import DecodingStrategy, Hypotheses, Memory, Param, Seq2Seq, hookimpl
 
 
 class GreedyDecoding(DecodingStrategy):
@@ -17,7 +17,7 @@ class GreedyDecoding(DecodingStrategy):
         self.max_length = max_length
 
     @torch.inference_mode()
-    def decode(self, model, memory) -> Hypotheses:  # type: ignore[no-untyped-def]
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
         batch = memory.batch_size
         device = memory.states.device
         tokens = torch.full((batch,), model.bos_index, dtype=torch.long, device=device)

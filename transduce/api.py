@@ -19,6 +19,7 @@ from transduce.components import (
 )
 from transduce.errors import DataError, TransduceError
 from transduce.hookspecs import hookimpl
+from transduce.model import Memory, Seq2Seq
 from transduce.params import REQUIRED, Param
 
 __all__ = [
@@ -33,9 +34,11 @@ __all__ = [
     "EncoderOutput",
     "Example",
     "Hypotheses",
+    "Memory",
     "Metric",
     "Param",
     "Score",
+    "Seq2Seq",
     "Tokenizer",
     "TransduceError",
     "hookimpl",
