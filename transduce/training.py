@@ -184,16 +184,19 @@ class Trainer:
         total_loss = torch.zeros((), device=self.device)
         tokens = 0
         with _progress_bar(self.console) as bar:
-            task = bar.add_task("train", total=len(batches), epoch=epoch, loss=float("nan"), tps=0.0)
+            label = f"{epoch}/{self.settings['epochs']}"
+            task = bar.add_task("train", total=len(batches), epoch=label, loss="…", tps="…")
             for index, batch in enumerate(batches, 1):
                 loss = self._step(batch.to(self.device))
                 total_loss += loss.detach() * batch.target_tokens
                 tokens += batch.target_tokens
+                bar.advance(task)
                 if index % LOG_EVERY == 0 or index == len(batches):
                     mean = total_loss.item() / tokens
                     if not math.isfinite(mean):
                         raise TransduceError(self._diverged_message(mean, epoch))
-                    bar.update(task, completed=index, loss=mean, tps=tokens / (time.perf_counter() - started))
+                    speed = tokens / (time.perf_counter() - started)
+                    bar.update(task, loss=f"{mean:.4f}", tps=f"{speed:,.0f}")
         return total_loss.item() / max(tokens, 1), tokens, time.perf_counter() - started
 
     def _diverged_message(self, loss: float, epoch: int) -> str:
@@ -316,8 +319,8 @@ def _progress_bar(console: Console) -> Progress:
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[tps]:,.0f} tok/s"),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
         TimeRemainingColumn(),
         console=console,
         transient=True,
