@@ -126,14 +126,8 @@ def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: C
 def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     if args.resume:
         run = RunDir.open(args.resume)
-        saved = parse_recipe(run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe))
-        recipe = (
-            load_recipe(args.recipe, registry, args.set)
-            if args.recipe
-            else parse_recipe(
-                run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe), overrides=args.set
-            )
-        )
+        saved = load_recipe(run.recipe, registry)
+        recipe = load_recipe(args.recipe or run.recipe, registry, args.set)
         check_resumable(saved, recipe)
         start_run(recipe, run)
         resume = run.last_checkpoint.exists()

@@ -6,7 +6,6 @@ from typing import Any
 
 from transduce.components import (
     AttentionScorer,
-    Component,
     DataSource,
     DecodingStrategy,
     Encoder,
@@ -72,6 +71,3 @@ def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, ta
         decoder_layers=settings["decoder_layers"],
         dropout=settings["dropout"],
     )
-
-
-__all__ = ["Component", "build", "data_source", "decoding", "metrics", "model", "tokenizer"]
