@@ -29,6 +29,10 @@ from transduce.training import Trainer, check_resumable, start_run, write_report
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
 
 
+def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
     parser.add_argument("--version", action="version", version=f"transduce {__version__}")
@@ -39,37 +43,25 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a recipe and print it resolved, without training")
     check.add_argument("recipe", type=Path)
-    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _add_set(check, SET_HELP)
 
     train = commands.add_parser("train", help="train a recipe into a run directory")
     train.add_argument("recipe", type=Path, nargs="?", help="recipe file (optional with --resume)")
     train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/RECIPE-TIMESTAMP)")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in directory RUN")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _add_set(train, SET_HELP)
 
     ev = commands.add_parser("evaluate", help="score a trained run on a split or a data file")
     ev.add_argument("run", type=Path)
     ev.add_argument("--data", type=Path, help="score FILE, read with the run's data source format")
     ev.add_argument("--split", choices=("train", "valid", "test"), help="split to score (default: the recipe's)")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
-    ev.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the run's recipe for this evaluation, e.g. --set decoder.max_length=50",
-    )
+    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set decoder.max_length=50")
 
     tr = commands.add_parser("translate", help="translate TEXT, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
     tr.add_argument("text", nargs="?", help="one input; without it, read stdin (a prompt on a terminal)")
-    tr.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the run's recipe, e.g. --set decoder.max_length=50",
-    )
+    _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
     return parser
 
 
