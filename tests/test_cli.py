@@ -304,3 +304,34 @@ def test_installed_console_script_shows_help() -> None:
     assert result.returncode == 0, result.stderr
     for command in ("plugins", "check", "train", "evaluate", "translate"):
         assert command in result.stdout
+
+
+def test_check_and_train_reject_a_component_combination_before_writing_anything(
+    tmp_path: Path, make_recipe: Callable[..., Path], capsys: Capture
+) -> None:
+    # 'dot' attention needs equal decoder and encoder sizes; the tiny recipe has 32 and 32, so make them differ.
+    bad = ("--set", "model.attention=dot", "--set", "model.hidden_size=48")
+    status, _, err = main(capsys, "check", make_recipe(), *bad)
+    assert status == 2
+    assert "model.attention" in err and "dot attention needs" in err
+    status, _, err = main(capsys, "train", make_recipe(), "--run-dir", tmp_path / "run", *bad)
+    assert status == 2 and "dot attention needs" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_data_error_found_while_training_leaves_no_run_dir_so_the_command_can_be_rerun(
+    tmp_path: Path, make_recipe: Callable[..., Path], capsys: Capture
+) -> None:
+    data = tmp_path / "dates.txt"
+    data.write_text("september 27, 1994_1994-09-27\nnot a date line\n", encoding="utf-8")
+    command = ("train", make_recipe(), "--run-dir", tmp_path / "run", "--set", f"data.path={data}")
+    status, _, err = main(capsys, *command)
+    assert status == 2
+    assert f"{data}:2:" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+    # A user's own file in the run directory is never removed.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine", encoding="utf-8")
+    status, _, err = main(capsys, *command)
+    assert status == 2 and "not empty" in err
+    assert (tmp_path / "run" / "notes.txt").read_text(encoding="utf-8") == "mine"

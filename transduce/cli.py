@@ -110,6 +110,7 @@ def _describe_param(param: Param) -> str:
 
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     recipe = load_recipe(args.recipe, registry, args.set)
+    pipeline.check(registry, recipe)
     print(dump_recipe(recipe), end="")
     err.print(f"[green]{escape(str(args.recipe))}: valid[/]")
     return 0
@@ -127,11 +128,17 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
         if args.recipe is None:
             raise RecipeError("name a recipe to train (e.g. recipes/dates.yaml), or --resume RUN")
         recipe = load_recipe(args.recipe, registry, args.set)
+        pipeline.check(registry, recipe)
         run = RunDir.create(args.run_dir or RunDir.default_path(args.recipe))
         start_run(recipe, run)
         resume = False
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
-    report = Trainer(recipe, registry, run, out).train(resume=resume)
+    try:
+        report = Trainer(recipe, registry, run, out).train(resume=resume)
+    except TransduceError:
+        if not resume and not run.last_checkpoint.exists():
+            run.discard()  # nothing worth resuming: let the same command run again once the cause is fixed
+        raise
     report.render(out)
     out.print(f"report written to {run.report('report', 'md')} and {run.report('report', 'json')}", markup=False)
     return 0

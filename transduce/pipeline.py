@@ -71,3 +71,14 @@ def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, ta
         decoder_layers=settings["decoder_layers"],
         dropout=settings["dropout"],
     )
+
+
+def check(registry: Registry, recipe: dict[str, Any]) -> None:
+    """Construct every component once, so a combination a component rejects (e.g. 'dot' attention with
+    unequal sizes) is reported before any data is read or any file written."""
+    for side in ("source", "target"):
+        tokenizer(registry, recipe, side)
+    data_source(registry, recipe)
+    decoding(registry, recipe)
+    metrics(registry, recipe)
+    model(registry, recipe, source_vocab_size=8, target_vocab_size=8)

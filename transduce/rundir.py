@@ -71,6 +71,19 @@ class RunDir:
             f"resume it with `transduce train --resume {self.path}`"
         )
 
+    def discard(self) -> None:
+        """Remove what a run that failed before its first checkpoint wrote, and the directory if then empty.
+
+        Only the run's own files are removed; anything else a user put there stays.
+        """
+        for path in (self.recipe, self.source_vocab, self.target_vocab, self.metrics_log):
+            path.unlink(missing_ok=True)
+        for directory in (self.path / "checkpoints", self.path):
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+
     def log_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_log.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
