@@ -110,7 +110,7 @@ class AttentionScorer(Component, nn.Module):
         nn.Module.__init__(self)
 
     def prepare(self, keys: torch.Tensor) -> torch.Tensor:
-        """keys (batch, src_len, K) -> anything `score` accepts; default: keys."""
+        """keys (batch, src_len, K) -> a tensor, batch first, that `score` accepts; default: keys."""
         return keys
 
     def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
