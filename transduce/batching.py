@@ -42,6 +42,26 @@ class EncodedPair:
     target: list[int]
 
 
+TokenizedPair = tuple[list[str], list[str]]
+
+
+def tokenize_examples(
+    examples: Iterable[Example], source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
+) -> list[TokenizedPair]:
+    """(source tokens, target tokens) of every pair: tokenized once, for the vocabularies and the indices."""
+    return [(source_tokenizer.tokenize(e.source), target_tokenizer.tokenize(e.target)) for e in examples]
+
+
+def index_pairs(
+    pairs: Iterable[TokenizedPair], source_vocab: Vocabulary, target_vocab: Vocabulary
+) -> list[EncodedPair]:
+    """Index tokenized pairs; an empty source becomes a single `<unk>`."""
+    return [
+        EncodedPair(source_vocab.encode(source) or [source_vocab.unk_index], target_vocab.encode(target))
+        for source, target in pairs
+    ]
+
+
 def encode_examples(
     examples: Iterable[Example],
     source_tokenizer: Tokenizer,
@@ -50,12 +70,7 @@ def encode_examples(
     target_vocab: Vocabulary,
 ) -> list[EncodedPair]:
     """Tokenize and index every pair; an empty source becomes a single `<unk>`."""
-    encoded = []
-    for example in examples:
-        source = source_vocab.encode(source_tokenizer.tokenize(example.source)) or [source_vocab.unk_index]
-        target = target_vocab.encode(target_tokenizer.tokenize(example.target))
-        encoded.append(EncodedPair(source, target))
-    return encoded
+    return index_pairs(tokenize_examples(examples, source_tokenizer, target_tokenizer), source_vocab, target_vocab)
 
 
 def pad(sequences: Sequence[Sequence[int]], pad_index: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from transduce.errors import RecipeError, RunError, TransduceError
 from transduce.evaluation import evaluate
 from transduce.inference import Translator
 from transduce.params import Param
-from transduce.recipe import dump_recipe, load_recipe, parse_recipe
+from transduce.recipe import dump_recipe, load_recipe
 from transduce.registry import Registry, discover
 from transduce.rundir import RunDir
 from transduce.training import Trainer, check_resumable, start_run, write_report
@@ -146,8 +146,8 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
 
 def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     run = RunDir.open(args.run)
-    recipe = parse_recipe(run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe), overrides=args.set)
-    translator = Translator.from_run(run, registry, device=recipe["train"]["device"], overrides=args.set)
+    recipe = load_recipe(run.recipe, registry, args.set)
+    translator = Translator.from_run(run, registry, device=recipe["train"]["device"], recipe=recipe)
     data = pipeline.data_source(registry, recipe)
     if args.data:
         examples, name, label = list(data.read_file(args.data)), f"report.data-{args.data.stem}", str(args.data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -12,7 +13,7 @@ from transduce.batching import by_length, source_tensors
 from transduce.components import DecodingStrategy, Tokenizer
 from transduce.errors import RecipeError, RunError
 from transduce.model import Seq2Seq
-from transduce.recipe import parse_recipe
+from transduce.recipe import load_recipe
 from transduce.registry import Registry
 from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
@@ -48,11 +49,12 @@ class Translator:
         which: str = "best",
         device: str = "auto",
         overrides: Sequence[str] = (),
+        recipe: dict[str, Any] | None = None,
     ) -> Translator:
-        """Load a run's recipe, vocabularies and checkpoint (`overrides` may change e.g. the decoder)."""
-        recipe = parse_recipe(
-            run.recipe.read_text(encoding="utf-8"), registry, source=str(run.recipe), overrides=overrides
-        )
+        """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the
+        decoder) unless the caller already resolved it and passes `recipe`."""
+        if recipe is None:
+            recipe = load_recipe(run.recipe, registry, overrides)
         source_vocab = Vocabulary.load(run.source_vocab)
         target_vocab = Vocabulary.load(run.target_vocab)
         model = pipeline.model(registry, recipe, len(source_vocab), len(target_vocab))

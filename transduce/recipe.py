@@ -9,7 +9,6 @@ The result is a plain nested dict with every default filled in.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +90,15 @@ DEFAULTS = {
     ("decoder",): "greedy",
 }
 DEFAULT_METRICS = ["exact_match", "bleu", "chrf"]
+# Where a recipe names a single component, and of which family.
+COMPONENT_KEYS = {
+    ("data",): "dataset",
+    ("decoder",): "decoder",
+    ("model", "encoder"): "encoder",
+    ("model", "attention"): "attention",
+    ("source", "tokenizer"): "tokenizer",
+    ("target", "tokenizer"): "tokenizer",
+}
 TOP_LEVEL = ("seed", "data", "source", "target", "model", "train", "decoder", "evaluate")
 
 
@@ -121,10 +129,19 @@ class _Located:
 # --- reading -----------------------------------------------------------------
 
 
+def _parse_once(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the data built from that same tree: one parse."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(text: str, source: str) -> _Located:
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        node, data = _parse_once(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -194,14 +211,7 @@ def apply_override(located: _Located, assignment: str) -> None:
 
 
 def _is_component_path(path: Path_) -> bool:
-    return path in {
-        ("data",),
-        ("decoder",),
-        ("model", "encoder"),
-        ("model", "attention"),
-        ("source", "tokenizer"),
-        ("target", "tokenizer"),
-    }
+    return path in COMPONENT_KEYS
 
 
 # --- validation --------------------------------------------------------------
@@ -333,7 +343,6 @@ def parse_recipe(
 ) -> dict[str, Any]:
     """Validate recipe text; `source` names it in error messages."""
     located = _read_yaml(text, source)
-    located.data = copy.deepcopy(located.data)
     for assignment in overrides:
         apply_override(located, assignment)
     return _validate(located, registry)

@@ -6,8 +6,9 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from transduce import checkpoint, pipeline
-from transduce.batching import Batch, encode_examples, training_batches
-from transduce.components import Example, Metric
+from transduce.batching import Batch, TokenizedPair, index_pairs, tokenize_examples, training_batches
+from transduce.components import Metric
 from transduce.errors import RunError, TransduceError
 from transduce.evaluation import evaluate
 from transduce.inference import Translator, pick_device
@@ -93,10 +94,9 @@ class Trainer:
         self.test = list(data.split(self.recipe["evaluate"]["split"]))
         if not train or not self.valid:
             raise TransduceError("the data source gave an empty train or valid split; check the data settings")
-        self.source_vocab, self.target_vocab = self._vocabularies(train, resume)
-        self.train_pairs = encode_examples(
-            train, self.source_tokenizer, self.target_tokenizer, self.source_vocab, self.target_vocab
-        )
+        tokenized = tokenize_examples(train, self.source_tokenizer, self.target_tokenizer)
+        self.source_vocab, self.target_vocab = self._vocabularies(tokenized, resume)
+        self.train_pairs = index_pairs(tokenized, self.source_vocab, self.target_vocab)
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
         )
@@ -119,19 +119,19 @@ class Trainer:
             f"{sum(p.numel() for p in self.model.parameters()):,} parameters on {self.device}"
         )
 
-    def _vocabularies(self, train: Sequence[Example], resume: bool) -> tuple[Vocabulary, Vocabulary]:
+    def _vocabularies(self, tokenized: Sequence[TokenizedPair], resume: bool) -> tuple[Vocabulary, Vocabulary]:
+        """Built from the training split and saved; on resume, the run's saved ones."""
         if resume:
             return Vocabulary.load(self.run.source_vocab), Vocabulary.load(self.run.target_vocab)
-        vocabs = []
-        for side, tokenizer, texts in (
-            ("source", self.source_tokenizer, (e.source for e in train)),
-            ("target", self.target_tokenizer, (e.target for e in train)),
-        ):
-            settings = self.recipe[side]
-            vocab = Vocabulary.build((tokenizer.tokenize(t) for t in texts), settings["min_freq"], settings["max_size"])
-            vocab.save(self.run.source_vocab if side == "source" else self.run.target_vocab)
-            vocabs.append(vocab)
-        return vocabs[0], vocabs[1]
+        source = self._build_vocabulary("source", (s for s, _ in tokenized), self.run.source_vocab)
+        target = self._build_vocabulary("target", (t for _, t in tokenized), self.run.target_vocab)
+        return source, target
+
+    def _build_vocabulary(self, side: str, sequences: Iterable[list[str]], path: Path) -> Vocabulary:
+        settings = self.recipe[side]
+        vocab = Vocabulary.build(sequences, settings["min_freq"], settings["max_size"])
+        vocab.save(path)
+        return vocab
 
     def _restore(self) -> TrainingState:
         saved = checkpoint.load(self.run.last_checkpoint)
