@@ -52,7 +52,12 @@ def test_shipped_dates_recipe_gets_every_default_filled_in(registry):
     recipe = load_recipe(DATES_RECIPE, registry)
     assert recipe["data"]["path"] is None
     assert recipe["data"]["seed"] == 1234
-    assert recipe["source"] == {"min_freq": 1, "max_size": 30000, "tokenizer": {"name": "char", "lowercase": False}}
+    assert recipe["source"] == {
+        "min_freq": 1,
+        "max_size": 30000,
+        "max_length": None,
+        "tokenizer": {"name": "char", "lowercase": False},
+    }
     assert recipe["model"]["decoder_layers"] == 1
     assert recipe["model"]["encoder"]["layers"] == 1
     assert recipe["model"]["encoder"]["residual"] is False

@@ -48,9 +48,22 @@ class Tokenizer(Component):
 
     Contract: `detokenize(tokenize(text))` gives back `text` up to the
     normalisation the tokenizer documents.
+
+    A tokenizer that learns from data (e.g. subwords) overrides `fit` and
+    `load`. When a run starts, the core calls `fit` once with the training
+    split's texts of the tokenizer's side and an empty directory inside the
+    run directory; whenever the run is reopened (resume, evaluate, translate)
+    it calls `load` with that directory instead. `tokenize` is called only
+    after one of the two.
     """
 
     family: ClassVar[str] = "tokenizer"
+
+    def fit(self, texts: Iterable[str], directory: Path) -> None:
+        """Learn from `texts` (one pass, streamed) and save what was learned under `directory`."""
+
+    def load(self, directory: Path) -> None:
+        """Restore what `fit` saved under `directory`."""
 
     def tokenize(self, text: str) -> list[str]:
         raise NotImplementedError
@@ -161,13 +174,24 @@ class Example(NamedTuple):
 class DataSource(Component):
     """Provides raw text pairs for the train, valid and test splits.
 
-    Constructed as `cls(**params)`. `split(name)` yields the examples of one
-    of SPLITS; `read_file(path)` yields the examples of a file in this
-    source's format (used by `transduce evaluate --data FILE`). Both are
-    deterministic for the same parameters.
+    Constructed as `cls(**params)`. `split(name)` returns the examples of one
+    of SPLITS; `read_file(path)` those of a file in this source's format (used
+    by `transduce evaluate --data FILE`). Both are deterministic for the same
+    parameters, and may return a generator: the core iterates the train split
+    a few times (tokenizer training, vocabularies, indexing), calling
+    `split("train")` anew each time, so a large corpus is streamed, never
+    held in memory in several copies.
+
+    Problems met while reading (e.g. skipped bad rows, with file and line)
+    are reported through `notes()`, which the core shows when the data has
+    been read and keeps in the run's data summary.
     """
 
     family: ClassVar[str] = "dataset"
+
+    def notes(self) -> list[str]:
+        """Human-readable lines about the data read so far; default: none."""
+        return []
 
     def split(self, name: str) -> Iterable[Example]:
         raise NotImplementedError

@@ -27,6 +27,8 @@ def build(registry: Registry, family: str, spec: dict[str, Any], key: str, **siz
         return info.cls(**sizes, **params)
     except (ValueError, TypeError) as exc:
         raise RecipeError(f"{family} {spec['name']!r} rejected its settings: {exc}", key=key) from None
+    except ImportError as exc:  # an optional dependency is missing; the component's message says what to install
+        raise RecipeError(f"{family} {spec['name']!r} cannot be used: {exc}", key=key) from None
 
 
 def tokenizer(registry: Registry, recipe: dict[str, Any], side: str) -> Tokenizer:

@@ -40,6 +40,14 @@ SEED = Param("seed", int, 1, "seed of every random choice: reruns give the same 
 VOCAB_PARAMS = (
     Param("min_freq", int, 1, "drop tokens seen fewer times than this in the training split", min=1),
     Param("max_size", int, 30000, "keep at most this many entries, specials included", min=5, nullable=True),
+    Param(
+        "max_length",
+        int,
+        None,
+        "drop training pairs whose tokens on this side exceed this count (null: keep all)",
+        min=1,
+        nullable=True,
+    ),
 )
 
 MODEL_PARAMS = (

@@ -51,11 +51,20 @@ class ComponentInfo:
         return tuple(self.cls.params)
 
 
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that could not be loaded, or a component of it that was refused, and why."""
+
+    provider: Provider
+    problem: str
+
+
 class Registry:
-    """Components by family and name."""
+    """Components by family and name, and the plugins that failed to load."""
 
     def __init__(self) -> None:
         self._components: dict[str, dict[str, ComponentInfo]] = {f: {} for f in FAMILIES}
+        self.broken: list[BrokenPlugin] = []
 
     def add(self, cls: object, provider: Provider) -> ComponentInfo:
         """Register one component class; a name taken in its family is an error."""
