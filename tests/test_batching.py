@@ -6,14 +6,11 @@ import random
 
 import pytest
 import torch
-from transduce_builtins.tokenizers import CharTokenizer, WordTokenizer
 
-from transduce.api import Example
 from transduce.batching import (
     Batch,
     EncodedPair,
     by_length,
-    encode_examples,
     make_batch,
     pad,
     source_tensors,
@@ -144,14 +141,6 @@ def test_source_tensors_returns_the_real_lengths() -> None:
     assert lengths.tolist() == [2, 1, 3]
     assert lengths.dtype == torch.long
     assert source.shape == (3, 3)
-
-
-def test_encode_examples_indexes_both_sides_and_turns_an_empty_source_into_unk() -> None:
-    source_vocab = Vocabulary(["a", "b"])
-    target_vocab = Vocabulary(["x", "y"])
-    examples = [Example("ab", "x y"), Example("", "y"), Example("ac", "")]
-    encoded = encode_examples(examples, CharTokenizer(), WordTokenizer(), source_vocab, target_vocab)
-    assert [(e.source, e.target) for e in encoded] == [([4, 5], [4, 5]), ([UNK], [5]), ([4, UNK], [])]
 
 
 @pytest.mark.parametrize(("count", "batch_size"), [(0, 3), (1, 3), (10, 3), (10, 10), (25, 4)])

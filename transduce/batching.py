@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from transduce.components import Example, Tokenizer
 from transduce.vocab import Vocabulary
 
 # Batches are cut from pools of this many batches sorted by length, so batches
@@ -40,37 +39,6 @@ class Batch:
 class EncodedPair:
     source: list[int]
     target: list[int]
-
-
-TokenizedPair = tuple[list[str], list[str]]
-
-
-def tokenize_examples(
-    examples: Iterable[Example], source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
-) -> list[TokenizedPair]:
-    """(source tokens, target tokens) of every pair: tokenized once, for the vocabularies and the indices."""
-    return [(source_tokenizer.tokenize(e.source), target_tokenizer.tokenize(e.target)) for e in examples]
-
-
-def index_pairs(
-    pairs: Iterable[TokenizedPair], source_vocab: Vocabulary, target_vocab: Vocabulary
-) -> list[EncodedPair]:
-    """Index tokenized pairs; an empty source becomes a single `<unk>`."""
-    return [
-        EncodedPair(source_vocab.encode(source) or [source_vocab.unk_index], target_vocab.encode(target))
-        for source, target in pairs
-    ]
-
-
-def encode_examples(
-    examples: Iterable[Example],
-    source_tokenizer: Tokenizer,
-    target_tokenizer: Tokenizer,
-    source_vocab: Vocabulary,
-    target_vocab: Vocabulary,
-) -> list[EncodedPair]:
-    """Tokenize and index every pair; an empty source becomes a single `<unk>`."""
-    return index_pairs(tokenize_examples(examples, source_tokenizer, target_tokenizer), source_vocab, target_vocab)
 
 
 def pad(sequences: Sequence[Sequence[int]], pad_index: int) -> torch.Tensor:

@@ -164,6 +164,7 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
         split=label,
         shown=settings["examples"],
         batch_size=settings["batch_size"],
+        coverage=True,
     )
     write_report(run, report, name)
     if args.json:

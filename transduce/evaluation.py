@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from transduce.components import Example, Metric
+from transduce.corpus import DataSummary, summarize
 from transduce.inference import Translator
 from transduce.report import ExampleResult, Report
 
@@ -18,12 +19,26 @@ def evaluate(
     split: str,
     shown: int = 10,
     batch_size: int = 256,
+    coverage: bool = False,
 ) -> Report:
-    """Translate every source, score the outputs against the raw references."""
+    """Translate every source, score the outputs against the raw references.
+
+    With `coverage`, the report also gives the vocabulary coverage (UNK rate) of the examples.
+    """
     started = time.perf_counter()
     hypotheses = translator.translate([e.source for e in examples], batch_size=batch_size)
     seconds = time.perf_counter() - started
     references = [e.target for e in examples]
     scores = [metric.compute(hypotheses, references) for metric in metrics]
     results = [ExampleResult(e.source, e.target, h) for e, h in zip(examples[:shown], hypotheses, strict=False)]
-    return Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds)
+    report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds)
+    if coverage:
+        summary = summarize(
+            examples,
+            translator.source_tokenizer,
+            translator.target_tokenizer,
+            translator.source_vocab,
+            translator.target_vocab,
+        )
+        report.data = DataSummary(splits={split: summary}).as_dict()
+    return report

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +71,13 @@ class Translator:
             ) from None
         target = pick_device(device)
         model.to(target).eval()
+        tokenizers = {side: pipeline.tokenizer(registry, recipe, side) for side in ("source", "target")}
+        for side, tokenizer in tokenizers.items():
+            tokenizer.load(run.tokenizer_dir(side))
         return cls(
             model=model,
-            source_tokenizer=pipeline.tokenizer(registry, recipe, "source"),
-            target_tokenizer=pipeline.tokenizer(registry, recipe, "target"),
+            source_tokenizer=tokenizers["source"],
+            target_tokenizer=tokenizers["target"],
             source_vocab=source_vocab,
             target_vocab=target_vocab,
             decoding=pipeline.decoding(registry, recipe),
@@ -83,6 +87,11 @@ class Translator:
     def translate(self, texts: Sequence[str], batch_size: int = 256) -> list[str]:
         """Detokenized outputs, in the order of `texts`."""
         return [self.target_tokenizer.detokenize(tokens) for tokens in self.translate_tokens(texts, batch_size)]
+
+    def translate_stream(self, texts: Iterable[str], batch_size: int = 256, chunk: int = 4096) -> Iterator[str]:
+        """Outputs in input order, translating `chunk` texts at a time, so memory stays flat on long inputs."""
+        for piece in itertools.batched(texts, chunk):
+            yield from self.translate(piece, batch_size)
 
     def translate_tokens(self, texts: Sequence[str], batch_size: int = 256) -> list[list[str]]:
         """Output tokens for each text; batches group texts of similar length; an empty text gives []."""

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from transduce.components import Score
 
+COVERAGE_COLUMNS = ("pairs", "source UNK", "target UNK", "source types known", "target types known")
+
 
 @dataclass
 class ExampleResult:
@@ -32,6 +34,7 @@ class Report:
     scores: list[Score]
     examples: list[ExampleResult] = field(default_factory=list)
     seconds: float = 0.0
+    data: dict[str, Any] | None = None  # a DataSummary as a dict: pairs and vocabulary coverage per split
 
     def metrics(self) -> dict[str, float]:
         """Metric name -> value, e.g. {'exact_match': 99.9, 'bleu': 99.8}."""
@@ -47,6 +50,7 @@ class Report:
             "signatures": {s.name: s.signature for s in self.scores if s.signature},
             "details": {s.name: s.extra for s in self.scores if s.extra},
             "examples": [{**asdict(e), "correct": e.correct} for e in self.examples],
+            **({"data": self.data} if self.data else {}),
         }
 
     def to_json(self) -> str:
@@ -58,6 +62,11 @@ class Report:
         signatures = [f"- {s.name}: `{s.signature}`" for s in self.scores if s.signature]
         if signatures:
             lines += ["", "Signatures:", *signatures]
+        if self.data:
+            header = f"| split | {' | '.join(COVERAGE_COLUMNS)} |"
+            lines += ["", "## Data", "", header, "|---|" + "---:|" * len(COVERAGE_COLUMNS)]
+            lines += [f"| {name} | {' | '.join(row)} |" for name, row in _coverage_rows(self.data)]
+            lines += [f"- note: {_md(note)}" for note in self.data.get("notes", [])]
         if self.examples:
             lines += ["", "| source | reference | hypothesis | correct |", "|---|---|---|---|"]
             lines += [
@@ -74,6 +83,14 @@ class Report:
         for s in self.scores:
             scores.add_row(s.name, f"{s.value:.2f}", s.signature or "")
         console.print(scores)
+        if self.data:
+            data = Table(title="Data: vocabulary coverage")
+            data.add_column("split")
+            for column in COVERAGE_COLUMNS:
+                data.add_column(column, justify="right")
+            for name, row in _coverage_rows(self.data):
+                data.add_row(name, *row)
+            console.print(data)
         if self.examples:
             table = Table(title="Examples")
             for column in ("source", "reference", "hypothesis", ""):
@@ -81,6 +98,17 @@ class Report:
             for e in self.examples:
                 table.add_row(e.source, e.reference, e.hypothesis, "[green]✓[/]" if e.correct else "[red]✗[/]")
             console.print(table)
+
+
+def _coverage_rows(data: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(split, [pairs, source UNK %, target UNK %, source types known %, target types known %])."""
+    rows = []
+    for name, split in data.get("splits", {}).items():
+        cells = [f"{split['pairs']:,}"]
+        cells += [f"{split[side]['unk_rate']:.2f}%" for side in ("source", "target")]
+        cells += [f"{split[side]['type_coverage']:.1f}%" for side in ("source", "target")]
+        rows.append((name, cells))
+    return rows
 
 
 def _md(text: str) -> str:

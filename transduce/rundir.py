@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ class RunDir:
     last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.pt")
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
     metrics_log = property(lambda self: self.path / "metrics.jsonl")
+    data_summary = property(lambda self: self.path / "data.json")
+
+    def tokenizer_dir(self, side: str) -> Path:
+        """Where the tokenizer of "source" or "target" keeps what it learned (e.g. a subword model)."""
+        return self.path / "tokenizers" / side
 
     def report(self, name: str, suffix: str) -> Path:
         return self.path / f"{name}.{suffix}"
@@ -76,9 +82,11 @@ class RunDir:
 
         Only the run's own files are removed; anything else a user put there stays.
         """
-        for path in (self.recipe, self.source_vocab, self.target_vocab, self.metrics_log):
+        for path in (self.recipe, self.source_vocab, self.target_vocab, self.metrics_log, self.data_summary):
             path.unlink(missing_ok=True)
-        for directory in (self.path / "checkpoints", self.path):
+        for side in ("source", "target"):
+            shutil.rmtree(self.tokenizer_dir(side), ignore_errors=True)
+        for directory in (self.path / "tokenizers", self.path / "checkpoints", self.path):
             try:
                 directory.rmdir()
             except OSError:

@@ -6,9 +6,9 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from transduce import checkpoint, pipeline
-from transduce.batching import Batch, TokenizedPair, index_pairs, tokenize_examples, training_batches
+from transduce.batching import Batch, training_batches
 from transduce.components import Metric
+from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
 from transduce.errors import RunError, TransduceError
 from transduce.evaluation import evaluate
 from transduce.inference import Translator, pick_device
@@ -86,17 +87,22 @@ class Trainer:
             torch.set_num_threads(self.settings["threads"])
         seed_everything(self.recipe["seed"])
         self.device = pick_device(self.settings["device"])
-        data = pipeline.data_source(self.registry, self.recipe)
+        self.data = pipeline.data_source(self.registry, self.recipe)
         self.source_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "source")
         self.target_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "target")
-        train = list(data.split("train"))
-        self.valid = list(data.split("valid"))
-        self.test = list(data.split(self.recipe["evaluate"]["split"]))
-        if not train or not self.valid:
-            raise TransduceError("the data source gave an empty train or valid split; check the data settings")
-        tokenized = tokenize_examples(train, self.source_tokenizer, self.target_tokenizer)
-        self.source_vocab, self.target_vocab = self._vocabularies(tokenized, resume)
-        self.train_pairs = index_pairs(tokenized, self.source_vocab, self.target_vocab)
+        self._ready_tokenizers(resume)
+        corpus = prepare_training(
+            self.data.split("train"),
+            Side(self.source_tokenizer, self.recipe["source"]["max_length"]),
+            Side(self.target_tokenizer, self.recipe["target"]["max_length"]),
+            self._vocabulary_maker(resume),
+        )
+        self.source_vocab, self.target_vocab = corpus.source_vocab, corpus.target_vocab
+        self.train_pairs = corpus.pairs
+        self.valid = list(self.data.split("valid"))
+        self.test = list(self.data.split(self.recipe["evaluate"]["split"]))
+        _check_not_empty(corpus.summary, len(self.valid))
+        self.summary = self._summarize(corpus.summary)
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
         )
@@ -112,26 +118,57 @@ class Trainer:
             self.device,
         )
         self.state = self._restore() if resume else TrainingState()
+        self._print_data()
+
+    def _ready_tokenizers(self, resume: bool) -> None:
+        """Fit tokenizers that learn from data on the training split; on resume, load what they learned."""
+        for side, tokenizer in (("source", self.source_tokenizer), ("target", self.target_tokenizer)):
+            directory = self.run.tokenizer_dir(side)
+            if resume:
+                tokenizer.load(directory)
+            else:
+                directory.mkdir(parents=True, exist_ok=True)
+                tokenizer.fit((getattr(example, side) for example in self.data.split("train")), directory)
+
+    def _vocabulary_maker(self, resume: bool) -> Callable[[str, Counter[str]], Vocabulary]:
+        """Vocabularies built from the training split's counts and saved; on resume, the run's saved ones."""
+
+        def vocabulary(side: str, counts: Counter[str]) -> Vocabulary:
+            path = self.run.source_vocab if side == "source" else self.run.target_vocab
+            if resume:
+                return Vocabulary.load(path)
+            vocab = Vocabulary.from_counts(counts, self.recipe[side]["min_freq"], self.recipe[side]["max_size"])
+            vocab.save(path)
+            return vocab
+
+        return vocabulary
+
+    def _summarize(self, train: SplitSummary) -> DataSummary:
+        """Sizes and vocabulary coverage of every split, saved as data.json in the run."""
+        summary = DataSummary(splits={"train": train}, notes=list(self.data.notes()))
+        held_out = {"valid": self.valid, self.recipe["evaluate"]["split"]: self.test}
+        for name, examples in held_out.items():
+            if name != "train":
+                summary.splits[name] = summarize(
+                    examples, self.source_tokenizer, self.target_tokenizer, self.source_vocab, self.target_vocab
+                )
+        self.run.data_summary.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
+        return summary
+
+    def _print_data(self) -> None:
+        splits = self.summary.splits
+        sizes = " · ".join(f"{name} {s.pairs:,}" for name, s in splits.items())
+        filtered = splits["train"].filtered
+        if filtered:
+            sizes += f" (train: {filtered:,} dropped by source/target.max_length)"
+        unk = " · ".join(f"{name} {s.source.unk_rate:.2f}/{s.target.unk_rate:.2f}%" for name, s in splits.items())
         self.console.print(
-            f"[bold]data[/] train {len(train):,} · valid {len(self.valid):,} · "
-            f"{self.recipe['evaluate']['split']} {len(self.test):,} pairs   [bold]vocab[/] source "
-            f"{len(self.source_vocab)} · target {len(self.target_vocab)}   [bold]model[/] "
-            f"{sum(p.numel() for p in self.model.parameters()):,} parameters on {self.device}"
+            f"[bold]data[/] {sizes} pairs   [bold]vocab[/] source {len(self.source_vocab):,} · "
+            f"target {len(self.target_vocab):,}   [bold]unk[/] source/target {unk}\n"
+            f"[bold]model[/] {sum(p.numel() for p in self.model.parameters()):,} parameters on {self.device}"
         )
-
-    def _vocabularies(self, tokenized: Sequence[TokenizedPair], resume: bool) -> tuple[Vocabulary, Vocabulary]:
-        """Built from the training split and saved; on resume, the run's saved ones."""
-        if resume:
-            return Vocabulary.load(self.run.source_vocab), Vocabulary.load(self.run.target_vocab)
-        source = self._build_vocabulary("source", (s for s, _ in tokenized), self.run.source_vocab)
-        target = self._build_vocabulary("target", (t for _, t in tokenized), self.run.target_vocab)
-        return source, target
-
-    def _build_vocabulary(self, side: str, sequences: Iterable[list[str]], path: Path) -> Vocabulary:
-        settings = self.recipe[side]
-        vocab = Vocabulary.build(sequences, settings["min_freq"], settings["max_size"])
-        vocab.save(path)
-        return vocab
+        for note in self.summary.notes:
+            self.console.print(f"[yellow]data note:[/] {note}")
 
     def _restore(self) -> TrainingState:
         saved = checkpoint.load(self.run.last_checkpoint)
@@ -286,8 +323,17 @@ class Trainer:
             shown=settings["examples"],
             batch_size=settings["batch_size"],
         )
+        report.data = self.summary.as_dict()
         write_report(self.run, report, "report")
         return report
+
+
+def _check_not_empty(train: SplitSummary, valid_pairs: int) -> None:
+    if not train.pairs:
+        dropped = f" ({train.filtered:,} pairs were longer than source/target.max_length)" if train.filtered else ""
+        raise TransduceError(f"the training split is empty{dropped}; check the data settings")
+    if not valid_pairs:
+        raise TransduceError("the data source gave an empty valid split; check the data settings")
 
 
 def write_report(run: RunDir, report: Report, name: str) -> None:

@@ -25,7 +25,11 @@ class Vocabulary:
     @classmethod
     def build(cls, sequences: Iterable[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> Vocabulary:
         """Count tokens; keep those seen `min_freq` times, most frequent first, ties by token."""
-        counts = Counter(token for sequence in sequences for token in sequence)
+        return cls.from_counts(Counter(token for sequence in sequences for token in sequence), min_freq, max_size)
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], min_freq: int = 1, max_size: int | None = None) -> Vocabulary:
+        """Keep tokens counted `min_freq` times, most frequent first, ties by token."""
         kept = (t for t, n in counts.items() if n >= min_freq and t not in SPECIALS)
         ranked = sorted(kept, key=lambda t: (-counts[t], t))
         if max_size is not None:
@@ -34,6 +38,13 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._index
+
+    def index(self, token: str) -> int:
+        """The token's index, `<unk>`'s for a token not in the vocabulary."""
+        return self._index.get(token, self.unk_index)
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
         return [self._index.get(token, self.unk_index) for token in tokens]
