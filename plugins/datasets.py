@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from transduce_builtins.textfiles import BAD_ROW_POLICIES, ReadLog, read_lines
+
 from transduce.api import SPLITS, DataError, DataSource, Example, Param, hookimpl
 
 # --- the book's file format ----------------------------------------------------
@@ -23,41 +25,40 @@ _TARGET = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _EXPECTED = "expected '<source>_<YYYY-MM-DD>'"
 
 
-def _parse_line(line: str, where: str) -> Example:
-    """One `<source padded>_<target>` line (newline already removed) -> Example."""
+def _parse_line(line: str) -> Example | str:
+    """One `<source padded>_<target>` line (newline already removed) -> Example, or why it is not one."""
     source, sep, target = line.partition("_")
     source, target = source.rstrip(), target.rstrip()
     if not sep or not source or not _TARGET.fullmatch(target):
-        raise DataError(f"{where}: {_EXPECTED}, got {line[:60]!r}")
+        return f"{_EXPECTED}, got {line[:60]!r}"
     try:
         datetime.date.fromisoformat(target)
     except ValueError:
-        raise DataError(f"{where}: {_EXPECTED}, got {line[:60]!r} (not a calendar date)") from None
+        return f"{_EXPECTED}, got {line[:60]!r} (not a calendar date)"
     return Example(source, target)
 
 
-def read_date_file(path: str | Path, *, hint: str = "") -> list[Example]:
+def read_date_file(path: str | Path, *, hint: str = "", log: ReadLog | None = None) -> list[Example]:
     """Every pair of a file in the book's date.txt format, in file order.
 
-    Reads bytes and decodes line by line so a bad byte is reported with its
-    line number. `hint` is appended to the message for a missing file.
+    Decodes line by line so a bad byte is reported with its line number. A
+    malformed line is handled by `log`'s bad-rows policy: DataError with
+    file:line ("error", the default without a log), or left out and counted
+    for notes() ("skip"). Blank lines are passed over. `hint` is appended to
+    the message for a missing file.
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such data file{hint}") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read data file ({error.strerror or error})") from None
+    tally = (log or ReadLog("error")).tally(str(path))
     examples = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        where = f"{path}:{number}"
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r")
-        except UnicodeDecodeError as error:
-            raise DataError(f"{where}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
-        if line.strip():
-            examples.append(_parse_line(line, where))
+    for line in read_lines(path, hint=hint):
+        where = f"{path}:{line.number}"
+        if line.problem:
+            tally.bad_row(where, line.problem)
+        elif line.text.strip():
+            parsed = _parse_line(line.text)
+            if isinstance(parsed, str):
+                tally.bad_row(where, parsed)
+            else:
+                examples.append(parsed)
     return examples
 
 
@@ -241,6 +242,13 @@ class Dates(DataSource):
         ),
         Param("valid_size", int, 1000, "validation pairs (whole date groups in file mode, so about)", min=1),
         Param("test_size", int, 1000, "test pairs (whole date groups in file mode, so about)", min=1),
+        Param(
+            "bad_rows",
+            str,
+            "skip",
+            "a malformed line of the file: skip it and report it in the notes, or stop with an error",
+            choices=BAD_ROW_POLICIES,
+        ),
     )
 
     DEFAULT_TRAIN_SIZE = 20_000
@@ -252,13 +260,19 @@ class Dates(DataSource):
         train_size: int | None = None,
         valid_size: int = 1000,
         test_size: int = 1000,
+        bad_rows: str = "skip",
     ) -> None:
         self.path = path
         self.seed = seed
         self.train_size = train_size
         self.valid_size = valid_size
         self.test_size = test_size
+        self.log = ReadLog(bad_rows)
         self._splits: dict[str, list[Example]] | None = None
+
+    def notes(self) -> list[str]:
+        """Malformed lines skipped in file mode (file:line and reason), if any."""
+        return self.log.notes()
 
     def split(self, name: str) -> list[Example]:
         """The pairs of one split; all three are built on the first call and cached."""
@@ -270,7 +284,7 @@ class Dates(DataSource):
 
     def read_file(self, path: Path) -> list[Example]:
         """Every pair of a file in the book's format, unsplit (for `evaluate --data FILE`)."""
-        return read_date_file(path)
+        return read_date_file(path, log=self.log)
 
     def _build(self) -> dict[str, list[Example]]:
         if self.path is None:
@@ -281,7 +295,7 @@ class Dates(DataSource):
             }
             return generate_splits(self.seed, sizes)
         hint = "; pass an existing file with --set data.path=FILE, or null to generate pairs"
-        examples = read_date_file(self.path, hint=hint)
+        examples = read_date_file(self.path, hint=hint, log=self.log)
         return split_by_target(
             examples, self.seed, self.valid_size, self.test_size, self.train_size, where=str(self.path)
         )

@@ -324,7 +324,16 @@ def test_a_data_error_found_while_training_leaves_no_run_dir_so_the_command_can_
 ) -> None:
     data = tmp_path / "dates.txt"
     data.write_text("september 27, 1994_1994-09-27\nnot a date line\n", encoding="utf-8")
-    command = ("train", make_recipe(), "--run-dir", tmp_path / "run", "--set", f"data.path={data}")
+    command = (
+        "train",
+        make_recipe(),
+        "--run-dir",
+        tmp_path / "run",
+        "--set",
+        f"data.path={data}",
+        "--set",
+        "data.bad_rows=error",
+    )
     status, _, err = main(capsys, *command)
     assert status == 2
     assert f"{data}:2:" in err and "Traceback" not in err

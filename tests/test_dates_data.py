@@ -222,6 +222,27 @@ def test_missing_file_names_path_and_suggests_data_path(tmp_path: Path) -> None:
         Dates(path=str(missing)).split("train")
 
 
+def test_file_mode_skips_bad_lines_by_default_and_notes_them(tmp_path: Path) -> None:
+    path = duplicated_file(tmp_path)
+    good = read_date_file(path)
+    with path.open("ab") as out:
+        out.write(b"not a date line\n\xff\xfe_2001-01-01\n")
+    source = Dates(path=str(path), valid_size=20, test_size=20)
+    assert sum(len(rows) for rows in all_splits(source).values()) == len(good)
+    notes = source.notes()
+    assert notes[0] == f"{path}: skipped 2 bad rows (data.bad_rows=skip)"
+    assert f"{path}:{len(good) + 1}: expected '<source>_<YYYY-MM-DD>', got 'not a date line'" in notes[1]
+    assert notes[2].startswith(f"  {path}:{len(good) + 2}: not valid UTF-8")
+    assert Dates().notes() == []
+
+
+def test_file_mode_with_bad_rows_error_stops_at_the_first_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "dates.txt"
+    path.write_text("june 1, 2001_2001-06-01\njune 2, 2001_2001-06-32\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"dates\.txt:2: .*not a calendar date.*--set data\.bad_rows=skip"):
+        Dates(path=str(path), bad_rows="error").split("train")
+
+
 def test_crlf_padding_and_blank_lines_are_handled(tmp_path: Path) -> None:
     path = tmp_path / "crlf.txt"
     path.write_bytes(b"september 27, 1994           _1994-09-27\r\n\r\n9/27/94_1994-09-27\r\n")
@@ -248,5 +269,5 @@ def test_write_refuses_a_source_that_would_not_read_back(tmp_path: Path) -> None
 def test_hook_registers_dates_with_documented_params() -> None:
     assert transduce_components() == [Dates]
     assert Dates.name == "dates" and Dates.description().startswith("Date-format conversion")
-    assert [p.name for p in Dates.params] == ["path", "seed", "train_size", "valid_size", "test_size"]
+    assert [p.name for p in Dates.params] == ["path", "seed", "train_size", "valid_size", "test_size", "bad_rows"]
     assert all(p.help for p in Dates.params)

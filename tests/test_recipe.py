@@ -35,7 +35,7 @@ def parse_error(text: str, registry, overrides=()) -> RecipeError:
 
 def test_shipped_dates_recipe_validates_and_keeps_its_settings(registry):
     recipe = load_recipe(DATES_RECIPE, registry)
-    assert list(recipe) == ["seed", "data", "source", "target", "model", "train", "decoder", "evaluate"]
+    assert list(recipe) == ["seed", "data", "source", "target", "model", "train", "decoder", "evaluate", "loggers"]
     assert recipe["data"]["name"] == "dates"
     assert recipe["data"]["train_size"] == 20000
     assert recipe["data"]["valid_size"] == 500
@@ -236,7 +236,7 @@ def test_missing_data_section_is_an_error_listing_the_data_sources(registry):
     exc = parse_error("seed: 3\ntrain:\n  epochs: 2\n", registry)
     assert exc.key == "data"
     assert "missing required section" in str(exc)
-    assert "available: dates" in str(exc)
+    assert "available: csv, dates, parallel, tsv" in str(exc)
 
 
 def test_empty_recipe_is_missing_its_data_section(registry):

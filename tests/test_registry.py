@@ -1,4 +1,5 @@
-"""Tests of plugin discovery through the `transduce` entry-point group and of the registry.
+"""Tests of plugin discovery through the `transduce` entry-point group, of the registry, and of failure
+isolation: a broken plugin is recorded in `registry.broken` and everything else still loads.
 
 Third-party plugins are real installed-looking distributions: a module and a
 `*.dist-info` folder written into a temporary directory put on `sys.path`.
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import re
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from transduce.errors import PluginError
+from transduce.components import FAMILIES
+from transduce.errors import PluginError, RecipeError
 from transduce.recipe import parse_recipe
-from transduce.registry import Provider, Registry, discover
+from transduce.registry import BrokenPlugin, Provider, Registry, discover
 
+#: Built-ins every installation has (other built-in modules may add more).
 BUILTINS = {
     "tokenizer": ["char", "word"],
     "encoder": ["lstm"],
@@ -25,6 +29,7 @@ BUILTINS = {
     "decoder": ["greedy"],
     "dataset": ["dates"],
     "metric": ["bleu", "chrf", "exact_match"],
+    "logger": ["console", "jsonl", "tensorboard"],
 }
 BUILTIN_DIST = f"transduce {importlib.metadata.version('transduce')}"
 
@@ -71,23 +76,46 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     importlib.invalidate_caches()
 
 
-def discover_error() -> PluginError:
+def strict_error() -> PluginError:
     with pytest.raises(PluginError) as caught:
-        discover()
+        discover(strict=True)
+    return caught.value
+
+
+def assert_builtins_loaded(registry: Registry) -> None:
+    for family, names in BUILTINS.items():
+        assert set(names) <= set(registry.names(family)), family
+
+
+def only_problem(registry: Registry) -> BrokenPlugin:
+    """The one recorded problem, after checking that every built-in still loaded."""
+    assert_builtins_loaded(registry)
+    assert len(registry.broken) == 1, registry.broken
+    return registry.broken[0]
+
+
+def recipe_error(text: str, registry: Registry) -> RecipeError:
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe(text, registry, source="r.yaml")
     return caught.value
 
 
 # --- built-ins -----------------------------------------------------------------------------
 
 
-def test_discover_finds_every_builtin_component_by_family():
+def test_builtins_load_cleanly_with_nothing_broken():
     registry = discover()
-    assert {family: registry.names(family) for family in BUILTINS} == BUILTINS
+    assert registry.broken == []
+    assert_builtins_loaded(registry)
+
+
+def test_strict_discovery_of_the_builtins_raises_nothing():
+    assert discover(strict=True).broken == []
 
 
 def test_every_builtin_is_provided_by_the_transduce_distribution():
     infos = list(discover())
-    assert len(infos) == sum(len(names) for names in BUILTINS.values())
+    assert len(infos) >= sum(len(names) for names in BUILTINS.values())
     for info in infos:
         assert f"{info.provider.distribution} {info.provider.version}" == BUILTIN_DIST
         assert info.cls.__module__.startswith("transduce_builtins.")
@@ -97,6 +125,7 @@ def test_builtin_entry_point_is_recorded_with_its_component():
     registry = discover()
     assert registry.get("encoder", "lstm").provider.entry_point == "encoders"
     assert registry.get("metric", "bleu").provider.entry_point == "metrics"
+    assert registry.get("logger", "jsonl").provider.entry_point == "loggers"
 
 
 def test_every_builtin_has_a_description():
@@ -105,7 +134,8 @@ def test_every_builtin_has_a_description():
 
 def test_registry_iterates_family_by_family_then_by_name():
     order = [(info.family, info.name) for info in discover()]
-    assert order == [(family, name) for family, names in BUILTINS.items() for name in names]
+    assert order == sorted(order, key=lambda pair: (FAMILIES.index(pair[0]), pair[1]))
+    assert sorted({family for family, _ in order}, key=FAMILIES.index) == list(FAMILIES)
 
 
 def test_get_of_an_unknown_name_is_none():
@@ -149,7 +179,8 @@ def test_third_party_distribution_adds_its_component_with_its_name_and_version(i
     assert info.cls.__module__ == "extraplugin"
     assert info.description == "Characters in reverse order."
     assert [p.name for p in info.params] == ["keep_spaces"]
-    assert registry.names("tokenizer") == ["char", "reverse", "word"]
+    assert {"char", "reverse", "word"} <= set(registry.names("tokenizer"))
+    assert registry.broken == []
 
 
 def test_third_party_component_can_be_used_in_a_recipe(install_plugin):
@@ -165,45 +196,6 @@ def test_component_is_gone_once_its_distribution_is_uninstalled(install_plugin, 
     monkeypatch.undo()
     importlib.invalidate_caches()
     assert discover().get("tokenizer", "reverse") is None
-
-
-def test_name_taken_by_a_builtin_in_the_same_family_names_both_distributions(install_plugin):
-    install_plugin(
-        "clash-plugin",
-        "clashplugin",
-        """
-        class Char(Tokenizer):
-            '''Another character tokenizer.'''
-            name = "char"
-
-        @hookimpl
-        def transduce_components():
-            return [Char]
-        """,
-        entry_point="clash",
-    )
-    message = str(discover_error())
-    assert "tokenizer 'char' is registered twice" in message
-    assert BUILTIN_DIST in message
-    assert "clash-plugin 1.2 (entry point 'clash')" in message
-
-
-def test_name_clash_between_two_third_party_distributions_names_both(install_plugin):
-    source = """
-        class Shout(Metric):
-            '''Counts exclamation marks.'''
-            name = "shout"
-
-        @hookimpl
-        def transduce_components():
-            return [Shout]
-        """
-    install_plugin("first-plugin", "firstplugin", source)
-    install_plugin("second-plugin", "secondplugin", source, version="0.3")
-    message = str(discover_error())
-    assert "metric 'shout' is registered twice" in message
-    assert "first-plugin 1.2" in message
-    assert "second-plugin 0.3" in message
 
 
 def test_same_name_in_two_different_families_is_fine(install_plugin):
@@ -225,143 +217,151 @@ def test_same_name_in_two_different_families_is_fine(install_plugin):
         """,
     )
     registry = discover()
+    assert registry.broken == []
     assert registry.get("metric", "char").provider.distribution == "clash-plugin"
     assert registry.get("attention", "lstm").provider.distribution == "clash-plugin"
     assert registry.get("tokenizer", "char").provider.distribution == "transduce"
     assert registry.get("encoder", "lstm").provider.distribution == "transduce"
 
 
-# --- invalid plugins ---------------------------------------------------------------------------
+# --- name clashes ------------------------------------------------------------------------------
 
 
-def test_plugin_returning_a_class_that_is_not_a_component_names_its_distribution(install_plugin):
-    install_plugin(
-        "bad-plugin",
-        "badplugin",
-        """
-        class Helper:
-            name = "helper"
+def shout_plugin(own: str) -> str:
+    """A plugin with the metric `shout` (which clashes) and a metric `own` of its own."""
+    return f"""
+    class Shout(Metric):
+        '''Counts exclamation marks.'''
+        name = "shout"
 
-        @hookimpl
-        def transduce_components():
-            return [Helper]
-        """,
-    )
-    message = str(discover_error())
-    assert "bad-plugin 1.2" in message
-    assert "Helper" in message
-    assert "expected a subclass" in message
+    class Own(Metric):
+        '''A metric only this distribution has.'''
+        name = "{own}"
+
+    @hookimpl
+    def transduce_components():
+        return [Shout, Own]
+    """
 
 
-def test_plugin_returning_an_instance_instead_of_a_class_is_an_error(install_plugin):
-    install_plugin(
-        "bad-plugin",
-        "badplugin",
-        """
-        class Lower(Tokenizer):
-            name = "lower"
+CHAR_CLASH = """
+    class Char(Tokenizer):
+        '''Another character tokenizer.'''
+        name = "char"
 
-        @hookimpl
-        def transduce_components():
-            return [Lower()]
-        """,
-    )
-    message = str(discover_error())
-    assert "bad-plugin 1.2" in message
-    assert "expected a subclass" in message
+    class Upper(Tokenizer):
+        '''Upper-cases.'''
+        name = "upper"
+
+    @hookimpl
+    def transduce_components():
+        return [Char, Upper]
+    """
 
 
-def test_plugin_class_outside_every_family_is_an_error(install_plugin):
-    install_plugin(
-        "bad-plugin",
-        "badplugin",
-        """
-        class Loose(Component):
-            name = "loose"
-
-        @hookimpl
-        def transduce_components():
-            return [Loose]
-        """,
-    )
-    message = str(discover_error())
-    assert "bad-plugin 1.2" in message
-    assert "Loose does not subclass a family base" in message
+def test_a_builtin_keeps_its_name_and_the_third_party_class_claiming_it_is_refused(install_plugin):
+    install_plugin("clash-plugin", "clashplugin", CHAR_CLASH, entry_point="clash")
+    registry = discover()
+    problem = only_problem(registry)
+    assert problem.provider == Provider("clash-plugin", "1.2", "clash")
+    assert "tokenizer 'char' (Char) is refused" in problem.problem
+    assert BUILTIN_DIST in problem.problem
+    assert registry.get("tokenizer", "char").provider.distribution == "transduce"
+    assert registry.get("tokenizer", "upper").provider.distribution == "clash-plugin"
+    recipe = parse_recipe("data: dates\nsource: {tokenizer: char}\n", registry)
+    assert recipe["source"]["tokenizer"]["name"] == "char"
 
 
-def test_plugin_class_without_a_name_is_an_error_naming_its_distribution(install_plugin):
-    install_plugin(
-        "bad-plugin",
-        "badplugin",
-        """
-        class Nameless(Tokenizer):
-            '''Forgot its name.'''
-
-        @hookimpl
-        def transduce_components():
-            return [Nameless]
-        """,
-    )
-    message = str(discover_error())
-    assert "bad-plugin 1.2" in message
-    assert "Nameless must set a non-empty string `name`" in message
+def test_two_third_party_distributions_with_one_name_both_lose_it_and_both_are_recorded(install_plugin):
+    install_plugin("first-plugin", "firstplugin", shout_plugin("whisper"))
+    install_plugin("second-plugin", "secondplugin", shout_plugin("mumble"), version="0.3")
+    registry = discover()
+    assert_builtins_loaded(registry)
+    assert registry.get("metric", "shout") is None
+    assert "shout" not in registry.names("metric")
+    assert sorted(b.provider.distribution for b in registry.broken) == ["first-plugin", "second-plugin"]
+    for broken in registry.broken:
+        assert "metric 'shout' is registered twice" in broken.problem
+        assert "first-plugin 1.2" in broken.problem and "second-plugin 0.3" in broken.problem
+    assert registry.get("metric", "whisper").provider.distribution == "first-plugin"
+    assert registry.get("metric", "mumble").provider.distribution == "second-plugin"
 
 
-def test_plugin_class_with_an_empty_name_is_an_error(install_plugin):
-    install_plugin(
-        "bad-plugin",
-        "badplugin",
-        """
-        class Empty(Metric):
-            name = ""
-
-        @hookimpl
-        def transduce_components():
-            return [Empty]
-        """,
-    )
-    assert "non-empty string `name`" in str(discover_error())
+def test_recipe_naming_a_clashing_component_fails_at_validation_explaining_the_clash(install_plugin):
+    install_plugin("first-plugin", "firstplugin", shout_plugin("whisper"))
+    install_plugin("second-plugin", "secondplugin", shout_plugin("mumble"), version="0.3")
+    error = recipe_error("data: dates\nevaluate:\n  metrics: [bleu, shout]\n", discover())
+    assert str(error).startswith("r.yaml:3: evaluate.metrics.1.name: metric 'shout' is registered twice")
+    assert "first-plugin 1.2" in str(error) and "second-plugin 0.3" in str(error)
+    assert "uninstalled" in str(error)
+    assert "unknown" not in str(error)
 
 
-def test_plugin_params_that_are_not_param_objects_are_an_error_naming_its_distribution(install_plugin):
+def test_strict_discovery_raises_on_a_clash_naming_both_distributions(install_plugin):
+    install_plugin("clash-plugin", "clashplugin", CHAR_CLASH, entry_point="clash")
+    message = str(strict_error())
+    assert "tokenizer 'char' is registered twice" in message
+    assert BUILTIN_DIST in message
+    assert "clash-plugin 1.2 (entry point 'clash')" in message
+
+
+# --- invalid plugins: recorded, the rest still loads ----------------------------------------
+
+INVALID_CLASSES = {
+    "not-a-component": ("class Helper:\n    name = 'helper'\nBAD = Helper", "returned <class 'badplugin.Helper'>"),
+    "instance": ("class Lower(Tokenizer):\n    name = 'lower'\nBAD = Lower()", "expected a subclass"),
+    "no-family": ("class Loose(Component):\n    name = 'loose'\nBAD = Loose", "Loose does not subclass a family base"),
+    "no-name": ("class Nameless(Tokenizer):\n    pass\nBAD = Nameless", "Nameless must set a non-empty string `name`"),
+    "empty-name": ("class Empty(Metric):\n    name = ''\nBAD = Empty", "Empty must set a non-empty string `name`"),
+    "bad-params": (
+        "class Sized(Tokenizer):\n    name = 'sized'\n    params = ('size', Param('x', int, 1))\nBAD = Sized",
+        "Sized.params must hold only transduce.api.Param objects",
+    ),
+    "params-without-comma": (
+        "class Sized(Tokenizer):\n    name = 'sized'\n    params = (Param('size', int, 1))\nBAD = Sized",
+        "Sized.params must hold only transduce.api.Param objects",
+    ),
+}
+GOOD_TOO = "\n\nclass Good(Metric):\n    '''Fine.'''\n    name = 'good'\n\n@hookimpl\ndef transduce_components():\n"
+
+
+@pytest.mark.parametrize("case", INVALID_CLASSES)
+def test_an_invalid_class_is_recorded_and_the_plugins_valid_classes_still_load(install_plugin, case):
+    body, expected = INVALID_CLASSES[case]
+    install_plugin("bad-plugin", "badplugin", body + GOOD_TOO + "    return [BAD, Good]\n")
+    registry = discover()
+    problem = only_problem(registry)
+    assert problem.provider.distribution == "bad-plugin"
+    assert expected in problem.problem
+    assert str(problem).startswith("plugin bad-plugin 1.2 (entry point 'bad-plugin'): ")
+    assert registry.get("metric", "good").provider.distribution == "bad-plugin"
+    with pytest.raises(PluginError, match=re.escape(expected)):
+        discover(strict=True)
+
+
+def test_recipe_naming_a_refused_component_says_its_plugin_is_broken_and_why(install_plugin):
     install_plugin(
         "bad-plugin",
         "badplugin",
         """
         class Sized(Tokenizer):
             name = "sized"
-            params = ("size", Param("lowercase", bool, False))
+            params = ("size",)
 
         @hookimpl
         def transduce_components():
             return [Sized]
         """,
     )
-    message = str(discover_error())
-    assert "bad-plugin 1.2" in message
-    assert "Sized.params must hold only transduce.api.Param objects" in message
-
-
-def test_plugin_params_missing_the_tuple_comma_is_an_error_not_a_crash(install_plugin):
-    install_plugin(
-        "bad-plugin",
-        "badplugin",
-        """
-        class Sized(Tokenizer):
-            name = "sized"
-            params = (Param("size", int, 1))
-
-        @hookimpl
-        def transduce_components():
-            return [Sized]
-        """,
+    error = recipe_error("data: dates\ntarget:\n  tokenizer: sized\n", discover())
+    assert (error.line, error.key) == (3, "target.tokenizer.name")
+    assert "tokenizer 'sized' cannot be used: its plugin bad-plugin 1.2 (entry point 'bad-plugin') is broken" in (
+        str(error)
     )
-    message = str(discover_error())
-    assert "bad-plugin 1.2" in message
-    assert "Sized.params" in message
+    assert "Sized.params must hold only transduce.api.Param objects" in str(error)
 
 
-def test_plugin_returning_one_class_instead_of_a_list_is_an_error_not_a_crash(install_plugin):
+def test_plugin_returning_one_class_instead_of_a_list_is_recorded_not_a_crash(install_plugin):
     install_plugin(
         "bad-plugin",
         "badplugin",
@@ -374,12 +374,13 @@ def test_plugin_returning_one_class_instead_of_a_list_is_an_error_not_a_crash(in
             return Lower
         """,
     )
-    message = str(discover_error())
-    assert "bad-plugin 1.2" in message
-    assert "Lower" in message
+    problem = only_problem(discover())
+    assert problem.provider.distribution == "bad-plugin"
+    assert "must return a list of component classes" in problem.problem
+    assert "Lower" in problem.problem
 
 
-def test_plugin_raising_in_its_hook_names_its_distribution_and_the_error(install_plugin):
+def test_plugin_raising_in_its_hook_is_recorded_with_the_error_and_unregistered(install_plugin):
     install_plugin(
         "bad-plugin",
         "badplugin",
@@ -389,34 +390,106 @@ def test_plugin_raising_in_its_hook_names_its_distribution_and_the_error(install
             raise RuntimeError("no GPU kernels built")
         """,
     )
-    exc = discover_error()
-    assert "bad-plugin 1.2" in str(exc)
-    assert "no GPU kernels built" in str(exc)
-    assert isinstance(exc.__cause__, RuntimeError)
+    registry = discover()
+    problem = only_problem(registry)
+    assert problem.provider.distribution == "bad-plugin"
+    assert problem.problem == "raised in transduce_components: RuntimeError: no GPU kernels built"
+    assert registry.plugins.get_plugin("bad-plugin:bad-plugin") is None  # none of its other hooks will be called
+    assert isinstance(strict_error().__cause__, RuntimeError)
 
 
-def test_plugin_that_fails_to_import_names_its_distribution_and_the_original_error(install_plugin):
-    install_plugin(
-        "broken-plugin",
-        "brokenplugin",
-        """
-        raise ImportError("libfoo.so: cannot open shared object file")
-        """,
-        version="0.9",
-    )
-    exc = discover_error()
-    assert "broken-plugin 0.9" in str(exc)
-    assert "failed to import" in str(exc)
-    assert "ImportError: libfoo.so: cannot open shared object file" in str(exc)
+IMPORT_FAILURE = 'raise ImportError("libfoo.so: cannot open shared object file")\n'
+
+
+def test_plugin_that_fails_to_import_is_recorded_with_the_original_error(install_plugin):
+    install_plugin("broken-plugin", "brokenplugin", IMPORT_FAILURE, version="0.9", entry_point="foo")
+    problem = only_problem(discover())
+    assert problem.provider == Provider("broken-plugin", "0.9", "foo")
+    assert problem.problem == "failed to import: ImportError: libfoo.so: cannot open shared object file"
+    exc = strict_error()
+    assert "plugin broken-plugin 0.9 (entry point 'foo'): failed to import" in str(exc)
     assert isinstance(exc.__cause__, ImportError)
 
 
-def test_entry_point_naming_a_missing_module_names_its_distribution(install_plugin):
+def test_import_failure_leaves_other_third_party_plugins_working(install_plugin):
+    install_plugin("broken-plugin", "brokenplugin", IMPORT_FAILURE)
+    install_plugin("extra-plugin", "extraplugin", REVERSE_PLUGIN)
+    registry = discover()
+    assert [b.provider.distribution for b in registry.broken] == ["broken-plugin"]
+    assert registry.get("tokenizer", "reverse") is not None
+
+
+def test_recipe_naming_a_component_of_a_plugin_that_failed_to_import_names_that_plugin(install_plugin):
+    install_plugin("foo-plugin", "fooplugin", IMPORT_FAILURE, entry_point="foo")
+    error = recipe_error("data: dates\nmodel:\n  encoder: foo\n", discover())
+    assert error.line == 3
+    assert "unknown encoder 'foo'" in str(error)
+    assert "failed to load and may provide it: plugin foo-plugin 1.2 (entry point 'foo'): failed to import" in (
+        str(error)
+    )
+
+
+def test_a_plugin_exiting_at_import_is_recorded_not_an_exit(install_plugin):
+    install_plugin("exit-plugin", "exitplugin", "import sys\nsys.exit(3)\n")
+    assert only_problem(discover()).problem == "failed to import: SystemExit: 3"
+
+
+def test_entry_point_naming_a_missing_module_is_recorded(install_plugin):
     install_plugin("ghost-plugin", "ghostplugin", None, target="ghostplugin_not_there")
-    exc = discover_error()
-    assert "ghost-plugin 1.2" in str(exc)
-    assert "ModuleNotFoundError" in str(exc)
-    assert "ghostplugin_not_there" in str(exc)
+    problem = only_problem(discover())
+    assert problem.provider.distribution == "ghost-plugin"
+    assert "ModuleNotFoundError" in problem.problem
+    assert "ghostplugin_not_there" in problem.problem
+
+
+def test_plugin_implementing_a_misspelled_hook_is_recorded_and_its_other_hooks_work(install_plugin):
+    install_plugin(
+        "typo-plugin",
+        "typoplugin",
+        """
+        class Upper(Tokenizer):
+            '''Upper-cases.'''
+            name = "upper"
+
+        @hookimpl
+        def transduce_epoch_ends(record):
+            pass
+
+        @hookimpl
+        def transduce_components():
+            return [Upper]
+        """,
+    )
+    registry = discover()
+    problem = only_problem(registry)
+    assert problem.provider.distribution == "typo-plugin"
+    assert "implements hook 'transduce_epoch_ends', which does not exist. Did you mean 'transduce_epoch_end'?" in (
+        problem.problem
+    )
+    assert "transduce_run_start" in problem.problem  # the known hooks are listed
+    assert registry.get("tokenizer", "upper") is not None
+    assert "transduce_epoch_ends" in str(strict_error())
+
+
+def test_hook_with_an_argument_its_specification_lacks_is_recorded(install_plugin):
+    install_plugin("args-plugin", "argsplugin", "\n@hookimpl\ndef transduce_components(device):\n    return []\n")
+    problem = only_problem(discover())
+    assert problem.provider.distribution == "args-plugin"
+    assert problem.problem.startswith("cannot be registered:")
+    assert "device" in problem.problem
+
+
+def test_two_entry_points_naming_one_module_records_the_second_and_keeps_the_first(install_plugin):
+    source = (
+        "\nclass Upper(Tokenizer):\n    name = 'upper'\n\n@hookimpl\ndef transduce_components():\n    return [Upper]\n"
+    )
+    install_plugin("twice-a", "twicemod", source)
+    install_plugin("twice-b", "twicemod_b", None, target="twicemod")
+    registry = discover()
+    problem = only_problem(registry)
+    assert "names the plugin already loaded through" in problem.problem
+    loaded = registry.get("tokenizer", "upper").provider.distribution
+    assert {problem.provider.distribution, loaded} == {"twice-a", "twice-b"}
 
 
 # --- adding plugins by hand and messages ------------------------------------------------------
@@ -439,7 +512,7 @@ def test_extra_plugins_are_registered_with_their_provider():
     assert registry.get("metric", "bleu") is not None
 
 
-def test_add_rejects_a_second_component_of_the_same_name_naming_both_providers():
+def test_add_is_strict_and_rejects_a_second_component_of_the_same_name_naming_both_providers():
     from transduce.api import Tokenizer
 
     class A(Tokenizer):
@@ -457,6 +530,11 @@ def test_add_rejects_a_second_component_of_the_same_name_naming_both_providers()
     assert registry.get("tokenizer", "same").cls is A
 
 
+def test_add_rejects_an_invalid_class_naming_its_provider():
+    with pytest.raises(PluginError, match=re.escape("plugin dist-a 1 (entry point 'a'): returned 3")):
+        Registry().add(3, Provider("dist-a", "1", "a"))
+
+
 def test_unknown_encoder_name_suggests_the_closest():
     message = discover().unknown_name_message("encoder", "lstn")
     assert message == "unknown encoder 'lstn'. Did you mean 'lstm'? (available: lstm)"
@@ -469,25 +547,3 @@ def test_unknown_name_far_from_every_name_lists_the_available_without_a_guess():
 
 def test_unknown_name_in_an_empty_family_says_none_are_installed():
     assert Registry().unknown_name_message("metric", "bleu") == "unknown metric 'bleu' (available: none installed)"
-
-
-def test_plugin_implementing_a_misspelled_hook_is_an_error_naming_the_hook(install_plugin):
-    install_plugin(
-        "typo-plugin",
-        "typoplugin",
-        """
-        @hookimpl
-        def transduce_component():
-            return []
-        """,
-    )
-    exc = discover_error()
-    assert "transduce_component" in str(exc)
-    assert "typo-plugin" in str(exc)
-
-
-def test_two_entry_points_naming_one_module_is_an_error_not_a_crash(install_plugin):
-    install_plugin("twice-a", "twicemod", "\n@hookimpl\ndef transduce_components():\n    return []\n")
-    install_plugin("twice-b", "twicemod_b", None, target="twicemod")
-    exc = discover_error()
-    assert "twice-b" in str(exc) or "twice-a" in str(exc)

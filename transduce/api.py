@@ -13,6 +13,7 @@ from transduce.components import (
     EncoderOutput,
     Example,
     Hypotheses,
+    Logger,
     Metric,
     Score,
     Tokenizer,
@@ -21,6 +22,7 @@ from transduce.errors import DataError, TransduceError
 from transduce.hookspecs import hookimpl
 from transduce.model import Memory, Seq2Seq
 from transduce.params import REQUIRED, Param
+from transduce.report import Report
 
 __all__ = [
     "REQUIRED",
@@ -34,9 +36,11 @@ __all__ = [
     "EncoderOutput",
     "Example",
     "Hypotheses",
+    "Logger",
     "Memory",
     "Metric",
     "Param",
+    "Report",
     "Score",
     "Seq2Seq",
     "Tokenizer",

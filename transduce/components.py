@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -21,8 +21,9 @@ from transduce.params import Param
 
 if TYPE_CHECKING:
     from transduce.model import Memory, Seq2Seq
+    from transduce.report import Report
 
-FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "dataset", "metric")
+FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "dataset", "metric", "logger")
 SPLITS = ("train", "valid", "test")
 
 
@@ -228,6 +229,48 @@ class Metric(Component):
         raise NotImplementedError
 
 
+# --- logger ------------------------------------------------------------------
+
+
+class Logger(Component):
+    """Observes a training run: progress lines, event files, dashboards.
+
+    Constructed as `cls(**params)`; a recipe selects loggers by name in its
+    `loggers:` list. The trainer calls, in this order: `run_start` once (also
+    on resume, before the data is read), then per epoch `validation_end` (when
+    the epoch was validated), `checkpoint_saved(path, "best")` (when it
+    improved), `checkpoint_saved(path, "last")` and `epoch_end` with the
+    epoch's record; finally `evaluation_end` and `run_end` with the final
+    report, or `run_failed` with the error that stopped a started run. Every method is a no-op by default:
+    override the ones you need (the others cost nothing). A logger must not
+    change what it receives; one that raises is disabled for the rest of the
+    run with a warning, and training goes on.
+    """
+
+    family: ClassVar[str] = "logger"
+
+    def run_start(self, recipe: dict[str, Any], run_dir: Path) -> None:
+        """The resolved recipe and the run directory, before the first epoch."""
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        """`record`: epoch, step, loss, tokens_per_second, seconds; `valid` and `best` when validated."""
+
+    def validation_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Validation scores after `epoch`, metric name -> 0-100."""
+
+    def checkpoint_saved(self, path: Path, kind: str) -> None:
+        """A checkpoint was written at `path`; `kind` is "last" or "best"."""
+
+    def evaluation_end(self, report: Report) -> None:
+        """The final report on the evaluation split."""
+
+    def run_end(self, report: Report) -> None:
+        """The run finished; its report is written."""
+
+    def run_failed(self, error: BaseException) -> None:
+        """The run stopped on `error`."""
+
+
 BASES: dict[str, type[Component]] = {
     "tokenizer": Tokenizer,
     "encoder": Encoder,
@@ -235,4 +278,5 @@ BASES: dict[str, type[Component]] = {
     "decoder": DecodingStrategy,
     "dataset": DataSource,
     "metric": Metric,
+    "logger": Logger,
 }

@@ -9,6 +9,7 @@ from transduce.components import (
     DataSource,
     DecodingStrategy,
     Encoder,
+    Logger,
     Metric,
     Tokenizer,
 )
@@ -49,6 +50,11 @@ def metrics(registry: Registry, recipe: dict[str, Any]) -> list[Metric]:
     ]
 
 
+def loggers(registry: Registry, recipe: dict[str, Any]) -> list[Logger]:
+    """The recipe's `loggers:`, in order."""
+    return [build(registry, "logger", spec, f"loggers.{i}") for i, spec in enumerate(recipe["loggers"])]
+
+
 def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
     """The Seq2Seq model with the recipe's encoder and attention scorer plugged in."""
     settings = recipe["model"]
@@ -83,4 +89,5 @@ def check(registry: Registry, recipe: dict[str, Any]) -> None:
     data_source(registry, recipe)
     decoding(registry, recipe)
     metrics(registry, recipe)
+    loggers(registry, recipe)
     model(registry, recipe, source_vocab_size=8, target_vocab_size=8)

@@ -98,6 +98,7 @@ DEFAULTS = {
     ("decoder",): "greedy",
 }
 DEFAULT_METRICS = ["exact_match", "bleu", "chrf"]
+DEFAULT_LOGGERS = ["console"]
 # Where a recipe names a single component, and of which family.
 COMPONENT_KEYS = {
     ("data",): "dataset",
@@ -107,7 +108,7 @@ COMPONENT_KEYS = {
     ("source", "tokenizer"): "tokenizer",
     ("target", "tokenizer"): "tokenizer",
 }
-TOP_LEVEL = ("seed", "data", "source", "target", "model", "train", "decoder", "evaluate")
+TOP_LEVEL = ("seed", "data", "source", "target", "model", "train", "decoder", "evaluate", "loggers")
 
 
 @dataclass
@@ -289,6 +290,25 @@ def _evaluate(located: _Located, registry: Registry) -> dict[str, Any]:
     return resolved
 
 
+def _loggers(located: _Located, registry: Registry) -> list[dict[str, Any]]:
+    """`loggers: [console, {name: jsonl}]`; one name or mapping alone is a list of one; null or [] is none."""
+    raw = located.data.get("loggers", DEFAULT_LOGGERS)
+    if raw is None:
+        raw = []
+    elif isinstance(raw, (str, dict)):
+        raw = [raw]
+    if not isinstance(raw, list):
+        located.fail(("loggers",), f"expected a list of logger names, e.g. [console, jsonl], got {raw!r}")
+    resolved: list[dict[str, Any]] = []
+    for i, entry in enumerate(raw):
+        logger = _component(located, registry, "logger", ("loggers", str(i)), entry)
+        first = next((j for j, seen in enumerate(resolved) if seen["name"] == logger["name"]), None)
+        if first is not None:
+            located.fail(("loggers", str(i)), f"logger {logger['name']!r} is listed twice (also as loggers.{first})")
+        resolved.append(logger)
+    return resolved
+
+
 def _validate(located: _Located, registry: Registry) -> dict[str, Any]:
     for key in located.data:
         if key not in TOP_LEVEL:
@@ -313,6 +333,7 @@ def _validate(located: _Located, registry: Registry) -> dict[str, Any]:
         located, registry, "decoder", ("decoder",), located.data.get("decoder", DEFAULTS[("decoder",)])
     )
     recipe["evaluate"] = _evaluate(located, registry)
+    recipe["loggers"] = _loggers(located, registry)
     _check_best_metric(located, recipe)
     return recipe
 

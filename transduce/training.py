@@ -22,6 +22,7 @@ from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, 
 from transduce.errors import RunError, TransduceError
 from transduce.evaluation import evaluate
 from transduce.inference import Translator, pick_device
+from transduce.lifecycle import Lifecycle
 from transduce.model import sequence_loss
 from transduce.recipe import dump_recipe, recipe_differences
 from transduce.registry import Registry
@@ -40,6 +41,7 @@ SAFE_TO_CHANGE = (
     "train.valid_every",
     "evaluate.",
     "decoder.",
+    "loggers",
 )
 
 
@@ -79,6 +81,7 @@ class Trainer:
         self.registry = registry
         self.run = run
         self.console = console
+        self.lifecycle = Lifecycle.for_recipe(registry, recipe)
 
     # --- set-up ----------------------------------------------------------------
 
@@ -187,6 +190,14 @@ class Trainer:
 
     def train(self, resume: bool = False) -> Report:
         """Train the remaining epochs, then score the best checkpoint on the evaluation split."""
+        try:
+            return self._train(resume)
+        except BaseException as error:
+            self.lifecycle.run_failed(error)
+            raise
+
+    def _train(self, resume: bool) -> Report:
+        self.lifecycle.run_start(self.recipe, self.run.path)
         self._prepare(resume)
         epochs = self.settings["epochs"]
         for epoch in range(self.state.epoch + 1, epochs + 1):
@@ -207,7 +218,8 @@ class Trainer:
             self.state.history.append(record)
             self.run.log_metrics(record)
             self._save_last()
-            self._print_epoch(record, epochs)
+            self.lifecycle.checkpoint_saved(self.run.last_checkpoint, "last")
+            self.lifecycle.epoch_end(record)
             if self.on_epoch is not None:
                 self.on_epoch(self, record)
             if stop:
@@ -269,6 +281,7 @@ class Trainer:
             batch_size=self.recipe["evaluate"]["batch_size"],
         )
         record["valid"] = report.metrics()
+        self.lifecycle.validation_end(epoch, record["valid"])
         name = self.settings["best_metric"]
         metric = next(m for m in self.metrics if m.name == name)
         score = report.metrics()[name]
@@ -280,6 +293,7 @@ class Trainer:
                 {"model": self.model.state_dict(), "epoch": epoch, "score": score}, self.run.best_checkpoint
             )
             record["best"] = True
+            self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
         else:
             self.state.stale += 1
         patience = self.settings["patience"]
@@ -300,15 +314,6 @@ class Trainer:
             self.run.last_checkpoint,
         )
 
-    def _print_epoch(self, record: dict[str, Any], epochs: int) -> None:
-        valid = "  ".join(f"{k} {v:.2f}" for k, v in record.get("valid", {}).items())
-        best = " [green](best)[/]" if record.get("best") else ""
-        self.console.print(
-            f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  "
-            f"{record['tokens_per_second']:,.0f} tok/s  {record['seconds']:.1f} s"
-            + (f"  valid: {valid}{best}" if valid else "")
-        )
-
     # --- the end ---------------------------------------------------------------
 
     def _final_report(self) -> Report:
@@ -324,7 +329,9 @@ class Trainer:
             batch_size=settings["batch_size"],
         )
         report.data = self.summary.as_dict()
+        self.lifecycle.evaluation_end(report)
         write_report(self.run, report, "report")
+        self.lifecycle.run_end(report)
         return report
 
 
