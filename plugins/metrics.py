@@ -45,6 +45,8 @@ class Bleu(Metric):
         self.metric = BLEU(tokenize=tokenize, lowercase=lowercase)
 
     def compute(self, hypotheses: Sequence[str], references: Sequence[str]) -> Score:
+        if not references:  # sacrebleu fails on an empty corpus
+            return Score(self.name, 0.0, str(self.metric.get_signature()))
         result = self.metric.corpus_score(list(hypotheses), [list(references)])
         return Score(
             self.name,
@@ -64,6 +66,8 @@ class ChrF(Metric):
         self.metric = CHRF(word_order=word_order)
 
     def compute(self, hypotheses: Sequence[str], references: Sequence[str]) -> Score:
+        if not references:
+            return Score(self.name, 0.0, str(self.metric.get_signature()))
         result = self.metric.corpus_score(list(hypotheses), [list(references)])
         return Score(self.name, float(result.score), str(self.metric.get_signature()))
 

@@ -109,3 +109,54 @@ def reverse_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.syspath_prepend(str(SUPPORT))
     monkeypatch.syspath_prepend(str(site))
     return "reverse-support"
+
+
+@pytest.fixture
+def expose_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`expose_distribution(name, version, entry_points, *paths)` makes a plugin distribution discoverable.
+
+    Like `reverse_plugin`, but for any package: writes `NAME-VERSION.dist-info` (METADATA, and
+    `entry_points` as the `transduce` group of entry_points.txt) into a temporary directory and puts it
+    and `paths` (where the plugin's modules are) on sys.path. Modules imported from `paths` are unloaded
+    afterwards, so the next test imports them afresh. Returns the distribution name.
+    """
+    import importlib
+    import re
+    import sys
+
+    roots: list[Path] = []
+
+    def expose(name: str, version: str, entry_points: dict[str, str], *paths: Path) -> str:
+        site = tmp_path / f"site-{len(roots)}"
+        info = site / f"{re.sub(r'[-_.]+', '_', name)}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+        lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[transduce]\n{lines}", encoding="utf-8")
+        for path in (*paths, site):
+            roots.append(Path(path).resolve())  # modules imported from it get __file__ under this path
+            monkeypatch.syspath_prepend(str(path))
+        return name
+
+    yield expose
+    prefixes = tuple(str(root) for root in roots)
+    for module_name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if isinstance(origin, str) and origin.startswith(prefixes):
+            del sys.modules[module_name]
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def expose_project(expose_distribution: Callable[..., str]) -> Callable[[Path], str]:
+    """`expose_project(PROJECT)` makes the plugin package in directory PROJECT discoverable as `pip install -e`
+    would: name, version and `transduce` entry points come from PROJECT/pyproject.toml, modules from
+    PROJECT/src. Returns the distribution name."""
+
+    import tomllib
+
+    def expose(project: Path) -> str:
+        meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        return expose_distribution(meta["name"], meta["version"], meta["entry-points"]["transduce"], project / "src")
+
+    return expose

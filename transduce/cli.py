@@ -1,4 +1,4 @@
-"""The `transduce` command: plugins, check, train, evaluate, translate.
+"""The `transduce` command: plugins, check, train, evaluate, translate, new-plugin.
 
 Errors of our own types are printed as one clear message (no traceback unless
 `--debug`), with exit status 2; an interrupted command exits with 130.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from transduce import __version__, pipeline
 from transduce.errors import RecipeError, RunError, TransduceError
@@ -24,6 +25,8 @@ from transduce.params import Param
 from transduce.recipe import dump_recipe, load_recipe
 from transduce.registry import Registry, discover
 from transduce.rundir import RunDir
+from transduce.scaffold import create_plugin
+from transduce.testing import conformance
 from transduce.training import Trainer, check_resumable, start_run, write_report
 
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
@@ -39,7 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("plugins", help="list every installed component with its parameters")
+    plugins = commands.add_parser("plugins", help="list every installed component with its parameters")
+    plugins.add_argument(
+        "--check",
+        action="store_true",
+        help="run the conformance kit (transduce.testing) on every installed component; exit 1 if one fails",
+    )
 
     check = commands.add_parser("check", help="validate a recipe and print it resolved, without training")
     check.add_argument("recipe", type=Path)
@@ -62,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("run", type=Path)
     tr.add_argument("text", nargs="?", help="one input; without it, read stdin (a prompt on a terminal)")
     _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
+
+    new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
+    new.add_argument("name", help="distribution name, e.g. transduce-cosine (letters, digits, '-', '_', '.')")
+    new.add_argument("--dir", type=Path, default=Path("."), help="where to create NAME/ (default: here)")
     return parser
 
 
@@ -90,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    if args.check:
+        return _check_plugins(registry, out)
     family = None
     for info in registry:
         if info.family != family:
@@ -99,7 +113,43 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err:
         out.print(f"[bold cyan]{info.name}[/]  [dim]from {provider}[/]  {escape(info.description)}")
         for param in info.params:
             out.print(_describe_param(param))
+    if registry.broken:
+        out.rule("[bold red]broken[/]", align="left")
+        for broken in registry.broken:
+            provider = escape(f"{broken.provider.distribution} {broken.provider.version}")
+            entry = escape(broken.provider.entry_point)
+            out.print(f"[bold red]{entry}[/]  [dim]from {provider}[/]  {escape(broken.problem)}")
     return 0
+
+
+def _check_plugins(registry: Registry, out: Console) -> int:
+    """Run the conformance kit on every component; a table of results, exit status 1 if one fails."""
+    table = Table(show_lines=True)
+    for column in ("family", "name", "distribution", "result"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+    for info in registry:
+        report = conformance(info.cls)
+        failed += not report.ok
+        if report.ok:
+            partly = any(note.startswith("behaviour not checked") for note in report.notes)
+            result = "[yellow]ok, partly checked[/]" if partly else "[green]ok[/]"
+            result += "".join(f"\n[dim]{escape(note)}[/]" for note in report.notes)
+        else:
+            result = "[red]FAIL[/]" + "".join(f"\n[red]- {escape(problem)}[/]" for problem in report.problems)
+        provider = f"{info.provider.distribution} {info.provider.version}"
+        table.add_row(info.family, escape(info.name), escape(provider), result)
+    for broken in registry.broken:
+        provider = f"{broken.provider.distribution} {broken.provider.version}"
+        entry = f"(entry point {broken.provider.entry_point})"
+        table.add_row("", escape(entry), escape(provider), f"[red]BROKEN[/]\n[red]{escape(broken.problem)}[/]")
+    out.print(table)
+    total = sum(1 for _ in registry)
+    summary = f"{total - failed} of {total} components conform"
+    if registry.broken:
+        summary += f"; {len(registry.broken)} plugin problem(s)"
+    out.print(summary, markup=False)
+    return 1 if failed or registry.broken else 0
 
 
 def _describe_param(param: Param) -> str:
@@ -189,6 +239,15 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    root = create_plugin(args.name, args.dir)
+    out.print(f"created {root}/", markup=False)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        out.print(f"  {path.relative_to(root)}", markup=False)
+    out.print(f"next: pip install -e {root} && pytest {root}/tests && transduce plugins --check", markup=False)
+    return 0
+
+
 def _interactive(translator: Translator, err: Console) -> None:
     err.print("Type a sentence and press Enter; an empty line or Ctrl-D ends.")
     while True:
@@ -207,4 +266,5 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "translate": cmd_translate,
+    "new-plugin": cmd_new_plugin,
 }

@@ -1,0 +1,443 @@
+"""The conformance kit (`transduce.testing`): every built-in passes it, a broken component of each family
+fails it with a message naming the contract point, and `transduce plugins --check` runs it."""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from transduce import cli
+from transduce.api import (
+    AttentionScorer,
+    DataSource,
+    DecodingStrategy,
+    Encoder,
+    EncoderOutput,
+    Example,
+    Hypotheses,
+    Logger,
+    Memory,
+    Metric,
+    Param,
+    Score,
+    Seq2Seq,
+    Tokenizer,
+)
+from transduce.registry import discover
+from transduce.testing import (
+    ConformanceError,
+    assert_conforms,
+    check_component,
+    check_decoder,
+    check_encoder,
+    conformance,
+)
+
+# --- every built-in conforms --------------------------------------------------------------------
+
+
+def write_corpora(directory: Path) -> dict[str, dict[str, Any]]:
+    """Small generated files for the built-in data sources that read files, and the params naming them."""
+    pairs = [(f"src {i} {'x' * (i % 5)}", f"tgt {i}") for i in range(60)]
+    (directory / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    (directory / "pairs.csv").write_text("Q,A\n" + "".join(f"{s},{t}\n" for s, t in pairs), encoding="utf-8")
+    for stem, chunk in (("train", pairs[:40]), ("val", pairs[40:50]), ("test", pairs[50:])):
+        (directory / f"{stem}.de").write_text("".join(f"{s}\n" for s, _ in chunk), encoding="utf-8")
+        (directory / f"{stem}.en").write_text("".join(f"{t}\n" for _, t in chunk), encoding="utf-8")
+    held_out = {"valid_size": 5, "test_size": 5}
+    return {
+        "tsv": {"path": str(directory / "pairs.tsv"), **held_out},
+        "csv": {"path": str(directory / "pairs.csv"), "source_column": "Q", "target_column": "A", **held_out},
+        "parallel": {"path": str(directory), "source_language": "de", "target_language": "en"},
+    }
+
+
+#: Further settings each built-in is checked with, besides its defaults.
+VARIANTS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("tokenizer", "char"): [{"lowercase": True}],
+    ("tokenizer", "word"): [{"lowercase": True}],
+    ("encoder", "lstm"): [
+        {"hidden_size": 8, "layers": 2, "bidirectional": False, "dropout": 0.1},
+        {"hidden_size": 8, "layers": 3, "residual": True},
+    ],
+    ("attention", "additive"): [{"hidden_size": 4}],
+    ("decoder", "greedy"): [{"max_length": 1}],
+    ("dataset", "dates"): [{"train_size": 200, "valid_size": 20, "test_size": 20, "seed": 3}],
+    ("metric", "exact_match"): [{"strip": False}],
+    ("metric", "bleu"): [{"tokenize": "char", "lowercase": True}],
+    ("metric", "chrf"): [{"word_order": 2}],
+}
+
+#: Built-ins whose behaviour cannot be checked in this environment, and why.
+MAY_BE_PARTLY_CHECKED = {("logger", "tensorboard"): "needs the optional tensorboard package"}
+
+BUILTINS = [info for info in discover() if info.provider.distribution == "transduce"]
+
+
+@pytest.mark.parametrize("info", BUILTINS, ids=lambda info: f"{info.family}-{info.name}")
+def test_every_builtin_component_conforms(info, tmp_path: Path) -> None:
+    generated = write_corpora(tmp_path) if info.family == "dataset" else {}
+    settings = [generated.get(info.name, {})]
+    settings += [{**settings[0], **variant} for variant in VARIANTS.get((info.family, info.name), [])]
+    for params in settings:
+        report = conformance(info.cls, params)
+        assert report.problems == [], params
+        if (info.family, info.name) not in MAY_BE_PARTLY_CHECKED:
+            assert not [note for note in report.notes if "behaviour not checked" in note], params
+
+
+def test_the_builtins_are_all_there() -> None:
+    families = {info.family for info in BUILTINS}
+    assert {"tokenizer", "encoder", "attention", "decoder", "dataset", "metric"} <= families
+
+
+def test_a_component_that_needs_a_parameter_is_checked_partly_and_says_so() -> None:
+    dataset = discover().get("dataset", "parallel").cls
+    report = conformance(dataset)
+    assert report.ok
+    assert report.notes == [
+        "behaviour not checked: required parameter(s) path, source_language, target_language not given "
+        "(pass them, e.g. check_component(cls, {'path': ...}))"
+    ]
+
+
+def test_assert_conforms_raises_with_every_problem_listed() -> None:
+    with pytest.raises(ConformanceError) as caught:
+        assert_conforms(TransposedScorer)
+    message = str(caught.value)
+    assert message.startswith("attention 'transposed' does not conform to its contract:\n  - ")
+    assert "scores must be (batch, tgt_len, src_len) = (3, 4, 5), got (3, 5, 4)" in message
+
+
+def test_a_family_check_refuses_a_class_of_another_family() -> None:
+    assert check_encoder(TransposedScorer) == [
+        f"family: expected a encoder (a subclass of Encoder), got {TransposedScorer!r}"
+    ]
+
+
+def test_the_kit_leaves_the_callers_random_state_alone() -> None:
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    assert check_component(discover().get("encoder", "lstm").cls) == []
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- broken components fail, with the contract point in the message -------------------------------
+
+
+class LossyTokenizer(Tokenizer):
+    """Drops numbers."""
+
+    name = "lossy"
+
+    def tokenize(self, text: str) -> list[str]:
+        return [word for word in text.split() if not word.isdigit()]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+
+class ForgetfulTokenizer(Tokenizer):
+    """Learns a vocabulary but does not save it, so `load` gives a different tokenizer."""
+
+    name = "forgetful"
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+
+    def fit(self, texts, directory: Path) -> None:
+        self.known = {word for text in texts for word in text.split()}
+
+    def load(self, directory: Path) -> None:
+        pass
+
+    def tokenize(self, text: str) -> list[str]:
+        return [word if word in self.known else "?" for word in text.split()]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+
+class UnjoinedEncoder(Encoder):
+    """Bidirectional LSTM that returns its final states without joining the two directions."""
+
+    name = "unjoined"
+    params = (Param("hidden_size", int, 8, "size"),)
+
+    def __init__(self, input_size: int, hidden_size: int = 8) -> None:
+        super().__init__()
+        self.output_size, self.layers = hidden_size, 1
+        self.rnn = nn.LSTM(input_size, hidden_size // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
+        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=embedded.size(1))
+        return EncoderOutput(states, final)
+
+
+class PaddingEncoder(Encoder):
+    """Runs an LSTM over the padded batch, ignoring `lengths`."""
+
+    name = "padding"
+
+    def __init__(self, input_size: int) -> None:
+        super().__init__()
+        self.output_size, self.layers = 8, 1
+        self.rnn = nn.LSTM(input_size, 8, batch_first=True)
+
+    def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
+        states, final = self.rnn(embedded)
+        return EncoderOutput(states, final)
+
+
+class TransposedScorer(AttentionScorer):
+    """Returns (batch, src_len, tgt_len)."""
+
+    name = "transposed"
+
+    def __init__(self, query_size: int, key_size: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(key_size, query_size)
+
+    def prepare(self, keys: torch.Tensor) -> torch.Tensor:
+        return self.project(keys)
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(prepared, query.transpose(1, 2))
+
+
+class PeekingScorer(AttentionScorer):
+    """Adds the mean of all query positions, so a position's score depends on later ones."""
+
+    name = "peeking"
+
+    def __init__(self, query_size: int, key_size: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(key_size, query_size)
+
+    def prepare(self, keys: torch.Tensor) -> torch.Tensor:
+        return self.project(keys)
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(query + query.mean(dim=1, keepdim=True), prepared.transpose(1, 2))
+
+
+class EndlessDecoding(DecodingStrategy):
+    """Greedy decoding that ignores both `</s>` and max_length."""
+
+    name = "endless"
+    params = (Param("max_length", int, 100, "ignored", min=1),)
+    steps = 0
+
+    def __init__(self, max_length: int = 100) -> None:
+        self.max_length = max_length
+
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+        tokens = torch.full((memory.batch_size,), model.bos_index)
+        state, out = model.start(memory), []
+        while True:
+            EndlessDecoding.steps += 1
+            logits, state, _ = model.step(tokens, state, memory)
+            tokens = logits.argmax(-1)
+            out.append(tokens)
+
+
+class EosKeepingDecoding(DecodingStrategy):
+    """Greedy decoding that leaves `</s>` in its output."""
+
+    name = "eos_keeping"
+    params = (Param("max_length", int, 100, "most tokens", min=1),)
+
+    def __init__(self, max_length: int = 100) -> None:
+        self.max_length = max_length
+
+    @torch.no_grad()
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+        tokens = torch.full((memory.batch_size,), model.bos_index)
+        state, rows = model.start(memory), []
+        for _ in range(self.max_length):
+            logits, state, _ = model.step(tokens, state, memory)
+            tokens = logits.argmax(-1)
+            rows.append(tokens)
+        out = []
+        for row in torch.stack(rows, 1).tolist():
+            out.append(row[: row.index(model.eos_index) + 1] if model.eos_index in row else row)
+        return Hypotheses(out)
+
+
+class ShuffledData(DataSource):
+    """Different examples on every call."""
+
+    name = "shuffled"
+
+    def split(self, name: str) -> list[Example]:
+        return [Example(str(random.random()), "x") for _ in range(3)]
+
+
+class FractionMetric(Metric):
+    """Exact match as a fraction times 1000."""
+
+    name = "fraction"
+
+    def compute(self, hypotheses: Sequence[str], references: Sequence[str]) -> Score:
+        hits = sum(h == r for h, r in zip(hypotheses, references, strict=True))
+        return Score(self.name, 1000.0 * hits / max(len(references), 1))
+
+
+class UpsideDownMetric(Metric):
+    """An error rate that claims higher is better."""
+
+    name = "upside_down"
+
+    def compute(self, hypotheses: Sequence[str], references: Sequence[str]) -> Score:
+        misses = sum(h != r for h, r in zip(hypotheses, references, strict=True))
+        return Score(self.name, 100.0 * misses / max(len(references), 1))
+
+
+class MeddlingLogger(Logger):
+    """Removes the loss from the record it is given."""
+
+    name = "meddling"
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        record.pop("loss")
+
+
+class UndeclaredMetric(Metric):
+    """Declares a parameter its constructor does not take."""
+
+    name = "undeclared"
+    params = (Param("smooth", bool, False, "smoothing"),)
+
+    def compute(self, hypotheses: Sequence[str], references: Sequence[str]) -> Score:
+        return Score(self.name, 0.0)
+
+
+BROKEN: list[tuple[type, str]] = [
+    (
+        LossyTokenizer,
+        "round trip detokenize(tokenize('27 sep 1994')): expected the same text up to case and whitespace, "
+        "got 'sep' (tokens ['sep'])",
+    ),
+    (
+        ForgetfulTokenizer,
+        "load(directory) into a new instance, after fit: 'hello world' -> ['hello', 'world'] after fit",
+    ),
+    (UnjoinedEncoder, "final h must be (layers, batch, output_size) = (1, 4, 8), got (2, 4, 4)"),
+    (PaddingEncoder, "padding invariance: sequence 0 (length 3) gets different final h in a padded batch than alone"),
+    (TransposedScorer, "scores must be (batch, tgt_len, src_len) = (3, 4, 5), got (3, 5, 4)"),
+    (
+        PeekingScorer,
+        "scoring one query position at a time (query_size=8, key_size=8): scores of positions taken one at a "
+        "time (decoding) differ from all at once (training)",
+    ),
+    (
+        EndlessDecoding,
+        "decode with a random model: decode called model.step more than 560 times for 4 sentences; "
+        "it was cut off there",
+    ),
+    (EosKeepingDecoding, "holds <s> (2) or </s> (3); leave them out"),
+    (ShuffledData, "split('train'): a second call gives different examples: splits must be deterministic"),
+    (FractionMetric, "compute on perfect hypotheses: the value must be on the 0-100 scale, got 1000.0"),
+    (UpsideDownMetric, "perfect hypotheses score best: with higher_is_better=True, perfect hypotheses (0) must score"),
+    (MeddlingLogger, "epoch_end (called in run order): changed what it received"),
+    (UndeclaredMetric, "declaration: the constructor () does not accept ['smooth'], which the core passes"),
+]
+
+
+@pytest.mark.parametrize(("cls", "expected"), BROKEN, ids=[cls.name for cls, _ in BROKEN])
+def test_a_broken_component_fails_with_the_contract_point(cls: type, expected: str) -> None:
+    problems = check_component(cls)
+    assert problems, f"{cls.__name__} passed the kit"
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_a_decoder_that_never_stops_is_cut_off_after_a_bounded_number_of_steps() -> None:
+    EndlessDecoding.steps = 0
+    assert check_decoder(EndlessDecoding, {"max_length": 3})
+    assert EndlessDecoding.steps == 20 * (3 + 2) * 4 + 1
+
+
+# --- transduce plugins --check and broken plugins ------------------------------------------------------
+
+BROKEN_PLUGIN = '''
+    from transduce.api import Metric, Score, hookimpl
+
+
+    class Fraction(Metric):
+        """Exact match as a fraction times 1000."""
+
+        name = "fraction"
+
+        def compute(self, hypotheses, references):
+            return Score(self.name, 1000.0)
+
+
+    @hookimpl
+    def transduce_components():
+        return [Fraction]
+'''
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+
+
+def install(expose_distribution: Callable[..., str], directory: Path, module: str, source: str) -> str:
+    """A distribution `demo-MODULE` 1.0 whose entry point loads `source` as `module`."""
+    directory.mkdir()
+    (directory / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    return expose_distribution(f"demo-{module.replace('_', '-')}", "1.0", {module: module}, directory)
+
+
+@pytest.mark.usefixtures("wide")
+def test_plugins_check_shows_a_table_and_exits_1_when_a_component_fails(
+    expose_distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dist = install(expose_distribution, tmp_path / "plugin", "fraction_metric", BROKEN_PLUGIN)
+    assert cli.main(["plugins", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "family" in out and "distribution" in out and "result" in out
+    row = next(line for line in out.splitlines() if "│ fraction" in line)
+    assert f"{dist} 1.0" in row and "FAIL" in row
+    assert "the value must be on the 0-100 scale, got 1000.0" in out
+    lstm = next(line for line in out.splitlines() if "│ lstm" in line)
+    assert "transduce 0.1.0" in lstm and "ok" in lstm
+
+
+@pytest.mark.usefixtures("wide")
+def test_plugins_check_exits_0_when_every_component_conforms(capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(["plugins", "--check"])
+    out = capsys.readouterr().out
+    assert "FAIL" not in out
+    assert status == 0
+    total = sum(1 for _ in discover())
+    assert f"{total} of {total} components conform" in out
+
+
+@pytest.mark.usefixtures("wide")
+def test_a_plugin_that_fails_to_import_is_listed_as_broken(
+    expose_distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dist = install(expose_distribution, tmp_path / "plugin", "typo_plugin", "import no_such_module_here\n")
+    assert cli.main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    broken = out.split("broken ───")[1]
+    row = next(line for line in broken.splitlines() if line.startswith("typo_plugin"))
+    assert f"from {dist} 1.0" in row
+    assert "No module named 'no_such_module_here'" in row
+
+    assert cli.main(["plugins", "--check"]) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "typo_plugin" in line)
+    assert f"{dist} 1.0" in row and "BROKEN" in row

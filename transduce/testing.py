@@ -1,0 +1,807 @@
+"""The conformance kit: behavioural checks of a component against its family's contract.
+
+A plugin author runs it in their own tests::
+
+    from transduce.testing import assert_conforms
+    assert_conforms(MyEncoder, hidden_size=8, layers=2)
+
+and `transduce plugins --check` runs it over every installed component. Each
+check builds the component with small sizes, feeds it generated inputs and
+compares what it does with the contract in `transduce.components`; every
+problem names the contract point and what was observed. Nothing is downloaded,
+the caller's random state is left as it was, and a decoding strategy that never
+stops is cut off after a bounded number of model steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import io
+import math
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from torch import nn
+
+from transduce import recipe as recipes
+from transduce.components import (
+    BASES,
+    FAMILIES,
+    SPLITS,
+    AttentionScorer,
+    Component,
+    DataSource,
+    DecodingStrategy,
+    Encoder,
+    EncoderOutput,
+    Hypotheses,
+    Metric,
+    Score,
+    Tokenizer,
+)
+from transduce.model import Memory, Seq2Seq, State
+from transduce.params import Param, resolve_params
+from transduce.registry import discover
+from transduce.report import Report
+
+#: Sizes the core passes to model parts, by family; they are not declared as `Param`s.
+SIZE_ARGUMENTS = {"encoder": ("input_size",), "attention": ("query_size", "key_size")}
+
+#: Texts every tokenizer must round-trip (up to case and whitespace); the empty string included.
+SAMPLE_TEXTS = (
+    "",
+    "hello world",
+    "Hello, world!",
+    "27 sep 1994",
+    "it's 9:30 - isn't it?",
+    "Ça va? 안녕하세요.",
+)
+
+#: Examples read per split of a data source: enough to see its behaviour, bounded for large corpora.
+DATA_LIMIT = 1000
+
+#: max_length given to a decoding strategy that declares one and was given none.
+DECODE_MAX_LENGTH = 5
+
+TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
+
+
+@dataclass
+class Conformance:
+    """The outcome of checking one component class.
+
+    problems: contract points that failed, each with what was observed; empty when it conforms.
+    notes: what could not be checked and why (e.g. a required parameter was not given).
+    """
+
+    component: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    point: str = "constructing it"  # the contract point being checked, for messages about exceptions
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def at(self, point: str) -> None:
+        self.point = point
+
+    def fail(self, observed: str, point: str | None = None) -> None:
+        self.problems.append(f"{point or self.point}: {observed}")
+
+
+class ConformanceError(AssertionError):
+    """Raised by `assert_conforms`; the message lists every problem."""
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+
+def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conformance:
+    """Check `cls` against its family's contract, constructed with `params` (defaults filled in)."""
+    label = f"{getattr(cls, 'family', '?')} {getattr(cls, 'name', getattr(cls, '__name__', cls))!r}"
+    report = Conformance(label)
+    if not _check_declarations(cls, report):
+        return report
+    given = dict(params or {})
+    if cls.family == "decoder" and "max_length" in {p.name for p in cls.params}:
+        given.setdefault("max_length", DECODE_MAX_LENGTH)  # short decodes keep the checks fast
+    resolved = _resolve(cls, given, report)
+    if resolved is None:
+        return report
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            check = FAMILY_CHECKS.get(cls.family)
+            if check is None:
+                report.notes.append(f"only declarations checked: the kit has no behavioural checks for {cls.family}s")
+            else:
+                with contextlib.redirect_stdout(io.StringIO()):  # a component's prints would garble listings
+                    check(cls, resolved, report)
+        except _Runaway as runaway:
+            report.fail(str(runaway))
+        except Exception as exc:  # any failure inside the component is a finding, not a crash of the kit
+            report.fail(f"raised {type(exc).__name__}: {exc}")
+    return report
+
+
+def check_component(cls: type, params: Mapping[str, Any] | None = None) -> list[str]:
+    """The problems of `cls` (empty when it conforms); dispatches on its family."""
+    return conformance(cls, params).problems
+
+
+def assert_conforms(cls: type, **params: Any) -> None:
+    """For pytest: raise `ConformanceError` listing every problem unless `cls(**params)` conforms."""
+    report = conformance(cls, params)
+    if report.problems:
+        lines = "\n".join(f"  - {problem}" for problem in report.problems)
+        raise ConformanceError(f"{report.component} does not conform to its contract:\n{lines}")
+
+
+def assert_discovered(family: str, name: str) -> type[Component]:
+    """For pytest: the class installed plugins provide as `family` `name`, found through the entry-point
+    group as `transduce` finds it; raise `ConformanceError` with the registry's reason (not installed,
+    a name clash, an import error) otherwise."""
+    registry = discover()
+    info = registry.get(family, name) if family in FAMILIES else None
+    if info is None:
+        raise ConformanceError(registry.unknown_name_message(family, name))
+    return info.cls
+
+
+def _family_check(family: str) -> Callable[[type, Mapping[str, Any] | None], list[str]]:
+    def check(cls: type, params: Mapping[str, Any] | None = None) -> list[str]:
+        if getattr(cls, "family", None) != family:
+            return [f"family: expected a {family} (a subclass of {BASES[family].__name__}), got {cls!r}"]
+        return check_component(cls, params)
+
+    check.__name__ = f"check_{family}"
+    check.__doc__ = f"The problems of a {family} class (empty when it conforms)."
+    return check
+
+
+check_tokenizer = _family_check("tokenizer")
+check_encoder = _family_check("encoder")
+check_attention = _family_check("attention")
+check_decoder = _family_check("decoder")
+check_dataset = _family_check("dataset")
+check_metric = _family_check("metric")
+check_logger = _family_check("logger")
+
+
+# --- declarations ------------------------------------------------------------------------------
+
+
+def _check_declarations(cls: type, report: Conformance) -> bool:
+    """What the registry and recipes rely on; False when the class cannot be checked further."""
+    report.at("declaration")
+    if not isinstance(cls, type) or not issubclass(cls, Component) or getattr(cls, "family", None) not in BASES:
+        report.fail(f"expected a subclass of a transduce.api family base, got {cls!r}")
+        return False
+    if not issubclass(cls, BASES[cls.family]):
+        report.fail(f"family is {cls.family!r} but the class does not subclass {BASES[cls.family].__name__}")
+        return False
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        report.fail("`name` must be a non-empty string")
+    if not cls.description():
+        report.fail("the class needs a docstring; its first line is the description `transduce plugins` shows")
+    params = getattr(cls, "params", ())
+    if not isinstance(params, (tuple, list)) or not all(isinstance(p, Param) for p in params):
+        report.fail("`params` must be a tuple of transduce.api.Param")
+        return False
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        report.fail(f"parameter names repeat: {names}")
+    for param in params:
+        if not param.required and (problem := param.problem(param.default)):
+            report.fail(f"the default of {param.name!r} does not pass its own declaration: {problem}")
+    _check_signature(cls, names, report)
+    return report.ok
+
+
+def _check_signature(cls: type, declared: list[str], report: Conformance) -> None:
+    """The core calls cls(**sizes, **params): every declared name must be accepted, nothing else required."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return  # a constructor without a signature (e.g. in C) cannot be inspected; behaviour checks still run
+    accepted = {
+        name
+        for name, p in signature.parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    sizes = SIZE_ARGUMENTS.get(cls.family, ())
+    if not open_ended and (missing := [n for n in (*sizes, *declared) if n not in accepted]):
+        report.fail(f"the constructor {signature} does not accept {missing}, which the core passes as keywords")
+    extra = [
+        name
+        for name, p in signature.parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and name not in declared
+        and name not in sizes
+    ]
+    if extra:
+        report.fail(f"the constructor requires {extra}, which are neither declared Params nor sizes the core passes")
+
+
+def _resolve(cls: type, given: dict[str, Any], report: Conformance) -> dict[str, Any] | None:
+    """Given params with defaults filled in, or None (with a note) when a required one is missing."""
+    missing = [p.name for p in cls.params if p.required and p.name not in given]
+    if missing:
+        report.notes.append(
+            f"behaviour not checked: required parameter(s) {', '.join(missing)} not given "
+            f"(pass them, e.g. check_component(cls, {{{missing[0]!r}: ...}}))"
+        )
+        return None
+
+    def fail(key: str, message: str) -> NoReturn:
+        raise ValueError(f"{key}: {message}")
+
+    try:
+        return resolve_params(cls.params, given, owner=report.component, fail=fail)
+    except ValueError as exc:
+        report.fail(str(exc), "parameters given to the kit")
+        return None
+
+
+def _construct(cls: type, params: dict[str, Any], report: Conformance, **sizes: int) -> Any:
+    """cls(**sizes, **params), or None (with a note) where it cannot be built here for a reason of its own:
+    an optional dependency that is not installed, or a data source that needs settings (a file) to exist."""
+    report.at(f"constructing it as {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in {**sizes, **params}.items())})")
+    try:
+        return cls(**sizes, **params)
+    except ImportError as exc:
+        report.notes.append(f"behaviour not checked: an optional dependency is missing ({exc})")
+    except ValueError as exc:
+        if cls.family != "dataset":
+            raise
+        report.notes.append(f"behaviour not checked: it rejects these parameters ({exc}); pass ones it accepts")
+    return None
+
+
+# --- tokenizer -----------------------------------------------------------------------------------
+
+
+def _fit_corpus() -> Iterator[str]:
+    """A one-pass stream of a few hundred lines for tokenizers that learn (the samples included)."""
+    words = "the a date of june may march sep 1994 2001 27 3 new old world hello it is was day year".split()
+    yield from SAMPLE_TEXTS
+    for i in range(400):
+        yield " ".join(words[(i * k + k) % len(words)] for k in range(1, 2 + i % 7))
+
+
+def _loose(text: str) -> str:
+    """Text up to case and whitespace: the normalisation a round trip may apply."""
+    return "".join(text.split()).casefold()
+
+
+def _tokenizer(cls: type[Tokenizer], params: dict[str, Any], report: Conformance) -> None:
+    tokenizer = _construct(cls, params, report)
+    if tokenizer is None:
+        return
+    if cls.fit is not Tokenizer.fit:
+        with tempfile.TemporaryDirectory() as directory:
+            report.at("fit(texts, directory) with a one-pass stream of texts")
+            tokenizer.fit(_fit_corpus(), Path(directory))
+            report.at("load(directory) into a new instance, after fit")
+            loaded = cls(**params)
+            loaded.load(Path(directory))
+            for text in SAMPLE_TEXTS:
+                if loaded.tokenize(text) != tokenizer.tokenize(text):
+                    report.fail(f"{text!r} -> {tokenizer.tokenize(text)} after fit but {loaded.tokenize(text)}")
+    for text in SAMPLE_TEXTS:
+        report.at(f"tokenize({text!r})")
+        tokens = tokenizer.tokenize(text)
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            report.fail(f"expected a list of non-empty str, got {tokens!r}")
+            continue
+        report.at(f"round trip detokenize(tokenize({text!r}))")
+        back = tokenizer.detokenize(tokens)
+        if not isinstance(back, str) or _loose(back) != _loose(text):
+            report.fail(f"expected the same text up to case and whitespace, got {back!r} (tokens {tokens!r})")
+    report.at("detokenize([])")
+    if (empty := tokenizer.detokenize([])) != "":
+        report.fail(f"expected '', got {empty!r}")
+
+
+# --- encoder -------------------------------------------------------------------------------------
+
+ENCODER_INPUT = 6
+LENGTHS = (3, 5, 1, 4)  # unsorted, one of length 1; the batch is padded to the longest
+
+
+def _encoder(cls: type[Encoder], params: dict[str, Any], report: Conformance) -> None:
+    encoder = _construct(cls, params, report, input_size=ENCODER_INPUT)
+    if encoder is None:
+        return
+    report.at("output_size and layers")
+    size, layers = getattr(encoder, "output_size", None), getattr(encoder, "layers", None)
+    if not (isinstance(size, int) and size >= 1 and isinstance(layers, int) and layers >= 1):
+        report.fail(f"the constructor must set positive integers, got output_size={size!r}, layers={layers!r}")
+        return
+    encoder.eval()
+    lengths = torch.tensor(LENGTHS)
+    embedded = torch.randn(len(LENGTHS), max(LENGTHS), ENCODER_INPUT)
+    for row, length in enumerate(LENGTHS):
+        embedded[row, length:] = 100.0  # padding holds garbage: it must not leak into a sequence's outputs
+    report.at(f"forward(embedded (4, 5, {ENCODER_INPUT}), unsorted lengths {list(LENGTHS)})")
+    with torch.no_grad():
+        batch = _encoder_output(encoder(embedded, lengths), len(LENGTHS), max(LENGTHS), size, layers, report)
+        if batch is None:
+            return
+        states, (h, c) = batch
+        for row, length in enumerate(LENGTHS):
+            report.at(f"forward of sequence {row} alone (batch size 1, length {length})")
+            alone = _encoder_output(
+                encoder(embedded[row : row + 1, :length], lengths[row : row + 1]), 1, length, size, layers, report
+            )
+            if alone is None:
+                return
+            report.at("padding invariance")
+            same = [
+                ("states", states[row, :length], alone.states[0]),
+                ("final h", h[:, row], alone.final[0][:, 0]),
+                ("final c", c[:, row], alone.final[1][:, 0]),
+            ]
+            for what, in_batch, by_itself in same:
+                if not torch.allclose(in_batch, by_itself, **TOLERANCE):
+                    report.fail(
+                        f"sequence {row} (length {length}) gets different {what} in a padded batch than alone "
+                        f"(max difference {(in_batch - by_itself).abs().max().item():.3g}); use `lengths`, "
+                        "e.g. pack_padded_sequence(..., enforce_sorted=False)"
+                    )
+    _encoder_gradients(encoder, embedded, lengths, report)
+
+
+def _encoder_output(
+    output: Any, batch: int, length: int, size: int, layers: int, report: Conformance
+) -> EncoderOutput | None:
+    """The output unpacked if its shapes follow the contract; None (after failing) otherwise."""
+    try:
+        states, (h, c) = output
+    except (TypeError, ValueError):
+        report.fail(f"expected EncoderOutput(states, final=(h, c)), got {type(output).__name__}")
+        return None
+    expected = {"states": (batch, length, size), "final h": (layers, batch, size), "final c": (layers, batch, size)}
+    ok = True
+    for (what, shape), tensor in zip(expected.items(), (states, h, c), strict=True):
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+            observed = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            axes = "(batch, src_len, output_size)" if what == "states" else "(layers, batch, output_size)"
+            report.fail(f"{what} must be {axes} = {shape}, got {observed}")
+            ok = False
+        elif not torch.isfinite(tensor).all():
+            report.fail(f"{what} holds NaN or infinite values")
+            ok = False
+    return EncoderOutput(states, (h, c)) if ok else None
+
+
+def _encoder_gradients(encoder: Encoder, embedded: torch.Tensor, lengths: torch.Tensor, report: Conformance) -> None:
+    report.at("gradients")
+    encoder.train()
+    embedded = embedded.clone().requires_grad_(True)
+    with torch.enable_grad():
+        states, (h, c) = encoder(embedded, lengths)
+        mask = torch.arange(states.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
+        loss = states[mask].sum() + sum(t.sum() for t in (h, c) if t.requires_grad)
+        if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+            report.fail("the outputs do not depend on the input or the parameters (no autograd graph)")
+            return
+        loss.backward()
+    if embedded.grad is None or not embedded.grad.abs().sum() > 0:
+        report.fail("no gradient reaches the embedded input, so the embeddings would not train")
+    _report_parameters_without_gradient(encoder, report)
+
+
+def _report_parameters_without_gradient(module: nn.Module, report: Conformance) -> None:
+    idle = [name for name, p in module.named_parameters() if p.requires_grad and p.grad is None]
+    if idle:
+        report.fail(f"parameters get no gradient: {', '.join(idle)}")
+
+
+# --- attention -----------------------------------------------------------------------------------
+
+BATCH, SOURCE_LENGTH, TARGET_LENGTH = 3, 5, 4
+ATTENTION_SIZES = ((8, 8), (6, 10))  # equal query and key sizes, then different ones
+
+
+def _attention(cls: type[AttentionScorer], params: dict[str, Any], report: Conformance) -> None:
+    for query_size, key_size in ATTENTION_SIZES:
+        try:
+            scorer = _construct(cls, params, report, query_size=query_size, key_size=key_size)
+        except ValueError as exc:
+            if query_size == key_size:
+                raise
+            report.notes.append(f"rejects query_size {query_size} != key_size {key_size}: {exc}")
+            continue
+        if scorer is None:
+            return
+        _attention_sizes(scorer.eval(), query_size, key_size, report)
+        _attention_gradients(scorer.train(), query_size, key_size, report)
+
+
+def _attention_sizes(scorer: AttentionScorer, query_size: int, key_size: int, report: Conformance) -> None:
+    sizes = f"(query_size={query_size}, key_size={key_size})"
+    keys = torch.randn(BATCH, SOURCE_LENGTH, key_size)
+    query = torch.randn(BATCH, TARGET_LENGTH, query_size)
+    with torch.no_grad():
+        report.at(f"prepare(keys (3, 5, {key_size})) {sizes}")
+        prepared = scorer.prepare(keys)
+        if not isinstance(prepared, torch.Tensor) or prepared.dim() == 0 or prepared.size(0) != BATCH:
+            observed = tuple(prepared.shape) if isinstance(prepared, torch.Tensor) else type(prepared).__name__
+            report.fail(f"expected a batch-first tensor (first dimension {BATCH}), got {observed}")
+            return
+        order = torch.tensor([2, 0])
+        if not torch.allclose(scorer.prepare(keys[order]), prepared[order], **TOLERANCE):
+            report.fail("prepare(keys[rows]) differs from prepare(keys)[rows]: rows must be independent")
+        report.at(f"score(query (3, 4, {query_size}), prepared) {sizes}")
+        scores = scorer.score(query, prepared)
+        expected = (BATCH, TARGET_LENGTH, SOURCE_LENGTH)
+        if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
+            observed = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+            report.fail(f"scores must be (batch, tgt_len, src_len) = {expected}, got {observed}")
+            return
+        if not torch.isfinite(scores).all():
+            report.fail("scores hold NaN or infinite values (the core masks padding itself)")
+        report.at(f"scoring one query position at a time {sizes}")
+        steps = torch.cat([scorer.score(query[:, t : t + 1], prepared) for t in range(TARGET_LENGTH)], dim=1)
+        if tuple(steps.shape) != expected or not torch.allclose(steps, scores, **TOLERANCE):
+            report.fail("scores of positions taken one at a time (decoding) differ from all at once (training)")
+        report.at(f"scoring rows selected from the batch (Memory.select, beam search) {sizes}")
+        if not torch.allclose(scorer.score(query[order], prepared[order]), scores[order], **TOLERANCE):
+            report.fail("scores of selected rows differ from the same rows scored in the full batch")
+        report.at(f"batch size 1, one source and one target position {sizes}")
+        single = scorer.score(torch.randn(1, 1, query_size), scorer.prepare(torch.randn(1, 1, key_size)))
+        if tuple(single.shape) != (1, 1, 1):
+            report.fail(f"expected scores (1, 1, 1), got {tuple(single.shape)}")
+
+
+def _attention_gradients(scorer: AttentionScorer, query_size: int, key_size: int, report: Conformance) -> None:
+    report.at(f"gradients (query_size={query_size}, key_size={key_size})")
+    keys = torch.randn(BATCH, SOURCE_LENGTH, key_size, requires_grad=True)
+    query = torch.randn(BATCH, TARGET_LENGTH, query_size, requires_grad=True)
+    with torch.enable_grad():
+        scores = scorer.score(query, scorer.prepare(keys))
+        if not scores.requires_grad:
+            report.fail("the scores do not depend on the query, the keys or the parameters (no autograd graph)")
+            return
+        (scores * torch.randn_like(scores)).sum().backward()  # random weights: a plain sum can cancel out
+    for what, tensor in (("query", query), ("keys", keys)):
+        if tensor.grad is None:
+            report.fail(f"no gradient reaches the {what}")
+    _report_parameters_without_gradient(scorer, report)
+
+
+# --- decoding strategy ---------------------------------------------------------------------------
+
+PAD, BOS, EOS, VOCAB = 0, 2, 3, 12
+DECODE_LENGTHS = (3, 5, 2, 4)
+NEVER, ALWAYS = -1e4, 1e4
+
+
+class _Runaway(BaseException):
+    """Raised from the probe model's `step` when a decoding strategy does not stop (BaseException,
+    so a strategy's own `except Exception` cannot swallow it)."""
+
+
+class _ProbeEncoder(Encoder):
+    """A small deterministic encoder: a linear map, and the mean of the real positions as final state."""
+
+    name = "probe"
+
+    def __init__(self, input_size: int, size: int = 8) -> None:
+        super().__init__()
+        self.output_size, self.layers = size, 1
+        self.linear = nn.Linear(input_size, size)
+
+    def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
+        states = torch.tanh(self.linear(embedded))
+        mask = (torch.arange(states.size(1)).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+        mean = (states * mask).sum(1) / lengths.unsqueeze(1).to(states.dtype)
+        return EncoderOutput(states, (mean.unsqueeze(0), torch.zeros_like(mean).unsqueeze(0)))
+
+
+class _ProbeScorer(AttentionScorer):
+    """Dot-product scores."""
+
+    name = "probe"
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(query, prepared.transpose(1, 2))
+
+
+class _ProbeModel(Seq2Seq):
+    """A tiny random Seq2Seq whose output bias decides when `</s>` comes, and which counts its steps."""
+
+    def __init__(self, eos_bias: float, max_steps: int) -> None:
+        super().__init__(
+            source_vocab_size=VOCAB,
+            target_vocab_size=VOCAB,
+            encoder=_ProbeEncoder(8),
+            scorer=_ProbeScorer(),
+            embedding_dim=8,
+            hidden_size=8,
+        )
+        with torch.no_grad():
+            self.output.bias[PAD] = self.output.bias[BOS] = NEVER  # a trained model never predicts these
+            self.output.bias[EOS] = eos_bias
+        self.steps, self.max_steps = 0, max_steps
+        self.eval()
+
+    def step(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise _Runaway(
+                f"decode called model.step more than {self.max_steps} times for "
+                f"{len(DECODE_LENGTHS)} sentences; it was cut off there"
+            )
+        return super().step(tokens, state, memory)
+
+
+def _probe(eos_bias: float, max_length: int) -> tuple[_ProbeModel, Memory]:
+    """A probe model and the encoded memory of a fixed random batch."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = _ProbeModel(eos_bias, max_steps=20 * (max_length + 2) * len(DECODE_LENGTHS))
+        source = torch.randint(4, VOCAB, (len(DECODE_LENGTHS), max(DECODE_LENGTHS)))
+    lengths = torch.tensor(DECODE_LENGTHS)
+    for row, length in enumerate(DECODE_LENGTHS):
+        source[row, length:] = PAD
+    with torch.no_grad():
+        return model, model.encode(source, lengths)
+
+
+def _decoder(cls: type[DecodingStrategy], params: dict[str, Any], report: Conformance) -> None:
+    if "max_length" not in params:
+        report.fail("declares no `max_length` Param; the contract requires stopping by max_length", "declaration")
+    max_length = params.get("max_length") or DECODE_MAX_LENGTH
+    strategy = _construct(cls, params, report)
+    if strategy is None:
+        return
+
+    report.at("decode with a random model")
+    model, memory = _probe(0.0, max_length)
+    first = _hypotheses(_seeded(strategy.decode, model, memory), len(DECODE_LENGTHS), max_length, report)
+    if first is None:
+        return
+    report.at("determinism")
+    model.steps = 0
+    if _seeded(strategy.decode, model, memory).tokens != first:
+        report.fail("two decodes of the same batch (same torch seed) give different hypotheses")
+    report.at("each sentence decoded alone (batch size 1)")
+    for row in range(len(DECODE_LENGTHS)):
+        model.steps = 0
+        alone = _hypotheses(_seeded(strategy.decode, model, memory.select(torch.tensor([row]))), 1, max_length, report)
+        if alone is not None and alone[0] != first[row]:
+            report.fail(f"sentence {row} gives {alone[0]} alone but {first[row]} in the batch")
+
+    report.at("stops by max_length (a model that never predicts </s>)")
+    model, memory = _probe(NEVER, max_length)
+    endless = _hypotheses(strategy.decode(model, memory), len(DECODE_LENGTHS), max_length, report)
+    if endless is not None and any(len(tokens) != max_length for tokens in endless):
+        report.fail(f"expected {max_length} tokens per sentence, got lengths {[len(t) for t in endless]}")
+
+    report.at("stops at </s> and leaves it out (a model that predicts </s> first)")
+    model, memory = _probe(ALWAYS, max_length)
+    ended = _hypotheses(strategy.decode(model, memory), len(DECODE_LENGTHS), max_length, report)
+    if ended is not None and any(ended):
+        report.fail(f"expected an empty hypothesis for every sentence, got {ended}")
+
+
+def _seeded(decode: Callable[[Seq2Seq, Memory], Hypotheses], model: Seq2Seq, memory: Memory) -> Hypotheses:
+    torch.manual_seed(0)
+    return decode(model, memory)
+
+
+def _hypotheses(result: Any, batch: int, max_length: int, report: Conformance) -> list[list[int]] | None:
+    """The token lists if `result` follows the Hypotheses contract; None (after failing) otherwise."""
+    tokens = getattr(result, "tokens", None)
+    if not isinstance(result, Hypotheses) or not isinstance(tokens, list) or len(tokens) != batch:
+        size = len(tokens) if isinstance(tokens, list) else "no"
+        report.fail(f"expected Hypotheses with one token list per sentence ({batch}), got {size} ({result!r:.80})")
+        return None
+    ok = True
+    for row, sentence in enumerate(tokens):
+        if not isinstance(sentence, list) or not all(isinstance(t, int) for t in sentence):
+            report.fail(f"sentence {row}: expected a list of int token ids, got {sentence!r:.80}")
+            ok = False
+        elif bad := [t for t in sentence if not 0 <= t < VOCAB]:
+            report.fail(f"sentence {row}: token ids {bad} are outside the vocabulary (size {VOCAB})")
+            ok = False
+        elif BOS in sentence or EOS in sentence:
+            report.fail(f"sentence {row}: {sentence} holds <s> ({BOS}) or </s> ({EOS}); leave them out")
+            ok = False
+        elif len(sentence) > max_length:
+            report.fail(f"sentence {row}: {len(sentence)} tokens, more than max_length={max_length}")
+            ok = False
+    if ok and result.attention is not None:
+        ok = _check_attention_rows(result.attention, tokens, report)
+    return tokens if ok else None
+
+
+def _check_attention_rows(attention: Any, tokens: list[list[int]], report: Conformance) -> bool:
+    if not isinstance(attention, list) or len(attention) != len(tokens):
+        report.fail(f"attention must be None or one tensor per sentence, got {type(attention).__name__}")
+        return False
+    for row, (weights, sentence) in enumerate(zip(attention, tokens, strict=True)):
+        shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else None
+        if shape is None or len(shape) != 2 or shape[0] not in (len(sentence), len(sentence) + 1):
+            report.fail(
+                f"sentence {row}: attention must be (out_len, src_len) with out_len {len(sentence)} "
+                f"(or one more row for </s>), got {shape or type(weights).__name__}"
+            )
+            return False
+    return True
+
+
+# --- data source -------------------------------------------------------------------------------
+
+
+def _dataset(cls: type[DataSource], params: dict[str, Any], report: Conformance) -> None:
+    source = _construct(cls, params, report)
+    if source is None:
+        return
+    for name in SPLITS:
+        report.at(f"split({name!r})")
+        first = list(islice(source.split(name), DATA_LIMIT))
+        bad = [example for example in first if not _is_example(example)]
+        if bad:
+            report.fail(f"expected Example(source: str, target: str) items, got {bad[0]!r:.80}")
+            continue
+        if name == "train" and not first:
+            report.fail("the train split is empty")
+        if list(islice(source.split(name), DATA_LIMIT)) != first:
+            report.fail("a second call gives different examples: splits must be deterministic")
+        if name == "train" and list(islice(cls(**params).split(name), DATA_LIMIT)) != first:
+            report.fail("a new instance with the same parameters gives different examples")
+    report.at("notes()")
+    notes = source.notes()
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        report.fail(f"expected a list of str, got {notes!r:.80}")
+    report.notes.append(f"read_file not checked (its format is the source's own); at most {DATA_LIMIT} per split read")
+
+
+def _is_example(item: Any) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and all(isinstance(text, str) for text in item)
+
+
+# --- metric --------------------------------------------------------------------------------------
+
+SCALE_SLACK = 1e-6  # floating-point noise, e.g. sacrebleu's BLEU of 100.00000000000004
+REFERENCES = ("1994-09-27", "the cat sat on the mat", "2001-06-03", "hello world", "a b c d e f g")
+
+
+def _metric(cls: type[Metric], params: dict[str, Any], report: Conformance) -> None:
+    metric = _construct(cls, params, report)
+    if metric is None:
+        return
+    report.at("higher_is_better")
+    if not isinstance(cls.higher_is_better, bool):
+        report.fail(f"expected a bool, got {cls.higher_is_better!r}")
+        return
+    references = list(REFERENCES)
+    cases = {
+        "perfect hypotheses": references,
+        "empty hypotheses": [""] * len(references),
+        "hypotheses paired with the wrong references": references[1:] + references[:1],
+    }
+    values = {}
+    for case, hypotheses in cases.items():
+        report.at(f"compute on {case}")
+        values[case] = _score_value(metric.compute(hypotheses, references), report)
+    report.at("compute([], []) on an empty list")
+    _score_value(metric.compute([], []), report)
+    if any(value is None for value in values.values()):
+        return
+    report.at("perfect hypotheses score best")
+    best = max if cls.higher_is_better else min
+    perfect = values["perfect hypotheses"]
+    worse = {case: value for case, value in values.items() if best(value, perfect) != perfect}
+    if worse or values["empty hypotheses"] == perfect:
+        direction = "higher" if cls.higher_is_better else "lower"
+        report.fail(
+            f"with higher_is_better={cls.higher_is_better}, perfect hypotheses ({perfect:g}) must score {direction} "
+            f"than {', '.join(f'{case} ({value:g})' for case, value in values.items() if case != 'perfect hypotheses')}"
+        )
+
+
+def _score_value(score: Any, report: Conformance) -> float | None:
+    if not isinstance(score, Score) or not isinstance(score.value, (int, float)) or isinstance(score.value, bool):
+        report.fail(f"expected a Score with a numeric value, got {score!r:.80}")
+        return None
+    if not math.isfinite(score.value) or not -SCALE_SLACK <= score.value <= 100.0 + SCALE_SLACK:
+        report.fail(f"the value must be on the 0-100 scale, got {score.value!r}")
+        return None
+    return float(score.value)
+
+
+# --- logger --------------------------------------------------------------------------------------
+
+
+def _sample_recipe(logger: str) -> dict[str, Any]:
+    """A resolved recipe as a run passes it to loggers: every core section with its defaults."""
+
+    def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
+        return {p.name: p.default for p in params}
+
+    side = {"tokenizer": {"name": "char", "lowercase": False}, **defaults(recipes.VOCAB_PARAMS)}
+    return {
+        "seed": 1,
+        "data": {"name": "dates"},
+        "source": side,
+        "target": copy.deepcopy(side),
+        "model": {**defaults(recipes.MODEL_PARAMS), "encoder": {"name": "lstm"}, "attention": {"name": "general"}},
+        "train": {**defaults(recipes.TRAIN_PARAMS), "epochs": 1},
+        "decoder": {"name": "greedy", "max_length": DECODE_MAX_LENGTH},
+        "evaluate": {**defaults(recipes.EVALUATE_PARAMS), "metrics": [{"name": "exact_match", "strip": True}]},
+        "loggers": [{"name": logger}],
+    }
+
+
+def _logger(cls: type, params: dict[str, Any], report: Conformance) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        run_dir = Path(directory) / "run"
+        run_dir.mkdir()
+        logger = _construct(cls, params, report)
+        if logger is None:
+            return
+        scores = {"exact_match": 50.0}
+        final = Report(split="test", size=2, scores=[Score("exact_match", 50.0)])
+        record = {"epoch": 1, "step": 4, "loss": 1.5, "tokens_per_second": 900.0, "seconds": 0.2, "valid": scores}
+        calls = (
+            ("run_start", (_sample_recipe(cls.name), run_dir)),
+            ("validation_end", (1, scores)),
+            ("checkpoint_saved", (run_dir / "checkpoints" / "best.pt", "best")),
+            ("epoch_end", ({**record, "best": True},)),
+            ("checkpoint_saved", (run_dir / "checkpoints" / "last.pt", "last")),
+            ("evaluation_end", (final,)),
+            ("run_end", (final,)),
+        )
+        for method, arguments in calls:
+            report.at(f"{method} (called in run order)")
+            before = copy.deepcopy(arguments)
+            getattr(logger, method)(*arguments)
+            if arguments != before:
+                report.fail(f"changed what it received: {before!r:.80} became {arguments!r:.80}")
+        failing = _construct(cls, params, report)
+        report.at("run_failed after run_start, on a new instance")
+        failed_dir = Path(directory) / "failed"
+        failed_dir.mkdir()
+        failing.run_start(_sample_recipe(cls.name), failed_dir)
+        failing.run_failed(RuntimeError("stopped by the conformance kit"))
+
+
+FAMILY_CHECKS: dict[str, Callable[[Any, dict[str, Any], Conformance], None]] = {
+    "tokenizer": _tokenizer,
+    "encoder": _encoder,
+    "attention": _attention,
+    "decoder": _decoder,
+    "dataset": _dataset,
+    "metric": _metric,
+    "logger": _logger,
+}
+
+__all__ = [
+    "Conformance",
+    "ConformanceError",
+    "assert_conforms",
+    "assert_discovered",
+    "check_attention",
+    "check_component",
+    "check_dataset",
+    "check_decoder",
+    "check_encoder",
+    "check_logger",
+    "check_metric",
+    "check_tokenizer",
+    "conformance",
+]
