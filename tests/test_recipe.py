@@ -87,7 +87,7 @@ def test_recipe_naming_only_the_data_source_gets_the_default_components(registry
 def test_component_given_as_a_mapping_gets_its_params(registry):
     text = "data: dates\nsource:\n  tokenizer: {name: word, lowercase: true}\nmodel:\n  attention: additive\n"
     recipe = parse(text, registry)
-    assert recipe["source"]["tokenizer"] == {"name": "word", "lowercase": True}
+    assert recipe["source"]["tokenizer"] == {"name": "word", "lowercase": True, "normalize": "NFKC", "language": None}
     assert recipe["model"]["attention"] == {"name": "additive", "hidden_size": None}
 
 
