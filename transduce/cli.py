@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from transduce import __version__, pipeline
@@ -27,6 +28,7 @@ from transduce.registry import Registry, discover
 from transduce.rundir import RunDir
 from transduce.scaffold import create_plugin
 from transduce.testing import conformance
+from transduce.textio import count_lines, read_lines
 from transduce.training import Trainer, check_resumable, start_run, write_report
 
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
@@ -66,9 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     _add_set(ev, "override the run's recipe for this evaluation, e.g. --set decoder.max_length=50")
 
-    tr = commands.add_parser("translate", help="translate TEXT, stdin lines, or interactively")
+    tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
-    tr.add_argument("text", nargs="?", help="one input; without it, read stdin (a prompt on a terminal)")
+    tr.add_argument("text", nargs="?", help="one input; without it, read --input or stdin (a prompt on a terminal)")
+    tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8)")
+    tr.add_argument("--output", type=Path, metavar="FILE", help="write the translations to FILE (default: stdout)")
+    tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
     _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
 
     new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
@@ -226,17 +231,48 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
 
 
 def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    if args.text is not None and args.input is not None:
+        raise RunError("give either TEXT or --input FILE, not both")
+    if args.batch_size < 1:
+        raise RunError(f"--batch-size must be at least 1, got {args.batch_size}")
     run = RunDir.open(args.run)
     translator = Translator.from_run(run, registry, overrides=args.set)
     if args.text is not None:
         print(translator.translate([args.text])[0])
-    elif sys.stdin.isatty():
+    elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-        for output in translator.translate(lines):
-            print(output)
+        _translate_lines(translator, args, err)
     return 0
+
+
+def _translate_lines(translator: Translator, args: argparse.Namespace, err: Console) -> None:
+    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar."""
+    if args.input is not None:
+        lines, total = read_lines(args.input), count_lines(args.input)
+    else:
+        lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
+    outputs = translator.translate_stream(lines, batch_size=args.batch_size)
+    target = args.output.open("w", encoding="utf-8") if args.output is not None else sys.stdout
+    progress = Progress(
+        TextColumn("translating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+    try:
+        with progress:
+            task = progress.add_task("translate", total=total)
+            for output in outputs:
+                target.write(output + "\n")
+                progress.advance(task)
+    finally:
+        if target is not sys.stdout:
+            target.close()
+    if args.output is not None:
+        err.print(f"wrote {progress.tasks[0].completed:,} translations to {args.output}", markup=False)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:

@@ -90,7 +90,8 @@ class Translator:
 
     def translate_stream(self, texts: Iterable[str], batch_size: int = 256, chunk: int = 4096) -> Iterator[str]:
         """Outputs in input order, translating `chunk` texts at a time, so memory stays flat on long inputs."""
-        for piece in itertools.batched(texts, chunk):
+        iterator = iter(texts)
+        while piece := list(itertools.islice(iterator, chunk)):
             yield from self.translate(piece, batch_size)
 
     def translate_tokens(self, texts: Sequence[str], batch_size: int = 256) -> list[list[str]]:

@@ -1,0 +1,98 @@
+"""`transduce translate RUN --input FILE --output FILE`: streamed, in input order, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from transduce import cli
+from transduce.inference import Translator
+from transduce.registry import discover
+from transduce.rundir import RunDir
+from transduce.textio import count_lines, read_lines
+
+SOURCES = ["march 3, 2001", "", "12/24/99", "SATURDAY, JULY 4, 1970", "4 jan 2011"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_a_file_is_translated_line_by_line_in_input_order(trained_run: Path, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(SOURCES * 3) + "\n", encoding="utf-8")
+    output = tmp_path / "out.txt"
+    status, out, err = run_cli(
+        capsys, "translate", trained_run, "--input", source, "--output", output, "--batch-size", 2
+    )
+    assert status == 0, err
+    lines = output.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == len(SOURCES) * 3
+    expected = Translator.from_run(RunDir.open(trained_run), discover()).translate(SOURCES)
+    assert lines[:-1] == expected * 3
+    assert lines[1] == ""  # an empty input line gives an empty output line, keeping the alignment
+    assert f"wrote {len(SOURCES) * 3} translations to {output}" in err
+
+
+def test_without_output_the_translations_go_to_stdout(trained_run: Path, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("march 3, 2001\r\n12/24/99", encoding="utf-8")  # CRLF, no final newline
+    status, out, _ = run_cli(capsys, "translate", trained_run, "--input", source)
+    assert status == 0
+    assert out.splitlines() == Translator.from_run(RunDir.open(trained_run), discover()).translate(
+        ["march 3, 2001", "12/24/99"]
+    )
+
+
+def test_invalid_utf8_is_an_error_naming_the_line(trained_run: Path, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"march 3, 2001\nbad \xff byte\n")
+    status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", tmp_path / "out.txt")
+    assert status == 2
+    assert f"{source}:2: not valid UTF-8" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--input", "missing.txt"), "missing.txt: no such input file"),
+        (("some text", "--input", "x.txt"), "give either TEXT or --input FILE, not both"),
+        (("--batch-size", "0", "--input", "x.txt"), "--batch-size must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(trained_run: Path, capsys, extra: tuple[str, ...], message: str) -> None:
+    status, _, err = run_cli(capsys, "translate", trained_run, *extra)
+    assert status == 2
+    assert message in err
+
+
+def test_count_lines_and_read_lines_agree_on_final_newlines_and_bom(tmp_path: Path) -> None:
+    for data, lines in [
+        (b"", []),
+        (b"a\n", ["a"]),
+        (b"a\nb", ["a", "b"]),
+        (b"\xef\xbb\xbfa\r\n\n", ["a", ""]),
+    ]:
+        path = tmp_path / "f.txt"
+        path.write_bytes(data)
+        assert list(read_lines(path)) == lines
+        assert count_lines(path) == len(lines)
+
+
+def test_translate_stream_keeps_the_order_across_chunks_and_reads_lazily(trained_run: Path) -> None:
+    translator = Translator.from_run(RunDir.open(trained_run), discover())
+    pulled: list[str] = []
+
+    def source() -> object:
+        for text in SOURCES * 2:
+            pulled.append(text)
+            yield text
+
+    stream = translator.translate_stream(source(), batch_size=2, chunk=3)
+    first = next(stream)
+    assert len(pulled) == 3  # one chunk read, not the whole input
+    assert [first, *stream] == translator.translate(SOURCES * 2)
