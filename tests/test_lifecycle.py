@@ -4,6 +4,7 @@ costs nothing, and an observer that fails is disabled with one warning while the
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import types
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from transduce import cli
 from transduce import lifecycle as lifecycle_module
 from transduce.api import Logger, Report, Score, hookimpl
 from transduce.lifecycle import EVENTS, Lifecycle
@@ -340,3 +342,35 @@ def test_for_recipe_constructs_the_recipes_loggers(warnings):
     assert lifecycle.listeners("checkpoint_saved") == [
         f"logger 'jsonl' from {registry.get('logger', 'jsonl').provider}"
     ]
+
+
+# --- through a real training run -----------------------------------------------------------------
+
+
+def test_a_training_run_tells_its_loggers_and_plugins_every_event_in_order(
+    observer_plugin, make_recipe, train_run, tmp_path: Path, capsys
+) -> None:
+    recipe = make_recipe(train={"epochs": 2}, loggers=["console", "jsonl"])
+    run = train_run(recipe, tmp_path / "run")
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text(encoding="utf-8").splitlines()]
+    names = [event["event"] for event in events]
+    epoch = ["validation_end", "checkpoint_saved", "checkpoint_saved", "epoch_end"]
+    assert names[0] == "run_start" and names[-2:] == ["evaluation_end", "run_end"]
+    assert [n for n in names[1:-2] if n != "checkpoint_saved"] == ["validation_end", "epoch_end"] * 2
+    assert names.count("checkpoint_saved") in (3, 4)  # 'last' each epoch, 'best' when it improved
+    assert names[1:5] == epoch  # the first validation is always a new best
+    hooks = [name for name, _ in observer_plugin.RECEIVED]
+    assert hooks == names
+    ends = [arguments["record"] for name, arguments in observer_plugin.RECEIVED if name == "epoch_end"]
+    assert [record["epoch"] for record in ends] == [1, 2]
+    assert all("loss" in record and "valid" in record for record in ends)
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out
+
+
+def test_a_failed_run_is_told_to_observers(observer_plugin, make_recipe, tmp_path: Path) -> None:
+    recipe = make_recipe(target={"max_length": 1})  # every training pair is too long: fails after run_start
+    assert cli.main(["train", str(recipe), "--run-dir", str(tmp_path / "run")]) == 2
+    names = [name for name, _ in observer_plugin.RECEIVED]
+    assert names == ["run_start", "run_failed"]
+    assert "training split is empty" in str(observer_plugin.RECEIVED[-1][1]["error"])
