@@ -283,3 +283,17 @@ def test_an_absurd_learning_rate_is_refused_before_training_with_status_2(
     assert "train.lr" in err and "too large" in err
     assert "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_lr_decay_halves_the_rate_after_each_validation_without_improvement_and_resume_keeps_it(
+    make_recipe: Callable[..., Path], train_run: Callable[..., Path], tmp_path: Path
+) -> None:
+    # A rate this small changes no prediction, so only the first validation improves.
+    recipe = make_recipe(train={"epochs": 3, "lr": 1e-9, "lr_decay": 0.5, "min_lr": 3e-10})
+    run = train_run(recipe, tmp_path / "run")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("best", False) for r in records] == [True, False, False]
+    assert [r["lr"] for r in records] == pytest.approx([1e-9, 1e-9, 5e-10])
+    assert cli.main(["train", "--resume", str(run), "--set", "train.epochs=4"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["lr"] == pytest.approx(3e-10)  # 2.5e-10 would be below min_lr

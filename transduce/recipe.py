@@ -83,6 +83,16 @@ TRAIN_PARAMS = (
     Param("device", str, "auto", "where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda")),
     Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, nullable=True),
     Param("valid_every", int, 1, "validate every this many epochs", min=1),
+    Param(
+        "lr_decay",
+        float,
+        None,
+        "multiply the learning rate by this after every validation without improvement (null: constant)",
+        min=0.01,
+        max=1.0,
+        nullable=True,
+    ),
+    Param("min_lr", float, 1e-5, "the learning rate never decays below this", min=0.0),
 )
 
 EVALUATE_PARAMS = (

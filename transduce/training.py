@@ -211,6 +211,7 @@ class Trainer:
                 "loss": round(loss, 5),
                 "tokens_per_second": round(tokens / seconds, 1),
                 "seconds": round(seconds, 2),
+                "lr": self.optimizer.param_groups[0]["lr"],
             }
             stop = False
             if epoch % self.settings["valid_every"] == 0 or epoch == epochs:
@@ -296,8 +297,17 @@ class Trainer:
             self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
         else:
             self.state.stale += 1
+            self._decay_learning_rate()
         patience = self.settings["patience"]
         return patience is not None and self.state.stale >= patience
+
+    def _decay_learning_rate(self) -> None:
+        """Plateau schedule; the rate lives in the optimizer's state, so checkpoints and resume carry it."""
+        decay = self.settings["lr_decay"]
+        if decay is None:
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = max(group["lr"] * decay, self.settings["min_lr"])
 
     def _save_last(self) -> None:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
