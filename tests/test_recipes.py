@@ -112,3 +112,8 @@ def test_recipe_trains_a_few_steps_on_a_tiny_file_of_its_format(
     assert set(report["metrics"]) == {"bleu", "chrf"}
     capsys.readouterr()
     assert cli.main(["translate", str(run), "ein Mann isst Brot 3"]) == 0
+    # The run's data source reads a file of its own format for `evaluate --data` (for parallel files: DIR/STEM).
+    scored = data / "val" if name == "translate-multi30k" else data
+    assert cli.main(["evaluate", str(run), "--data", str(scored), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(metrics) == {"bleu", "chrf"}
