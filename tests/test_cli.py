@@ -208,6 +208,18 @@ def test_evaluate_data_scores_every_pair_of_the_file(tmp_path: Path, run: Path, 
     assert [(e["source"], e["reference"]) for e in report["examples"]] == pairs
 
 
+def test_evaluate_data_reports_the_rows_it_skipped(tmp_path: Path, run: Path, capsys: Capture) -> None:
+    data = tmp_path / "mixed.txt"
+    write_date_file(data, [Example("september 27, 1994", "1994-09-27"), Example("1/2/03", "2003-01-02")])
+    data.write_text(data.read_text(encoding="utf-8") + "not a date line\n", encoding="utf-8")
+    status, out, _ = main(capsys, "evaluate", run, "--data", data)
+    assert status == 0
+    assert "data note:" in out and f"{data}:3" in out.replace("\n", "")
+    report = json.loads((run / "report.data-mixed.json").read_text(encoding="utf-8"))
+    assert report["size"] == 2
+    assert any(f"{data}:3" in note for note in report["data"]["notes"])
+
+
 def test_evaluate_an_empty_data_file_returns_2(tmp_path: Path, run: Path, capsys: Capture) -> None:
     data = tmp_path / "empty.txt"
     data.write_text("", encoding="utf-8")

@@ -369,8 +369,10 @@ def test_a_training_run_tells_its_loggers_and_plugins_every_event_in_order(
 
 
 def test_a_failed_run_is_told_to_observers(observer_plugin, make_recipe, tmp_path: Path) -> None:
-    recipe = make_recipe(target={"max_length": 1})  # every training pair is too long: fails after run_start
+    # Every training pair is too long: the run fails after run_start, before its first checkpoint.
+    recipe = make_recipe(target={"max_length": 1}, loggers=["jsonl"])
     assert cli.main(["train", str(recipe), "--run-dir", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()  # events.jsonl included: the same command can run again
     names = [name for name, _ in observer_plugin.RECEIVED]
     assert names == ["run_start", "run_failed"]
     assert "training split is empty" in str(observer_plugin.RECEIVED[-1][1]["error"])

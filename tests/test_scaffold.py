@@ -66,6 +66,14 @@ def test_new_plugin_refuses_an_existing_directory(tmp_path: Path, capsys: pytest
     assert files(tmp_path / NAME) == ["mine.txt"]
 
 
+def test_new_plugin_into_an_unwritable_place_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    assert cli.main(["new-plugin", NAME, "--dir", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the plugin skeleton" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

@@ -297,3 +297,12 @@ def test_lr_decay_halves_the_rate_after_each_validation_without_improvement_and_
     assert cli.main(["train", "--resume", str(run), "--set", "train.epochs=4"]) == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["lr"] == pytest.approx(3e-10)  # 2.5e-10 would be below min_lr
+
+
+def test_lr_decay_never_raises_a_rate_already_below_min_lr(
+    make_recipe: Callable[..., Path], train_run: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = make_recipe(train={"epochs": 3, "lr": 1e-9, "lr_decay": 0.5, "min_lr": 1e-5})
+    run = train_run(recipe, tmp_path / "run")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in records] == pytest.approx([1e-9, 1e-9, 1e-9])

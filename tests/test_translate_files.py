@@ -96,3 +96,11 @@ def test_translate_stream_keeps_the_order_across_chunks_and_reads_lazily(trained
     first = next(stream)
     assert len(pulled) == 3  # one chunk read, not the whole input
     assert [first, *stream] == translator.translate(SOURCES * 2)
+
+
+def test_an_output_that_cannot_be_written_is_a_clear_error(trained_run: Path, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("march 3, 2001\n", encoding="utf-8")
+    status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", tmp_path)
+    assert status == 2
+    assert f"{tmp_path}: cannot write the output file" in err and "Traceback" not in err

@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -137,8 +138,7 @@ def _check_plugins(registry: Registry, out: Console) -> int:
         report = conformance(info.cls)
         failed += not report.ok
         if report.ok:
-            partly = any(note.startswith("behaviour not checked") for note in report.notes)
-            result = "[yellow]ok, partly checked[/]" if partly else "[green]ok[/]"
+            result = "[yellow]ok, partly checked[/]" if report.partial else "[green]ok[/]"
             result += "".join(f"\n[dim]{escape(note)}[/]" for note in report.notes)
         else:
             result = "[red]FAIL[/]" + "".join(f"\n[red]- {escape(problem)}[/]" for problem in report.problems)
@@ -220,6 +220,7 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
         shown=settings["examples"],
         batch_size=settings["batch_size"],
         coverage=True,
+        notes=data.notes(),
     )
     write_report(run, report, name)
     if args.json:
@@ -249,11 +250,12 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
 def _translate_lines(translator: Translator, args: argparse.Namespace, err: Console) -> None:
     """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar."""
     if args.input is not None:
-        lines, total = read_lines(args.input), count_lines(args.input)
+        lines = read_lines(args.input)
+        total = count_lines(args.input) if err.is_terminal else None  # only a visible bar needs the total
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
     outputs = translator.translate_stream(lines, batch_size=args.batch_size)
-    target = args.output.open("w", encoding="utf-8") if args.output is not None else sys.stdout
+    target = _open_output(args.output) if args.output is not None else sys.stdout
     progress = Progress(
         TextColumn("translating"),
         BarColumn(),
@@ -282,6 +284,13 @@ def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, e
         out.print(f"  {path.relative_to(root)}", markup=False)
     out.print(f"next: pip install -e {root} && pytest {root}/tests && transduce plugins --check", markup=False)
     return 0
+
+
+def _open_output(path: Path) -> TextIO:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as error:
+        raise RunError(f"{path}: cannot write the output file ({error.strerror or error})") from None
 
 
 def _interactive(translator: Translator, err: Console) -> None:

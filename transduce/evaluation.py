@@ -20,6 +20,7 @@ def evaluate(
     shown: int = 10,
     batch_size: int = 256,
     coverage: bool = False,
+    notes: Sequence[str] = (),
 ) -> Report:
     """Translate every source, score the outputs against the raw references.
 
@@ -40,5 +41,5 @@ def evaluate(
             translator.source_vocab,
             translator.target_vocab,
         )
-        report.data = DataSummary(splits={split: summary}).as_dict()
+        report.data = DataSummary(splits={split: summary}, notes=list(notes)).as_dict()
     return report

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from transduce.components import Score
@@ -91,6 +92,8 @@ class Report:
             for name, row in _coverage_rows(self.data):
                 data.add_row(name, *row)
             console.print(data)
+            for note in self.data.get("notes", []):
+                console.print(f"[yellow]data note:[/] {escape(note)}")
         if self.examples:
             table = Table(title="Examples")
             for column in ("source", "reference", "hypothesis", ""):

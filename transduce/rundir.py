@@ -78,19 +78,13 @@ class RunDir:
         )
 
     def discard(self) -> None:
-        """Remove what a run that failed before its first checkpoint wrote, and the directory if then empty.
+        """Remove a new run that failed before its first checkpoint, so the same command can run again.
 
-        Only the run's own files are removed; anything else a user put there stays.
+        Only for a run made by `create`, which accepts only an empty or missing
+        directory: everything inside was written by this run (core, tokenizers,
+        loggers), so the whole directory goes.
         """
-        for path in (self.recipe, self.source_vocab, self.target_vocab, self.metrics_log, self.data_summary):
-            path.unlink(missing_ok=True)
-        for side in ("source", "target"):
-            shutil.rmtree(self.tokenizer_dir(side), ignore_errors=True)
-        for directory in (self.path / "tokenizers", self.path / "checkpoints", self.path):
-            try:
-                directory.rmdir()
-            except OSError:
-                return
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_log.open("a", encoding="utf-8") as handle:

@@ -199,15 +199,18 @@ def create_plugin(name: str, directory: Path = Path(".")) -> Path:
         "tests/test_conformance.py": TESTS,
         "README.md": README,
     }
-    root.parent.mkdir(parents=True, exist_ok=True)
     staging = root.parent / f".{name}.{uuid.uuid4().hex[:8]}.partial"
     try:
+        root.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
         for relative, template in files.items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(template.substitute(fields), encoding="utf-8")
         staging.rename(root)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PluginError(f"{root}: cannot write the plugin skeleton ({error.strerror or error})") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

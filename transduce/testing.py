@@ -79,16 +79,23 @@ class Conformance:
 
     problems: contract points that failed, each with what was observed; empty when it conforms.
     notes: what could not be checked and why (e.g. a required parameter was not given).
+    partial: True when the behaviour was not checked, only the declarations (see `notes`).
     """
 
     component: str
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    partial: bool = False
     point: str = "constructing it"  # the contract point being checked, for messages about exceptions
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def unchecked(self, why: str) -> None:
+        """Note that the behaviour could not be checked here, and why."""
+        self.partial = True
+        self.notes.append(f"behaviour not checked: {why}")
 
     def at(self, point: str) -> None:
         self.point = point
@@ -237,8 +244,8 @@ def _resolve(cls: type, given: dict[str, Any], report: Conformance) -> dict[str,
     """Given params with defaults filled in, or None (with a note) when a required one is missing."""
     missing = [p.name for p in cls.params if p.required and p.name not in given]
     if missing:
-        report.notes.append(
-            f"behaviour not checked: required parameter(s) {', '.join(missing)} not given "
+        report.unchecked(
+            f"required parameter(s) {', '.join(missing)} not given "
             f"(pass them, e.g. check_component(cls, {{{missing[0]!r}: ...}}))"
         )
         return None
@@ -260,11 +267,11 @@ def _construct(cls: type, params: dict[str, Any], report: Conformance, **sizes: 
     try:
         return cls(**sizes, **params)
     except ImportError as exc:
-        report.notes.append(f"behaviour not checked: an optional dependency is missing ({exc})")
+        report.unchecked(f"an optional dependency is missing ({exc})")
     except ValueError as exc:
         if cls.family != "dataset":
             raise
-        report.notes.append(f"behaviour not checked: it rejects these parameters ({exc}); pass ones it accepts")
+        report.unchecked(f"it rejects these parameters ({exc}); pass ones it accepts")
     return None
 
 

@@ -307,7 +307,7 @@ class Trainer:
         if decay is None:
             return
         for group in self.optimizer.param_groups:
-            group["lr"] = max(group["lr"] * decay, self.settings["min_lr"])
+            group["lr"] = max(group["lr"] * decay, min(group["lr"], self.settings["min_lr"]))
 
     def _save_last(self) -> None:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
