@@ -274,7 +274,8 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, err: Cons
         if target is not sys.stdout:
             target.close()
     if args.output is not None:
-        err.print(f"wrote {progress.tasks[0].completed:,} translations to {args.output}", markup=False)
+        done = int(progress.tasks[0].completed)
+        err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {args.output}", markup=False)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
