@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from transduce import cli
+from transduce.registry import Registry, discover
 
 SUPPORT = Path(__file__).parent / "support"
 
@@ -77,6 +78,12 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = root / "run"
     train(write_recipe(root, train={"epochs": 2}), run)
     return run
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    """The installed plugins, discovered once per test module."""
+    return discover()
 
 
 @pytest.fixture(autouse=True)

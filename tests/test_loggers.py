@@ -7,34 +7,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from recipe_helpers import parse, parse_error
 from transduce_builtins.loggers import ConsoleLogger, JsonlLogger, TensorBoardLogger, epoch_line
 
 from transduce import pipeline
 from transduce.api import Report, Score
 from transduce.errors import RecipeError
 from transduce.lifecycle import Lifecycle
-from transduce.recipe import parse_recipe
 from transduce.registry import discover
 
 RECIPE = {"seed": 1, "train": {"epochs": 3}}
 RECORD = {"epoch": 2, "step": 40, "loss": 1.234567, "tokens_per_second": 12345.6, "seconds": 3.21}
 VALIDATED = {**RECORD, "valid": {"exact_match": 97.5, "bleu": 99.104}, "best": True}
 REPORT = Report(split="test", size=4, scores=[Score("exact_match", 75.0), Score("bleu", 80.5, "nrefs:1")])
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover()
-
-
-def parse(text: str, registry, overrides=()):
-    return parse_recipe(text, registry, source="r.yaml", overrides=list(overrides))
-
-
-def parse_error(text: str, registry, overrides=()) -> RecipeError:
-    with pytest.raises(RecipeError) as caught:
-        parse(text, registry, overrides)
-    return caught.value
 
 
 # --- console ---------------------------------------------------------------------------------------

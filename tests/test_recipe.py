@@ -6,28 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from recipe_helpers import parse, parse_error
 
 from transduce import cli
 from transduce.errors import RecipeError
-from transduce.recipe import dump_recipe, load_recipe, parse_recipe, recipe_differences
-from transduce.registry import discover
+from transduce.recipe import dump_recipe, load_recipe, recipe_differences
 
 DATES_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "dates.yaml"
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover()
-
-
-def parse(text: str, registry, overrides=()):
-    return parse_recipe(text, registry, source="r.yaml", overrides=list(overrides))
-
-
-def parse_error(text: str, registry, overrides=()) -> RecipeError:
-    with pytest.raises(RecipeError) as caught:
-        parse(text, registry, overrides)
-    return caught.value
 
 
 # --- the shipped recipe and defaults ----------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 
 from transduce import cli
 from transduce.recipe import load_recipe
-from transduce.registry import discover
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -75,11 +74,6 @@ CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
     "chat-ko": (chatbot_file, ("data.valid_size=10", "data.test_size=10")),
     "translate-multi30k": (multi30k_dir, ()),
 }
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover()
 
 
 def test_every_shipped_recipe_has_an_end_to_end_test() -> None:
