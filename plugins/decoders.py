@@ -1,4 +1,10 @@
-"""Built-in decoding strategies: greedy."""
+"""Built-in decoding strategies: greedy, beam search and sampling.
+
+Every strategy bounds each output twice: by `max_length` tokens and, relative to the source, by
+ceil(max_ratio * source tokens) + max_offset (see `DecodingStrategy.output_limits`). A hypothesis that
+reaches its limit gets one more step, in which it may only end: with '</s>' when that is the strategy's
+pick, otherwise it is cut there without '</s>'. So even a model that never predicts '</s>' stops.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +12,330 @@ import torch
 
 from transduce.api import DecodingStrategy, Hypotheses, Memory, Param, Seq2Seq, hookimpl
 
+#: Length parameters shared by every built-in strategy. The defaults keep whole answers in chat (questions of
+#: 2-20 morphemes, answers up to 40) and similar-length translations, and cut only runaway outputs.
+LIMIT_PARAMS = (
+    Param("max_length", int, 100, "most output tokens per sentence, '</s>' excluded", min=1),
+    Param(
+        "max_ratio",
+        float,
+        2.0,
+        "output limit relative to the source: at most ceil(max_ratio * source tokens) + max_offset tokens "
+        "(and max_length); null: max_length alone",
+        min=0,
+        nullable=True,
+    ),
+    Param("max_offset", int, 20, "tokens allowed beyond max_ratio * source tokens (see max_ratio)", min=0),
+)
 
-class GreedyDecoding(DecodingStrategy):
+
+class _Limited(DecodingStrategy):
+    """Holds the length parameters every built-in strategy shares."""
+
+    def __init__(self, max_length: int = 100, max_ratio: float | None = 2.0, max_offset: int = 20) -> None:
+        self.max_length, self.max_ratio, self.max_offset = max_length, max_ratio, max_offset
+
+    def limits(self, memory: Memory) -> torch.Tensor:
+        return self.output_limits(memory, self.max_length, self.max_ratio, self.max_offset)
+
+
+class GreedyDecoding(_Limited):
     """Picks the most probable token at each step, for the whole batch at once."""
 
     name = "greedy"
-    params = (Param("max_length", int, 100, "most output tokens per sentence, '</s>' excluded", min=1),)
-
-    def __init__(self, max_length: int = 100) -> None:
-        self.max_length = max_length
+    params = LIMIT_PARAMS
 
     @torch.inference_mode()
     def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
-        batch = memory.batch_size
+        return _run(model, memory, self.limits(memory), lambda logp: logp.max(dim=-1))
+
+
+class SampleDecoding(_Limited):
+    """Draws each token from the model's distribution (ancestral sampling), e.g. for varied chat replies."""
+
+    name = "sample"
+    params = (
+        Param("temperature", float, 1.0, "> 0; divides the logits: below 1 sharper and safer, above 1 more varied"),
+        Param("top_k", int, 0, "draw only among the k most probable tokens; 0: among all", min=0),
+        Param(
+            "seed",
+            int,
+            None,
+            "seed of the sampler's own generator: the same seed gives the same output, whatever else uses torch's "
+            "random numbers; null: seeded from torch's global generator",
+            nullable=True,
+        ),
+        *LIMIT_PARAMS,
+    )
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+        max_length: int = 100,
+        max_ratio: float | None = 2.0,
+        max_offset: int = 20,
+    ) -> None:
+        super().__init__(max_length, max_ratio, max_offset)
+        if not temperature > 0:
+            raise ValueError(f"sample: temperature must be > 0 (1.0 samples the model as is), got {temperature}")
+        if top_k < 0:
+            raise ValueError(f"sample: top_k must be >= 0 (0 draws among all tokens), got {top_k}")
+        self.temperature, self.top_k, self.seed = temperature, top_k, seed
+
+    @torch.inference_mode()
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
         device = memory.states.device
-        tokens = torch.full((batch,), model.bos_index, dtype=torch.long, device=device)
-        finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        seed = self.seed if self.seed is not None else int(torch.randint(2**62, (1,)))
+        generator = torch.Generator(device=device).manual_seed(seed)
+
+        def pick(logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = logp / self.temperature
+            if 0 < self.top_k < logits.size(-1):
+                kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            # Inverse-CDF draw with one uniform number per step for every row: a sentence's output depends on
+            # it and the seed only, never on the other sentences of its batch.
+            cumulative = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+            point = torch.rand((), generator=generator, device=logp.device) * cumulative[:, -1:]
+            tokens = torch.searchsorted(cumulative, point, right=True).squeeze(1)
+            return logp.gather(1, tokens.unsqueeze(1)).squeeze(1), tokens
+
+        return _run(model, memory, self.limits(memory), pick)
+
+
+class BeamSearch(_Limited):
+    """Keeps the `size` most probable partial outputs of every sentence, all sentences of a batch at once."""
+
+    name = "beam"
+    params = (
+        Param(
+            "size",
+            int,
+            5,
+            "partial outputs kept per sentence (the beam width); 1 (with length_penalty 0) gives greedy's output",
+            min=1,
+        ),
+        Param(
+            "length_penalty",
+            float,
+            0.0,
+            "alpha of the GNMT length penalty: outputs are ranked by log-probability / ((5 + tokens) / 6)^alpha; "
+            "0 ranks by raw log-probability (favours short outputs), 0.6-1.0 usual for translation",
+            min=0,
+        ),
+        Param("n_best", int, 1, "finished outputs returned per sentence, best first (at most size)", min=1),
+        *LIMIT_PARAMS,
+    )
+
+    def __init__(
+        self,
+        size: int = 5,
+        length_penalty: float = 0.0,
+        n_best: int = 1,
+        max_length: int = 100,
+        max_ratio: float | None = 2.0,
+        max_offset: int = 20,
+    ) -> None:
+        super().__init__(max_length, max_ratio, max_offset)
+        if not 1 <= n_best <= size:
+            raise ValueError(f"beam: n_best must be between 1 and size ({size}), got {n_best}")
+        self.size, self.length_penalty, self.n_best = size, length_penalty, n_best
+
+    def penalty(self, lengths: torch.Tensor) -> torch.Tensor:
+        """GNMT lp(Y) = ((5 + |Y|) / 6) ^ alpha, |Y| the output tokens without '</s>'."""
+        return ((5.0 + lengths.float()) / 6.0) ** self.length_penalty
+
+    @torch.inference_mode()
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+        batch, size, eos, device = memory.batch_size, self.size, model.eos_index, memory.states.device
+        limits = self.limits(memory)
+        memory = memory.select(torch.arange(batch, device=device).repeat_interleave(size))
         state = model.start(memory)
-        steps, weights = [], []
-        # max_length tokens plus one step to produce '</s>'.
-        for _ in range(self.max_length + 1):
+        # Live hypotheses: (batch, size) raw log-probabilities; only the first slot is live at the start.
+        scores = torch.full((batch, size), float("-inf"), device=device)
+        scores[:, 0] = 0.0
+        tokens = torch.full((batch * size,), model.bos_index, dtype=torch.long, device=device)
+        pool = _Pool(batch, self.n_best, device)
+        history: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: (tokens, parent slots) of the live beam
+        weights: list[torch.Tensor] = []  # per step: attention (batch, size, src_len) of the rows fed that step
+        offsets = torch.arange(batch, device=device).unsqueeze(1) * size
+        for step in range(int(limits.max()) + 1):
             logits, state, attention = model.step(tokens, state, memory)
-            tokens = logits.argmax(dim=-1).masked_fill(finished, model.eos_index)
-            steps.append(tokens)
-            weights.append(attention)
-            finished |= tokens == model.eos_index
-            if bool(finished.all()):
+            logp = torch.log_softmax(logits.float(), dim=-1).view(batch, size, -1)
+            weights.append(attention.view(batch, size, -1))
+            at_limit = (limits <= step).unsqueeze(1)
+            # Candidates: every extension of every live hypothesis; '</s>' among the best `size` finishes one.
+            candidates = (scores.unsqueeze(-1) + logp).view(batch, -1)
+            values, flat = candidates.topk(min(2 * size, candidates.size(1)), dim=-1)
+            parents, chosen = flat // logp.size(-1), flat % logp.size(-1)
+            ends = (chosen == eos) & (torch.arange(values.size(1), device=device) < size)
+            # At its limit a hypothesis only ends: with '</s>' when that is its best token, else cut without it.
+            best_is_eos = logp.argmax(dim=-1) == eos
+            limit_scores = torch.where(best_is_eos, scores + logp[..., eos], scores)
+            pool.offer(
+                step,
+                torch.cat(
+                    [
+                        values.masked_fill(~ends | at_limit, float("-inf")),
+                        limit_scores.masked_fill(~at_limit, float("-inf")),
+                    ],
+                    1,
+                ),
+                torch.cat([parents, torch.arange(size, device=device).expand(batch, size)], 1),
+                torch.cat([torch.ones_like(ends), best_is_eos], 1),
+                ((5.0 + step) / 6.0) ** self.length_penalty,  # the penalty of `step` tokens
+            )
+            # The next beam: the best `size` candidates that do not end.
+            stops = (chosen == eos).long() * values.size(1)  # '</s>' never continues a hypothesis
+            order = (stops + torch.arange(values.size(1), device=device)).argsort(dim=-1)[:, :size]
+            scores = values.gather(1, order)
+            parents, chosen = parents.gather(1, order), chosen.gather(1, order)
+            history.append((chosen, parents))
+            # A sentence is done at its limit, or when no live hypothesis can still enter its n-best list:
+            # log-probabilities only fall, so the best a live one can reach is its score at the longest length.
+            bound = scores.max(dim=1).values / self.penalty(limits)
+            done = at_limit.squeeze(1) | (bound <= pool.worst_rank())
+            scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
+            if bool(done.all()):
                 break
-        return _cut_at_eos(torch.stack(steps, dim=1), torch.stack(weights, dim=1), model.eos_index, self.max_length)
+            rows = (offsets + parents).view(-1)
+            state = (state[0].index_select(1, rows), state[1].index_select(1, rows))
+            tokens = chosen.view(-1)
+        return pool.hypotheses(history, weights, self.n_best > 1)
 
 
-def _cut_at_eos(steps: torch.Tensor, weights: torch.Tensor, eos: int, max_length: int) -> Hypotheses:
-    """(batch, steps) tokens -> lists without '</s>'; attention rows kept for emitted tokens and '</s>'."""
+class _Pool:
+    """The best `n` finished hypotheses of each sentence, by length-penalised score, as (step, parent) pointers
+    into the beam's history; traced back into token lists once decoding is over."""
+
+    def __init__(self, batch: int, n: int, device: torch.device) -> None:
+        self.rank = torch.full((batch, n), float("-inf"), device=device)
+        self.score = torch.full((batch, n), float("-inf"), device=device)
+        self.step = torch.zeros((batch, n), dtype=torch.long, device=device)
+        self.parent = torch.zeros((batch, n), dtype=torch.long, device=device)
+        self.ended = torch.zeros((batch, n), dtype=torch.bool, device=device)
+
+    def worst_rank(self) -> torch.Tensor:
+        """(batch,) the rank a hypothesis must beat to enter (-inf while the pool is not full)."""
+        return self.rank[:, -1]
+
+    def offer(
+        self, step: int, scores: torch.Tensor, parents: torch.Tensor, ended: torch.Tensor, penalty: float
+    ) -> None:
+        """Candidates finished at `step` (-inf scores: none), each ending the hypothesis in slot `parent`."""
+        rank = torch.cat([self.rank, scores / penalty], 1)
+        keep = rank.topk(self.rank.size(1), dim=-1).indices
+        steps = torch.full_like(parents, step)
+        self.rank = rank.gather(1, keep)
+        self.score = torch.cat([self.score, scores], 1).gather(1, keep)
+        self.step = torch.cat([self.step, steps], 1).gather(1, keep)
+        self.parent = torch.cat([self.parent, parents], 1).gather(1, keep)
+        self.ended = torch.cat([self.ended, ended], 1).gather(1, keep)
+
+    def hypotheses(
+        self, history: list[tuple[torch.Tensor, torch.Tensor]], weights: list[torch.Tensor], nbest: bool
+    ) -> Hypotheses:
+        """Token lists and attention rows of the pooled hypotheses, best first."""
+        batch, n = self.rank.shape
+        stacked = torch.stack(weights, 1)  # (batch, steps, size, src_len)
+        rows = torch.arange(batch, device=stacked.device).unsqueeze(1)
+        tokens = torch.zeros((batch, n, len(history)), dtype=torch.long, device=stacked.device)
+        rows_weights = torch.zeros((batch, n, len(history) + 1, stacked.size(-1)), device=stacked.device)
+        rows_weights[:, :, -1] = stacked[rows, self.step, self.parent]  # the row of '</s>' (if it ended with it)
+        # Trace every pooled hypothesis back through the beam at once, last position first.
+        slot = self.parent
+        for position in range(len(history) - 1, -1, -1):
+            active = self.step > position
+            chosen, parents = history[position]
+            fed = parents.gather(1, slot)
+            tokens[:, :, position] = torch.where(active, chosen.gather(1, slot), 0)
+            rows_weights[:, :, position] = torch.where(active.unsqueeze(-1), stacked[rows, position, fed], 0.0)
+            slot = torch.where(active, fed, slot)
+        return _unpack(
+            tokens.cpu(), rows_weights.cpu(), self.step.tolist(), self.ended.tolist(), self.score.tolist(), nbest
+        )
+
+
+def _unpack(
+    tokens: torch.Tensor,
+    weights: torch.Tensor,
+    lengths: list[list[int]],
+    ended: list[list[bool]],
+    scores: list[list[float]],
+    nbest: bool,
+) -> Hypotheses:
+    """Per-sentence candidate tensors (padded, '</s>' row last) -> Hypotheses, n-best lists when asked for."""
+    lists = []
+    for b, sentence_scores in enumerate(scores):
+        found = Hypotheses(tokens=[], attention=[], scores=[])
+        for i, score in enumerate(sentence_scores):
+            if score == float("-inf"):  # fewer finished than n_best (a tiny vocabulary)
+                continue
+            length = lengths[b][i]
+            rows = weights[b, i, :length]
+            if ended[b][i]:
+                rows = torch.cat([rows, weights[b, i, -1:]])
+            found.tokens.append(tokens[b, i, :length].tolist())
+            found.attention.append(rows)
+            found.scores.append(score)
+        lists.append(found)
+    return Hypotheses(
+        tokens=[found.tokens[0] for found in lists],
+        attention=[found.attention[0] for found in lists],
+        scores=[found.scores[0] for found in lists],
+        nbest=lists if nbest else None,
+    )
+
+
+def _run(model: Seq2Seq, memory: Memory, limits: torch.Tensor, pick) -> Hypotheses:  # type: ignore[no-untyped-def]
+    """Decode one token per row and step: `pick(log-probs) -> (their log-probs, tokens)` chooses them.
+
+    Kept lean for speed: a few small tensor operations and one host sync (has every row finished?) per step.
+    Finished rows are fed '</s>'; which picks count (and the scores) is worked out once at the end.
+    """
+    batch, device, eos = memory.batch_size, memory.states.device, model.eos_index
+    tokens = torch.full((batch,), model.bos_index, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    state = model.start(memory)
+    shortest, longest = (int(n) for n in torch.stack([limits.min(), limits.max()]).tolist())
+    steps, weights, logps = [], [], []
+    for step in range(longest + 1):
+        logits, state, attention = model.step(tokens, state, memory)
+        logp, tokens = pick(torch.log_softmax(logits.float(), dim=-1))
+        tokens = tokens.masked_fill(finished, eos)
+        steps.append(tokens)
+        weights.append(attention)
+        logps.append(logp)
+        finished |= tokens == eos
+        if step >= shortest:  # at its limit a row ends, with '</s>' if picked, else cut without it
+            finished |= limits <= step
+        if bool(finished.all()):
+            break
+    return _collect(torch.stack(steps, 1), torch.stack(weights, 1), torch.stack(logps, 1), limits, eos)
+
+
+def _collect(
+    steps: torch.Tensor, weights: torch.Tensor, logps: torch.Tensor, limits: torch.Tensor, eos: int
+) -> Hypotheses:
+    """(batch, steps) picks -> token lists, scores and attention rows. A row ends at its first '</s>' when that
+    comes by its limit (its row of attention and log-probability count too); otherwise it is cut at the limit."""
+    is_eos = steps == eos
+    first = torch.where(is_eos.any(1), is_eos.int().argmax(1), steps.size(1))
+    ended = first <= limits
+    lengths = torch.minimum(first, limits)
+    counted = torch.arange(steps.size(1), device=steps.device) < (lengths + ended.long()).unsqueeze(1)
+    scores = torch.where(counted, logps, 0.0).sum(1)
     tokens, attention = [], []
-    for row, rows_weights in zip(steps.tolist(), weights.cpu(), strict=True):
-        ended = eos in row[: max_length + 1]
-        length = row.index(eos) if ended else max_length
+    for row, rows_weights, length, with_eos in zip(
+        steps.tolist(), weights.float().cpu(), lengths.tolist(), ended.tolist(), strict=True
+    ):
         tokens.append(row[:length])
-        attention.append(rows_weights[: length + 1 if ended else length])
-    return Hypotheses(tokens=tokens, attention=attention)
+        attention.append(rows_weights[: length + with_eos])
+    return Hypotheses(tokens=tokens, attention=attention, scores=scores.tolist())
 
 
 @hookimpl
 def transduce_components() -> list[type[DecodingStrategy]]:
-    return [GreedyDecoding]
+    return [GreedyDecoding, BeamSearch, SampleDecoding]

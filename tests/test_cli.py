@@ -80,7 +80,7 @@ def test_check_prints_the_resolved_recipe_with_overrides_and_defaults(
     assert status == 0
     resolved = yaml.safe_load(out)
     assert resolved["train"]["epochs"] == 7
-    assert resolved["decoder"] == {"name": "greedy", "max_length": 5}
+    assert resolved["decoder"]["name"] == "greedy" and resolved["decoder"]["max_length"] == 5
     assert resolved["train"]["best_metric"] == "exact_match"
     assert resolved["model"]["attention"] == {"name": "general"}
     assert resolved["model"]["encoder"]["bidirectional"] is True

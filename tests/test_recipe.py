@@ -29,7 +29,7 @@ def test_shipped_dates_recipe_validates_and_keeps_its_settings(registry):
     assert recipe["model"]["attention"] == {"name": "general"}
     assert recipe["train"]["epochs"] == 6
     assert recipe["train"]["patience"] == 2
-    assert recipe["decoder"] == {"name": "greedy", "max_length": 16}
+    assert recipe["decoder"] == {"name": "greedy", "max_length": 16, "max_ratio": 2.0, "max_offset": 20}
     assert recipe["evaluate"]["examples"] == 8
 
 
@@ -65,7 +65,7 @@ def test_recipe_naming_only_the_data_source_gets_the_default_components(registry
     assert recipe["target"]["tokenizer"]["name"] == "char"
     assert recipe["model"]["encoder"]["name"] == "lstm"
     assert recipe["model"]["attention"]["name"] == "general"
-    assert recipe["decoder"] == {"name": "greedy", "max_length": 100}
+    assert recipe["decoder"] == {"name": "greedy", "max_length": 100, "max_ratio": 2.0, "max_offset": 20}
     assert [m["name"] for m in recipe["evaluate"]["metrics"]] == ["exact_match", "bleu", "chrf"]
 
 
@@ -126,7 +126,7 @@ def test_component_mapping_without_name_lists_the_available(registry):
     exc = parse_error("data: dates\ndecoder:\n  max_length: 5\n", registry)
     assert exc.key == "decoder"
     assert "missing 'name'" in str(exc)
-    assert "available: greedy" in str(exc)
+    assert "available: beam, greedy, sample" in str(exc)
 
 
 # --- wrong values ---------------------------------------------------------------------------

@@ -137,29 +137,58 @@ class AttentionScorer(Component, nn.Module):
 
 @dataclass
 class Hypotheses:
-    """Output of a decoding strategy, one entry per input sentence.
+    """Output of a decoding strategy, one entry per input sentence (in the batch's order).
 
     tokens: target indices without `<s>` and `</s>`.
-    attention: optional (out_len, src_len) weights for each sentence.
+    attention: optional (rows, src_len) weights for each sentence: one row per output token, plus a last
+        row for `</s>` when the hypothesis ended with it (not when it was cut at the length limit).
+    scores: optional raw log-probability (natural log) of each sentence's tokens, plus `</s>` when it
+        ended with it, under the model (no length penalty).
+    nbest: optional, for each sentence its candidates best first, as a Hypotheses whose `tokens`,
+        `scores` (and `attention`) list them; the first candidate is the one in `tokens`.
+
+    Only `tokens` is required: a strategy that returns nothing else still works everywhere.
     """
 
     tokens: list[list[int]]
     attention: list[torch.Tensor] | None = None
+    scores: list[float] | None = None
+    nbest: list[Hypotheses] | None = None
 
 
 class DecodingStrategy(Component):
     """Turns a trained model into output sequences.
 
     Constructed as `cls(**params)`. `decode(model, memory)` may use only the
-    model's decoding interface: `model.start(memory)`, `model.step(tokens,
-    state, memory)`, `model.bos_index`, `model.eos_index`, and
-    `memory.batch_size`. It must stop by `max_length` tokens.
+    model's decoding interface: `model.start(memory)` (initial state),
+    `model.step(tokens, state, memory)` (logits, next state and attention for
+    one position of every row), `model.bos_index`, `model.eos_index`,
+    `memory.batch_size`, `memory.mask` (True on real source tokens, so
+    `memory.mask.sum(1)` gives the source lengths) and `memory.select(rows)`
+    (to repeat or reorder sentences, e.g. one row per beam). It runs under
+    `torch.inference_mode()` and returns one hypothesis per sentence, in order.
+
+    It must stop: declare a `max_length` Param and emit at most that many
+    tokens per sentence, even from a model that never predicts `</s>`.
+    `output_limits` gives the per-sentence limit of the built-in strategies,
+    which also bounds the output relative to the source length.
     """
 
     family: ClassVar[str] = "decoder"
 
     def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
         raise NotImplementedError
+
+    @staticmethod
+    def output_limits(memory: Memory, max_length: int, max_ratio: float | None, max_offset: int) -> torch.Tensor:
+        """Most output tokens per sentence, (batch,) int64 on the memory's device:
+        min(max_length, ceil(max_ratio * source length) + max_offset); max_ratio None: max_length alone."""
+        lengths = memory.mask.sum(1)
+        if max_ratio is None:
+            return torch.full_like(lengths, max_length)
+        # The small epsilon keeps e.g. 1.1 * 10 at 11 despite binary floating point.
+        relative = torch.ceil(lengths.double() * max_ratio - 1e-9) + min(max_offset, max_length)
+        return relative.clamp(max=max_length).long()  # clamped first: a huge ratio cannot overflow int64
 
 
 # --- data source -------------------------------------------------------------

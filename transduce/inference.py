@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from transduce import checkpoint, pipeline
 from transduce.batching import by_length, source_tensors
-from transduce.components import DecodingStrategy, Tokenizer
+from transduce.components import DecodingStrategy, Hypotheses, Tokenizer
 from transduce.errors import RecipeError, RunError
 from transduce.model import Seq2Seq
 from transduce.recipe import load_recipe
@@ -27,6 +28,28 @@ def pick_device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         raise RecipeError("CUDA was asked for but torch sees no GPU; use 'auto' or 'cpu'", key="train.device")
     return torch.device(setting)
+
+
+@dataclass
+class Translation:
+    """One input's translation with what the decoder knows about it.
+
+    source_tokens: the source as the tokenizer split it.
+    tokens: output tokens, without `<s>` and `</s>`; text: them detokenized.
+    score: raw log-probability (natural log) of the tokens, plus `</s>` when it was emitted, under the model;
+        None when the strategy gives no scores (or the input was empty).
+    attention: (rows, len(source_tokens)) float on the CPU, one row per output token plus a last row for
+        `</s>` when it was emitted, each row summing to 1; None when the strategy gives none.
+    alternatives: the n-best list in score order (the first is this translation) when the strategy gives
+        one, else [].
+    """
+
+    source_tokens: list[str]
+    tokens: list[str]
+    text: str
+    score: float | None = None
+    attention: torch.Tensor | None = None
+    alternatives: list[Translation] = field(default_factory=list)
 
 
 @dataclass
@@ -98,16 +121,73 @@ class Translator:
         """Output tokens for each text; batches group texts of similar length; an empty text gives []."""
         encoded = [self.source_vocab.encode(self.source_tokenizer.tokenize(t)) for t in texts]
         outputs: list[list[str]] = [[] for _ in texts]
+        for indices, hypotheses in self._decode(encoded, batch_size):
+            for index, tokens in zip(indices, hypotheses.tokens, strict=True):
+                outputs[index] = self.target_vocab.decode(tokens)
+        return outputs
+
+    def translate_detailed(self, texts: Sequence[str], batch_size: int = 256) -> list[Translation]:
+        """A `Translation` per text, in the order of `texts`: tokens, score, attention and n-best when the
+        decoding strategy gives them. An empty text gives an empty Translation."""
+        sources = [self.source_tokenizer.tokenize(t) for t in texts]
+        encoded = [self.source_vocab.encode(tokens) for tokens in sources]
+        outputs = [Translation(tokens, [], self.target_tokenizer.detokenize([])) for tokens in sources]
+        for indices, hypotheses in self._decode(encoded, batch_size):
+            for row, index in enumerate(indices):
+                outputs[index] = self._detailed(sources[index], hypotheses, row)
+        return outputs
+
+    def with_decoding(self, strategy: DecodingStrategy) -> Translator:
+        """The same model, vocabularies and tokenizers with another decoding strategy."""
+        return dataclasses.replace(self, decoding=strategy)
+
+    def _decode(self, encoded: Sequence[list[int]], batch_size: int) -> Iterator[tuple[list[int], Hypotheses]]:
+        """(indices into `encoded`, their hypotheses) per length-sorted batch; empty inputs are skipped.
+        Batch by batch, so memory stays flat however many texts are given."""
         todo = [i for i, e in enumerate(encoded) if e]
         was_training = self.model.training
         self.model.eval()
-        with torch.inference_mode():
+        try:
             for group in by_length([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
                 source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
-                memory = self.model.encode(source.to(self.device), lengths)
-                hypotheses = self.decoding.decode(self.model, memory)
-                for index, tokens in zip(indices, hypotheses.tokens, strict=True):
-                    outputs[index] = self.target_vocab.decode(tokens)
-        self.model.train(was_training)
-        return outputs
+                with torch.inference_mode():
+                    memory = self.model.encode(source.to(self.device), lengths)
+                    hypotheses = self.decoding.decode(self.model, memory)
+                yield indices, hypotheses  # outside inference mode: the caller's code runs as usual
+        finally:
+            self.model.train(was_training)
+
+    def _detailed(self, source: list[str], hypotheses: Hypotheses, row: int) -> Translation:
+        """Sentence `row` of `hypotheses` (its n-best list too) as a Translation."""
+        best = self._candidate(
+            source,
+            hypotheses.tokens[row],
+            hypotheses.scores[row] if hypotheses.scores is not None else None,
+            hypotheses.attention[row] if hypotheses.attention is not None else None,
+        )
+        if hypotheses.nbest is not None:
+            nbest = hypotheses.nbest[row]
+            best.alternatives = [
+                self._candidate(
+                    source,
+                    tokens,
+                    nbest.scores[i] if nbest.scores is not None else None,
+                    nbest.attention[i] if nbest.attention is not None else None,
+                )
+                for i, tokens in enumerate(nbest.tokens)
+            ]
+        return best
+
+    def _candidate(
+        self, source: list[str], indices: list[int], score: float | None, attention: torch.Tensor | None
+    ) -> Translation:
+        # '<pad>' and '<s>' (only an untrained model emits them) are dropped as `translate` drops them,
+        # together with their attention rows, so rows and tokens stay aligned.
+        specials = (self.target_vocab.pad_index, self.target_vocab.bos_index)
+        keep = [i for i, index in enumerate(indices) if index not in specials]
+        tokens = [self.target_vocab.tokens[indices[i]] for i in keep]
+        if attention is not None:
+            rows = keep + list(range(len(indices), attention.size(0)))  # and the row of '</s>', if any
+            attention = attention[rows, : len(source)].float().cpu()
+        return Translation(source, tokens, self.target_tokenizer.detokenize(tokens), score, attention)
