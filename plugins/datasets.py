@@ -238,6 +238,7 @@ class Dates(DataSource):
             None,
             "training pairs; null means 20000 generated pairs, or every remaining pair of the file",
             min=1,
+            max=10_000_000,
             nullable=True,
         ),
         Param("valid_size", int, 1000, "validation pairs (whole date groups in file mode, so about)", min=1),

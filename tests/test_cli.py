@@ -122,17 +122,19 @@ def test_train_writes_a_complete_run_directory_and_prints_the_report(
     assert RunDir(run_dir).best_checkpoint.is_file() and RunDir(run_dir).last_checkpoint.is_file()
 
 
-def test_train_into_a_non_empty_run_dir_returns_2_with_a_hint_and_changes_nothing(
-    run: Path, make_recipe: Callable[..., Path], capsys: Capture
+def test_train_into_a_non_empty_directory_that_is_not_a_run_returns_2_with_a_hint_and_changes_nothing(
+    tmp_path: Path, make_recipe: Callable[..., Path], capsys: Capture
 ) -> None:
-    before = sorted(p.name for p in run.iterdir())
-    recipe_before = (run / "recipe.yaml").read_bytes()
-    status, _, err = main(capsys, "train", make_recipe(), "--run-dir", run)
+    # (An existing *run* directory is continued instead: see tests/test_resume*.py.)
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine", encoding="utf-8")
+    status, _, err = main(capsys, "train", make_recipe(), "--run-dir", target)
     assert status == 2
     assert "already exists and is not empty" in err and "--resume" in err
     assert "Traceback" not in err
-    assert sorted(p.name for p in run.iterdir()) == before
-    assert (run / "recipe.yaml").read_bytes() == recipe_before
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    assert (target / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_train_without_a_recipe_or_resume_returns_2(capsys: Capture) -> None:
@@ -314,7 +316,7 @@ def test_installed_console_script_shows_help() -> None:
         pytest.skip(f"no console script beside {sys.executable}")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    for command in ("plugins", "check", "train", "evaluate", "translate"):
+    for command in ("plugins", "check", "train", "evaluate", "attention", "translate"):
         assert command in result.stdout
 
 

@@ -63,7 +63,7 @@ def test_recipe_page_covers_every_top_level_section_and_core_parameter(pages):
     assert "| `epochs` | integer | `10` | >= 1 | passes over the training split |" in page
     assert "| `device` | string | `auto` | one of `'auto'`, `'cpu'`, `'cuda'` |" in page
     assert "| `patience` | integer or null | null | >= 1 |" in page
-    assert "integer, >= 0, default `1`" in page  # seed
+    assert "integer, >= 0 and <= 4294967295, default `1`" in page  # seed
 
 
 def test_only_the_builtins_are_documented(reverse_plugin):

@@ -104,3 +104,81 @@ def test_an_output_that_cannot_be_written_is_a_clear_error(trained_run: Path, tm
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", tmp_path)
     assert status == 2
     assert f"{tmp_path}: cannot write the output file" in err and "Traceback" not in err
+
+
+# --- interruption: the partial output is whole lines, in input order ------------------------------
+
+
+def _dates(count: int) -> list[str]:
+    import datetime
+    import random
+
+    from transduce_builtins.datasets import render
+
+    rng = random.Random(5)
+    start = datetime.date(1950, 1, 1).toordinal()
+    return [render(datetime.date.fromordinal(start + rng.randrange(36000)), rng) for _ in range(count)]
+
+
+def test_an_interrupted_translation_leaves_whole_lines_in_input_order(trained_run: Path, tmp_path: Path) -> None:
+    """A real Ctrl-C (SIGINT) to `transduce translate` in a subprocess, once its first chunk is written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sources = _dates(40 * cli.TRANSLATE_CHUNK)  # far more than is translated before the signal
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("\n".join(sources) + "\n", encoding="utf-8")
+    command = [sys.executable, "-m", "transduce", "translate", str(trained_run), "--input", str(source)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the machine is shared: no thread oversubscription
+    process = subprocess.Popen([*command, "--output", str(output)], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while (not output.exists() or output.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait for the first chunk
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    written = output.read_text(encoding="utf-8")
+    lines = written.splitlines()
+    assert written.endswith("\n") and 0 < len(lines) < len(sources) and len(lines) % cli.TRANSLATE_CHUNK == 0
+    assert f"holds the translations of the first {len(lines):,} input lines" in err and "Traceback" not in err
+    translator = Translator.from_run(RunDir.open(trained_run), discover())
+    first = slice(0, cli.TRANSLATE_CHUNK)
+    assert lines[first] == translator.translate(sources[first])
+
+
+def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while the third chunk is half written: the file keeps the two whole chunks; exit status 143."""
+    from transduce.interrupt import SignalStop
+
+    monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
+    sources = _dates(9)
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("\n".join(sources) + "\n", encoding="utf-8")
+    open_output = cli._open_output
+
+    class TornOnTheThirdWrite:
+        def __init__(self, handle) -> None:
+            self.handle, self.writes = handle, 0
+
+        def __getattr__(self, name: str):
+            return getattr(self.handle, name)
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            if self.writes == 3:
+                self.handle.write(text[: len(text) // 2])
+                self.handle.flush()
+                raise SignalStop(15)
+            return self.handle.write(text)
+
+    monkeypatch.setattr(cli, "_open_output", lambda path: TornOnTheThirdWrite(open_output(path)))
+    status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
+    assert status == 143
+    assert f"{output} holds the translations of the first 4 input lines" in err
+    expected = Translator.from_run(RunDir.open(trained_run), discover()).translate(sources[:4])
+    assert output.read_text(encoding="utf-8") == "".join(line + "\n" for line in expected)

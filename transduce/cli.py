@@ -1,36 +1,55 @@
-"""The `transduce` command: plugins, check, train, evaluate, translate, new-plugin.
+"""The `transduce` command: plugins, check, train, evaluate, attention, translate, new-plugin.
 
 Errors of our own types are printed as one clear message (no traceback unless
-`--debug`), with exit status 2; an interrupted command exits with 130.
+`--debug`), with exit status 2; an interrupted command exits with 130 (SIGINT) or,
+for training stopped by SIGTERM, 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
+import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from transduce import __version__, pipeline
-from transduce.errors import RecipeError, RunError, TransduceError
-from transduce.evaluation import evaluate
+from transduce import __version__, distributed, pipeline
+from transduce.chat import add_chat_parser, cmd_chat
+from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
+from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
+from transduce.heatmap import Heatmap, render_terminal
 from transduce.inference import Translator
+from transduce.interrupt import StopSignals
 from transduce.params import Param
+from transduce.plots import PlotsUnavailable, save_heatmap
+from transduce.provenance import components_used
 from transduce.recipe import dump_recipe, load_recipe
 from transduce.registry import Registry, discover
+from transduce.report import Report
+from transduce.report_files import write_report_files
 from transduce.rundir import RunDir
 from transduce.scaffold import create_plugin
 from transduce.testing import conformance
 from transduce.textio import count_lines, read_lines
-from transduce.training import Trainer, check_resumable, start_run, write_report
+from transduce.training import Trainer, check_resumable, start_run
+
+#: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
+TRANSLATE_CHUNK = 1024
+#: oneDNN keeps a compiled LSTM kernel per input shape, up to 1,024 of them by default: about 200 MB for a small
+#: model after 100,000 lines of varied lengths. `translate` keeps a few, so its memory stays flat; a user's own
+#: ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
+ONEDNN_CACHE = "64"
 
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
 
@@ -67,7 +86,23 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", type=Path, help="score FILE, read with the run's data source format")
     ev.add_argument("--split", choices=("train", "valid", "test"), help="split to score (default: the recipe's)")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
+    ev.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="STRATEGY",
+        help="also score and time another decoding strategy, e.g. --compare beam:size=5 "
+        "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's decoder shares are kept)",
+    )
     _add_set(ev, "override the run's recipe for this evaluation, e.g. --set decoder.max_length=50")
+
+    att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
+    att.add_argument("run", type=Path)
+    att.add_argument("text", help="the input to translate")
+    att.add_argument(
+        "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
+    )
+    _add_set(att, "override the run's recipe, e.g. --set decoder.max_length=50")
 
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
@@ -76,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--output", type=Path, metavar="FILE", help="write the translations to FILE (default: stdout)")
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
     _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
+
+    add_chat_parser(commands)
 
     new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
     new.add_argument("name", help="distribution name, e.g. transduce-cosine (letters, digits, '-', '_', '.')")
@@ -89,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         registry = discover()
         return COMMANDS[args.command](args, registry, out, err)
+    except Interrupted as exc:  # training stopped on a signal: 130 for SIGINT, 143 for SIGTERM
+        err.print(f"\n[bold yellow]interrupted:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+        return exc.status
     except TransduceError as exc:
         if args.debug:
             traceback.print_exc()
@@ -96,11 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         err.print("\ninterrupted.")
-        if args.command == "train":
-            err.print(
-                "Training stopped; the last completed epoch is checkpointed. "
-                "Continue with `transduce train --resume RUN`."
-            )
         return 130
 
 
@@ -172,36 +207,77 @@ def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: C
 
 
 def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
-    if args.resume:
-        run = RunDir.open(args.resume)
-        saved = load_recipe(run.recipe, registry)
-        recipe = load_recipe(args.recipe or run.recipe, registry, args.set)
-        check_resumable(saved, recipe)
-        start_run(recipe, run)
-        resume = run.last_checkpoint.exists()
-    else:
-        if args.recipe is None:
-            raise RecipeError("name a recipe to train (e.g. recipes/dates.yaml), or --resume RUN")
-        recipe = load_recipe(args.recipe, registry, args.set)
-        pipeline.check(registry, recipe)
-        run = RunDir.create(args.run_dir or RunDir.default_path(args.recipe))
-        start_run(recipe, run)
-        resume = False
+    distributed.start()  # under torchrun: join the other processes; rank 0 alone opens, locks and writes the run
+    if not distributed.is_main():
+        return _train_replica(registry, out)
+    run, recipe, created = _training_run(args, registry)
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
-    try:
-        report = Trainer(recipe, registry, run, out).train(resume=resume)
-    except TransduceError:
-        if not resume and not run.last_checkpoint.exists():
-            run.discard()  # nothing worth resuming: let the same command run again once the cause is fixed
-        raise
+    with run.lock():  # one trainer per run directory; nothing is written before it is held
+        start_run(recipe, run)
+        run.save_components(components_used(recipe, registry))
+        resume = run.last_checkpoint.exists()
+        distributed.broadcast((str(run.path), resume))  # to _train_replica
+        if not created and not resume:
+            out.print("it has no checkpoint yet: training it from the start", markup=False)
+        try:
+            report = _train_until_stopped(Trainer(recipe, registry, run, out), run, resume, created)
+        except TransduceError:
+            if created and not run.last_checkpoint.exists():
+                run.discard()  # nothing worth resuming: let the same command run again once the cause is fixed
+            raise
     report.render(out)
     out.print(f"report written to {run.report('report', 'md')} and {run.report('report', 'json')}", markup=False)
     return 0
 
 
+def _train_replica(registry: Registry, out: Console) -> int:
+    """A process other than rank 0 trains the run rank 0 prepared (its recipe.yaml), writing nothing."""
+    path, resume = distributed.broadcast(None)
+    run = RunDir.open(Path(path))
+    Trainer(load_recipe(run.recipe, registry), registry, run, out).train(resume=resume)
+    return 0
+
+
+def _training_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir, dict[str, Any], bool]:
+    """(run, recipe, whether the run is new): `--resume RUN` and an existing `--run-dir RUN` continue that run
+    (the recipe may change only in SAFE_TO_CHANGE keys); otherwise a new run directory is made."""
+    existing = args.resume
+    if existing is None and args.run_dir is not None and RunDir(args.run_dir).recipe.exists():
+        existing = args.run_dir  # re-running the same command continues the run
+    if existing is not None:
+        run = RunDir.open(existing)
+        saved = load_recipe(run.recipe, registry)
+        recipe = load_recipe(args.recipe or run.recipe, registry, args.set)
+        check_resumable(saved, recipe)
+        return run, recipe, False
+    if args.recipe is None:
+        raise RecipeError("name a recipe to train (e.g. recipes/dates.yaml), or --resume RUN")
+    recipe = load_recipe(args.recipe, registry, args.set)
+    pipeline.check(registry, recipe)
+    return RunDir.create(args.run_dir or RunDir.default_path(args.recipe)), recipe, True
+
+
+def _train_until_stopped(trainer: Trainer, run: RunDir, resume: bool, created: bool) -> Report:
+    """`trainer.train`; a stop at once (a second signal, or one outside the training steps) becomes `Interrupted`."""
+    try:
+        return trainer.train(resume=resume)
+    except KeyboardInterrupt as stop:
+        if run.last_checkpoint.exists():
+            state = (
+                f"{run.last_checkpoint} holds the last checkpoint, whole (checkpoints are written atomically). "
+                f"Continue with `transduce train --resume {run.path}`"
+            )
+        elif created:
+            state = "nothing was checkpointed yet, so the new run directory is removed"
+        else:
+            state = f"nothing was checkpointed yet; start again with `transduce train --resume {run.path}`"
+        raise Interrupted(f"stopped at once; {state}", getattr(stop, "status", 130)) from None
+
+
 def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     run = RunDir.open(args.run)
     recipe = load_recipe(run.recipe, registry, args.set)
+    compare_with = strategies(registry, recipe, args.compare)  # a mistake shows before the model loads
     translator = Translator.from_run(run, registry, device=recipe["train"]["device"], recipe=recipe)
     data = pipeline.data_source(registry, recipe)
     if args.data:
@@ -221,14 +297,52 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
         batch_size=settings["batch_size"],
         coverage=True,
         notes=data.notes(),
+        analysis=Analysis.from_settings(settings),
+        compare_with=compare_with,
+        decoder=strategy_label(registry, recipe["decoder"]),
     )
-    write_report(run, report, name)
+    written = write_report_files(run, report, name)
     if args.json:
         print(json.dumps(report.metrics()))
     else:
         report.render(out)
-        out.print(f"report written to {run.report(name, 'md')} and {run.report(name, 'json')}", markup=False)
+        out.print(written.summary(), markup=False)
+    for note in written.notes:
+        err.print(f"note: {note}", markup=False)
     return 0
+
+
+def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    run = RunDir.open(args.run)
+    translator = Translator.from_run(run, registry, overrides=args.set)
+    translation = translator.translate_detailed([args.text])[0]
+    if not translation.source_tokens:
+        raise RunError("the text is empty after tokenizing: give some words to translate")
+    if translation.attention is None:
+        raise RunError(
+            f"the decoder {translator.decoding.name!r} gives no attention weights; try --set decoder.name=greedy"
+        )
+    heatmap = Heatmap.from_translation(translation)
+    out.print(f"{escape(args.text)}  →  [bold]{escape(translation.text)}[/]", highlight=False)
+    render_terminal(heatmap, out)
+    path = args.output or run.path / "attention" / f"{_slug(args.text)}.png"
+    try:
+        picture = save_heatmap(heatmap, path, title=f"{args.text} → {translation.text}")
+    except PlotsUnavailable as exc:
+        if args.output is not None:  # the file was asked for by name: not making it is an error
+            raise
+        err.print(f"no PNG written: {exc}", markup=False)
+        return 0
+    out.print(f"heat map saved to {picture.path}", markup=False)
+    for note in picture.notes:
+        err.print(f"note: {note}", markup=False)
+    return 0
+
+
+def _slug(text: str) -> str:
+    """A file name for `text`: lowercase ASCII letters, digits and '-', or a hash when none is left."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60].strip("-")
+    return slug or "text-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
 
 def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
@@ -237,6 +351,7 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
     if args.batch_size < 1:
         raise RunError(f"--batch-size must be at least 1, got {args.batch_size}")
     run = RunDir.open(args.run)
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE)  # before the first LSTM call
     translator = Translator.from_run(run, registry, overrides=args.set)
     if args.text is not None:
         print(translator.translate([args.text])[0])
@@ -248,13 +363,18 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
 
 
 def _translate_lines(translator: Translator, args: argparse.Namespace, err: Console) -> None:
-    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar."""
+    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar.
+
+    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after
+    each chunk, so memory stays flat and the output always holds whole lines: the
+    translations of the first N input lines. A stop (Ctrl-C, SIGTERM) cuts the
+    file back to the last whole chunk and says how many lines it holds.
+    """
     if args.input is not None:
         lines = read_lines(args.input)
         total = count_lines(args.input) if err.is_terminal else None  # only a visible bar needs the total
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
-    outputs = translator.translate_stream(lines, batch_size=args.batch_size)
     target = _open_output(args.output) if args.output is not None else sys.stdout
     progress = Progress(
         TextColumn("translating"),
@@ -264,17 +384,32 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, err: Cons
         console=err,
         disable=not err.is_terminal,
     )
+    done, committed = 0, 0
     try:
-        with progress:
+        with progress, StopSignals():
             task = progress.add_task("translate", total=total)
-            for output in outputs:
-                target.write(output + "\n")
-                progress.advance(task)
+            while piece := list(itertools.islice(lines, TRANSLATE_CHUNK)):
+                outputs = translator.translate(piece, args.batch_size)
+                target.write("".join(output + "\n" for output in outputs))
+                target.flush()
+                done += len(piece)
+                committed = target.tell() if target is not sys.stdout else 0
+                progress.advance(task, len(piece))
+    except KeyboardInterrupt as stop:
+        where = "stdout" if target is sys.stdout else str(args.output)
+        if target is not sys.stdout:
+            target.truncate(committed)  # drop a chunk the stop may have cut short
+        raise Interrupted(
+            f"{where} holds the translations of the first {done:,} input lines, whole and in input order",
+            status=getattr(stop, "status", 130),
+        ) from None
+    except OSError as error:
+        where = args.output or "stdout"
+        raise RunError(f"{where}: cannot write the translations ({error.strerror or error})") from None
     finally:
         if target is not sys.stdout:
             target.close()
     if args.output is not None:
-        done = int(progress.tasks[0].completed)
         err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {args.output}", markup=False)
 
 
@@ -311,6 +446,8 @@ COMMANDS = {
     "check": cmd_check,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
+    "attention": cmd_attention,
     "translate": cmd_translate,
+    "chat": cmd_chat,
     "new-plugin": cmd_new_plugin,
 }

@@ -47,3 +47,11 @@ class DataError(TransduceError):
 
 class RunError(TransduceError):
     """A run directory is missing, incomplete or would be overwritten."""
+
+
+class Interrupted(RunError):
+    """Training stopped on a signal, after writing what can be resumed; `status` is the exit status (130, 143)."""
+
+    def __init__(self, message: str, status: int = 130) -> None:
+        super().__init__(message)
+        self.status = status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -82,6 +83,8 @@ class Param:
             return f"expected {self.describe_type()}, got {type(value).__name__} {value!r}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"expected {self.describe_type()}, got {value!r} (not a finite number)"
+        if self.type is float and isinstance(value, int) and abs(value) > sys.float_info.max:
+            return f"expected {self.describe_type()}, got {value!r} (too large for a number)"
         if self.choices is not None and value not in self.choices:
             hint = _did_you_mean(str(value), [str(c) for c in self.choices])
             return f"expected {self.describe_type()}, got {value!r}{hint}"

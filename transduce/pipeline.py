@@ -30,6 +30,15 @@ def build(registry: Registry, family: str, spec: dict[str, Any], key: str, **siz
         raise RecipeError(f"{family} {spec['name']!r} rejected its settings: {exc}", key=key) from None
     except ImportError as exc:  # an optional dependency is missing; the component's message says what to install
         raise RecipeError(f"{family} {spec['name']!r} cannot be used: {exc}", key=key) from None
+    except (RuntimeError, MemoryError, OverflowError) as exc:  # e.g. torch cannot allocate the sizes asked for
+        raise RecipeError(
+            f"{family} {spec['name']!r} could not be built ({type(exc).__name__}: {_first_line(exc)}); lower its sizes",
+            key=key,
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def tokenizer(registry: Registry, recipe: dict[str, Any], side: str) -> Tokenizer:
@@ -88,6 +97,8 @@ def check(registry: Registry, recipe: dict[str, Any]) -> None:
         tokenizer(registry, recipe, side)
     data_source(registry, recipe)
     decoding(registry, recipe)
+    for i, spec in enumerate(recipe["evaluate"].get("compare", [])):
+        build(registry, "decoder", spec, f"evaluate.compare.{i}")
     metrics(registry, recipe)
     loggers(registry, recipe)
     model(registry, recipe, source_vocab_size=8, target_vocab_size=8)

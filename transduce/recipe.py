@@ -19,7 +19,9 @@ import yaml
 
 from transduce.errors import RecipeError
 from transduce.params import Param, did_you_mean, resolve_params
+from transduce.provenance import require_plugins
 from transduce.registry import Registry
+from transduce.rundir import RunDir
 
 Path_ = tuple[str, ...]
 
@@ -35,7 +37,7 @@ _Loader.add_implicit_resolver(
 )
 
 # Core sections, declared like component parameters so validation and docs share them.
-SEED = Param("seed", int, 1, "seed of every random choice: reruns give the same result", min=0)
+SEED = Param("seed", int, 1, "seed of every random choice: reruns give the same result", min=0, max=2**32 - 1)
 
 VOCAB_PARAMS = (
     Param("min_freq", int, 1, "drop tokens seen fewer times than this in the training split", min=1),
@@ -50,16 +52,26 @@ VOCAB_PARAMS = (
     ),
 )
 
+# Bounds that keep a mistyped size a clear error instead of a huge allocation or a build that never ends.
+MAX_SIZE = 8192
+MAX_LAYERS = 32
+
 MODEL_PARAMS = (
-    Param("embedding_dim", int, 128, "size of the source and target token embeddings", min=1),
-    Param("hidden_size", int, 256, "size of the decoder LSTM state", min=1),
-    Param("decoder_layers", int, 1, "number of stacked decoder LSTM layers", min=1),
+    Param("embedding_dim", int, 128, "size of the source and target token embeddings", min=1, max=MAX_SIZE),
+    Param("hidden_size", int, 256, "size of the decoder LSTM state", min=1, max=MAX_SIZE),
+    Param("decoder_layers", int, 1, "number of stacked decoder LSTM layers", min=1, max=MAX_LAYERS),
     Param("dropout", float, 0.1, "dropout on embeddings and on the attentional layer", min=0.0, max=0.9),
 )
 
 TRAIN_PARAMS = (
     Param("epochs", int, 10, "passes over the training split", min=1),
-    Param("batch_size", int, 64, "sentences per batch (batches are bucketed by length)", min=1),
+    Param(
+        "batch_size",
+        int,
+        64,
+        "sentences per batch, all processes together (batches are bucketed by length)",
+        min=1,
+    ),
     Param("lr", float, 0.001, "Adam learning rate", min=0.0, max=10.0),
     Param(
         "clip_grad_norm", float, 5.0, "clip the gradient norm to this value (null: no clipping)", min=0.0, nullable=True
@@ -81,7 +93,14 @@ TRAIN_PARAMS = (
         nullable=True,
     ),
     Param("device", str, "auto", "where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda")),
-    Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, nullable=True),
+    Param(
+        "precision",
+        str,
+        "fp32",
+        "bf16: the training forward pass in bfloat16 autocast (GPUs since Ampere, recent CPUs)",
+        choices=("fp32", "bf16"),
+    ),
+    Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, max=1024, nullable=True),
     Param("valid_every", int, 1, "validate every this many epochs", min=1),
     Param(
         "lr_decay",
@@ -93,12 +112,31 @@ TRAIN_PARAMS = (
         nullable=True,
     ),
     Param("min_lr", float, 1e-5, "the learning rate never decays below this", min=0.0),
+    Param(
+        "checkpoint_every",
+        int,
+        None,
+        "also write the last checkpoint every this many steps within an epoch (null: only by time)",
+        min=1,
+        nullable=True,
+    ),
+    Param(
+        "checkpoint_minutes",
+        float,
+        10.0,
+        "also write the last checkpoint when this many minutes passed since the previous one (null: never)",
+        min=0.0,
+        nullable=True,
+    ),
 )
 
 EVALUATE_PARAMS = (
     Param("split", str, "test", "split the final report scores", choices=("train", "valid", "test")),
     Param("examples", int, 10, "examples shown in the report table", min=0),
     Param("batch_size", int, 256, "sentences per decoding batch", min=1),
+    Param("buckets", int, 5, "source-length groups scored separately in the report", min=1, max=20),
+    Param("extremes", int, 5, "best and worst examples (by sentence chrF) listed in the report", min=0),
+    Param("heatmaps", int, 3, "examples drawn as attention heat maps in the HTML report", min=0),
 )
 
 SIDE_DEFAULT_TOKENIZER = "char"
@@ -165,6 +203,8 @@ def _read_yaml(text: str, source: str) -> _Located:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+            problem += "; a recipe is plain data: tags such as !!python/object are never run, remove the tag"
         raise RecipeError(f"invalid YAML: {problem}", source=source, line=line) from None
     if data is None:
         data = {}
@@ -270,6 +310,35 @@ def _component(located: _Located, registry: Registry, family: str, path: Path_, 
     return {"name": name, **resolved}
 
 
+def resolve_component(
+    registry: Registry,
+    family: str,
+    raw: Mapping[str, Any],
+    *,
+    inherit: Mapping[str, Any] | None = None,
+    source: str = "",
+) -> dict[str, Any]:
+    """Validate one component spec `{name, params...}` as a recipe's section would be; defaults filled in.
+
+    For specs that come from elsewhere than a recipe file (a command-line option, a chat switch).
+    Settings of `inherit` that the named component also declares and `raw` does not give are kept,
+    so that e.g. switching decoding strategy keeps the recipe decoder's length limits. Mistakes
+    raise a RecipeError whose key is `FAMILY.PARAM` and whose source is `source`.
+    """
+    name = raw.get("name")
+    info = registry.get(family, name) if isinstance(name, str) else None
+    if info is None:
+        raise RecipeError(registry.unknown_name_message(family, name), key=f"{family}.name", source=source)
+    declared = {param.name for param in info.params}
+    given = {key: value for key, value in (inherit or {}).items() if key in declared}
+    given.update((key, value) for key, value in raw.items() if key != "name")
+
+    def fail(key: str, message: str) -> NoReturn:
+        raise RecipeError(message, key=f"{family}.{key}", source=source)
+
+    return {"name": name, **resolve_params(info.params, given, owner=f"{family} {name!r}", fail=fail)}
+
+
 def _side(located: _Located, registry: Registry, side: str) -> dict[str, Any]:
     raw = dict(_section(located, (side,)))
     tokenizer = raw.pop("tokenizer", SIDE_DEFAULT_TOKENIZER)
@@ -291,11 +360,20 @@ def _model(located: _Located, registry: Registry) -> dict[str, Any]:
 def _evaluate(located: _Located, registry: Registry) -> dict[str, Any]:
     raw = dict(_section(located, ("evaluate",)))
     metrics = raw.pop("metrics", DEFAULT_METRICS)
-    resolved = _params(located, ("evaluate",), EVALUATE_PARAMS, raw, "section 'evaluate' (or 'metrics')")
+    compare = raw.pop("compare", None) or []
+    resolved = _params(located, ("evaluate",), EVALUATE_PARAMS, raw, "section 'evaluate' (or 'metrics', 'compare')")
     if not isinstance(metrics, list) or not metrics:
         located.fail(("evaluate", "metrics"), f"expected a non-empty list of metric names, got {metrics!r}")
     resolved["metrics"] = [
         _component(located, registry, "metric", ("evaluate", "metrics", str(i)), m) for i, m in enumerate(metrics)
+    ]
+    if isinstance(compare, (str, dict)):
+        compare = [compare]
+    if not isinstance(compare, list):
+        located.fail(("evaluate", "compare"), f"expected a list of decoders, e.g. [beam, sample], got {compare!r}")
+    # Decoding strategies the report also scores and times, as the `decoder` section names one.
+    resolved["compare"] = [
+        _component(located, registry, "decoder", ("evaluate", "compare", str(i)), d) for i, d in enumerate(compare)
     ]
     return resolved
 
@@ -374,7 +452,18 @@ def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] =
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read the recipe: {exc}", source=str(path)) from None
-    return parse_recipe(text, registry, source=str(path), overrides=overrides)
+    try:
+        return parse_recipe(text, registry, source=str(path), overrides=overrides)
+    except RecipeError:
+        _require_run_plugins(path, registry)
+        raise
+
+
+def _require_run_plugins(path: Path, registry: Registry) -> None:
+    """For a run's own recipe.yaml, a missing plugin is named with the distribution to install (RunError)."""
+    run = RunDir(path.parent)
+    if path.name == run.recipe.name:
+        require_plugins(run, registry)
 
 
 def parse_recipe(

@@ -1,18 +1,36 @@
-"""The run directory: everything a training run writes, in one place, never overwritten silently."""
+"""The run directory: everything a training run writes, in one place, never overwritten silently.
+
+Two trainings never write one run at once: a trainer holds `RunDir.lock()`,
+an advisory `fcntl.flock` on `train.lock`. The kernel drops a flock when its
+process dies, however it dies, so a lock left by a crashed trainer is never
+mistaken for a live one (no pid guessing, no pid-reuse race); the file's
+JSON (pid, host, start time, command) only names the holder in messages.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import socket
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from transduce.errors import RunError
 
+#: A run needs at least this much free space to start (checkpoints, vocabularies, reports).
+MIN_FREE_BYTES = 64 * 1024 * 1024
+#: Errors of a full or read-only disk, turned into a RunError by `RunDir.lock()`.
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
 
 class RunDir:
-    """Paths of a run's files and the rules for creating and reopening it."""
+    """Paths of a run's files and the rules for creating, reopening and locking it."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -24,6 +42,8 @@ class RunDir:
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
     metrics_log = property(lambda self: self.path / "metrics.jsonl")
     data_summary = property(lambda self: self.path / "data.json")
+    components = property(lambda self: self.path / "components.json")
+    lock_file = property(lambda self: self.path / "train.lock")
 
     def tokenizer_dir(self, side: str) -> Path:
         """Where the tokenizer of "source" or "target" keeps what it learned (e.g. a subword model)."""
@@ -38,7 +58,7 @@ class RunDir:
 
     @classmethod
     def create(cls, path: Path) -> RunDir:
-        """A new, empty run directory; an existing non-empty one is refused."""
+        """A new, empty run directory that can be written; an existing non-empty one is refused."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise RunError(
@@ -47,12 +67,11 @@ class RunDir:
             )
         try:
             (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
         except OSError as exc:
             raise RunError(f"{path}: cannot write the run directory ({exc.strerror or exc})") from None
-        return cls(path)
+        run = cls(path)
+        run.check_writable()
+        return run
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -66,6 +85,21 @@ class RunDir:
                 "created, e.g. runs/dates-..."
             )
         return run
+
+    def check_writable(self, min_free: int = MIN_FREE_BYTES) -> None:
+        """Refuse, before any training, a run directory that cannot be written or whose disk is nearly full."""
+        probe = self.path / ".write-test"
+        try:
+            probe.write_text("ok", encoding="utf-8")
+            probe.unlink()
+            free = shutil.disk_usage(self.path).free
+        except OSError as exc:
+            raise RunError(f"{self.path}: cannot write the run directory ({exc.strerror or exc})") from None
+        if free < min_free:
+            raise RunError(
+                f"{self.path}: only {free / 2**20:.1f} MiB free on its disk, a run needs at least "
+                f"{min_free / 2**20:.0f} MiB; free some space (or train into another --run-dir)"
+            )
 
     def checkpoint(self, which: str = "best") -> Path:
         """The best checkpoint, falling back to the last one; a clear error when neither exists."""
@@ -89,3 +123,120 @@ class RunDir:
     def log_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_log.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+    # --- plugin provenance -------------------------------------------------------
+
+    def save_components(self, components: dict[str, str]) -> None:
+        """Record which distribution provides each component ('family/name' -> 'distribution version') as JSON."""
+        self.components.write_text(json.dumps(components, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    def saved_components(self) -> dict[str, str]:
+        """The recorded providers: components.json, else the last checkpoint's record; {} when neither has one."""
+        from transduce.provenance import recorded_components  # noqa: PLC0415 - provenance reads checkpoints
+
+        return recorded_components(self)
+
+    # --- one trainer at a time -----------------------------------------------------
+
+    @contextmanager
+    def lock(self, notice: Callable[[str], None] | None = None) -> Iterator[RunDir]:
+        """Hold the run's training lock for the `with` body; a second trainer gets a RunError naming the holder.
+
+        A lock file left by a process that died is taken over, with `notice`
+        (default: stderr) told whose it was. Inside the body, a full or
+        read-only disk (ENOSPC, EDQUOT, EROFS) becomes a RunError that says so.
+        """
+        self.check_writable()
+        handle = _acquire(self.lock_file, notice or _to_stderr)
+        try:
+            yield self
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            raise RunError(_disk_message(self, exc)) from None
+        finally:
+            _release(self.lock_file, handle)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _acquire(path: Path, notice: Callable[[str], None]) -> int:
+    """An fd of `path` holding an exclusive flock, its content describing this process."""
+    import fcntl  # noqa: PLC0415 - POSIX only; imported where needed so the module loads everywhere
+
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunError(f"{path}: cannot create the run's lock file ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(_read(fd))
+            os.close(fd)
+            raise RunError(
+                f"{path.parent} is being trained by another process ({holder}); wait for it to finish, "
+                f"or stop it first. Two trainings must never write one run directory."
+            ) from None
+        except OSError as exc:  # a file system without locks
+            os.close(fd)
+            raise RunError(f"{path}: cannot lock the run directory ({exc.strerror or exc})") from None
+        if _same_file(fd, path):  # not a file a finishing holder just removed
+            break
+        os.close(fd)
+    previous = _read(fd)
+    if previous:
+        notice(f"note: taking over the training lock of {path.parent}: {_holder(previous)} ended without releasing it")
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    record["command"] = " ".join(sys.argv)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+    return fd
+
+
+def _release(path: Path, fd: int) -> None:
+    """Remove the lock file (while still holding it, so no one locks a removed file), then unlock."""
+    try:
+        if _same_file(fd, path):
+            path.unlink()
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
+def _read(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "{}")
+    except ValueError:
+        return {"pid": "?"}
+    return data if isinstance(data, dict) else {"pid": "?"}
+
+
+def _holder(record: dict[str, Any]) -> str:
+    """'pid 123 on host x since 2026-11-22 03:00:00 +0000 (transduce train ...)'."""
+    text = f"pid {record.get('pid', '?')} on host {record.get('host', '?')}"
+    if record.get("started"):
+        text += f" since {record['started']}"
+    if record.get("command"):
+        text += f" ({record['command']})"
+    return text
+
+
+def _disk_message(run: RunDir, exc: OSError) -> str:
+    what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "the disk is read-only"
+    where = f" ({exc.filename})" if exc.filename else ""
+    resume = (
+        f"then continue with `transduce train --resume {run.path}`"
+        if run.last_checkpoint.exists()
+        else "then train again"
+    )
+    return f"{run.path}: cannot write the run{where}: {what}; free some space, {resume}"

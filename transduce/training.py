@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.utils.rnn import PackedSequence
 
-from transduce import checkpoint, pipeline
+from transduce import checkpoint, distributed, pipeline
 from transduce.batching import Batch, training_batches
 from transduce.components import Metric
 from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
-from transduce.errors import RunError, TransduceError
-from transduce.evaluation import evaluate
-from transduce.inference import Translator, pick_device
+from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
+from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
+from transduce.inference import Translator
+from transduce.interrupt import SignalStop, StopSignals, signal_name
 from transduce.lifecycle import Lifecycle
 from transduce.model import sequence_loss
+from transduce.provenance import components_used
 from transduce.recipe import dump_recipe, recipe_differences
 from transduce.registry import Registry
 from transduce.report import Report
+from transduce.report_files import write_report_files
 from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
 
@@ -37,8 +44,11 @@ SAFE_TO_CHANGE = (
     "train.epochs",
     "train.patience",
     "train.device",
+    "train.precision",
     "train.threads",
     "train.valid_every",
+    "train.checkpoint_every",
+    "train.checkpoint_minutes",
     "evaluate.",
     "decoder.",
     "loggers",
@@ -47,7 +57,13 @@ SAFE_TO_CHANGE = (
 
 @dataclass
 class TrainingState:
-    """Where training stands; saved in every checkpoint."""
+    """Where training stands; saved in every checkpoint.
+
+    `epoch` counts finished epochs. A checkpoint written within epoch `epoch + 1`
+    has `batch` > 0: the batches of that epoch already trained (its batch order is
+    a function of seed and epoch, so resuming skips exactly those), with the epoch's
+    loss sum, target tokens and seconds so far, so its logged loss is unchanged.
+    """
 
     epoch: int = 0
     step: int = 0
@@ -56,11 +72,24 @@ class TrainingState:
     stale: int = 0
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    batch: int = 0
+    epoch_loss: float = 0.0
+    epoch_tokens: int = 0
+    epoch_seconds: float = 0.0
+
+    def start_epoch(self) -> None:
+        """The next epoch starts from its first batch."""
+        self.batch, self.epoch_loss, self.epoch_tokens, self.epoch_seconds = 0, 0.0, 0, 0.0
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+    try:
+        import numpy  # noqa: PLC0415 - optional; seeded for plugins that draw from it
+    except ImportError:
+        return
+    numpy.random.seed(seed)
 
 
 class Trainer:
@@ -80,8 +109,12 @@ class Trainer:
         self.settings = recipe["train"]
         self.registry = registry
         self.run = run
-        self.console = console
-        self.lifecycle = Lifecycle.for_recipe(registry, recipe)
+        distributed.start()  # under torchrun: join the other processes; else nothing
+        self.console = console if distributed.is_main() else Console(quiet=True, force_terminal=False)
+        # Rank 0 alone tells loggers and plugin hooks, so that every event is heard once.
+        self.lifecycle = Lifecycle.for_recipe(registry, recipe) if distributed.is_main() else distributed.Silent()
+        self.signals = StopSignals()
+        self._saved_at = time.monotonic()  # when last.pt was last written, for train.checkpoint_minutes
 
     # --- set-up ----------------------------------------------------------------
 
@@ -89,17 +122,20 @@ class Trainer:
         if self.settings["threads"]:
             torch.set_num_threads(self.settings["threads"])
         seed_everything(self.recipe["seed"])
-        self.device = pick_device(self.settings["device"])
+        self.device = distributed.device(self.settings["device"])
+        _check_precision(self.device, self.settings["precision"])
         self.data = pipeline.data_source(self.registry, self.recipe)
         self.source_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "source")
         self.target_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "target")
-        self._ready_tokenizers(resume)
-        corpus = prepare_training(
-            self.data.split("train"),
-            Side(self.source_tokenizer, self.recipe["source"]["max_length"]),
-            Side(self.target_tokenizer, self.recipe["target"]["max_length"]),
-            self._vocabulary_maker(resume),
-        )
+        with distributed.main_first():  # rank 0 fits tokenizers and builds vocabularies; the others load them
+            load = resume or not distributed.is_main()
+            self._ready_tokenizers(load)
+            corpus = prepare_training(
+                self.data.split("train"),
+                Side(self.source_tokenizer, self.recipe["source"]["max_length"]),
+                Side(self.target_tokenizer, self.recipe["target"]["max_length"]),
+                self._vocabulary_maker(load),
+            )
         self.source_vocab, self.target_vocab = corpus.source_vocab, corpus.target_vocab
         self.train_pairs = corpus.pairs
         self.valid = list(self.data.split("valid"))
@@ -109,6 +145,9 @@ class Trainer:
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
         )
+        if self.settings["precision"] == "bf16":
+            _rnns_in_float32(self.model)
+        self.replica = distributed.wrap(self.model)  # what the training step calls: DDP with several processes
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings["lr"])
         self.metrics: list[Metric] = pipeline.metrics(self.registry, self.recipe)
         self.translator = Translator(
@@ -120,7 +159,14 @@ class Trainer:
             pipeline.decoding(self.registry, self.recipe),
             self.device,
         )
-        self.state = self._restore() if resume else TrainingState()
+        if resume:
+            self.state = self._restore()
+        else:
+            self.state = TrainingState()
+            self.run.metrics_log.unlink(missing_ok=True)  # from an attempt that stopped before its first checkpoint
+        distributed.seed_rank(self.recipe["seed"], self.state.step)
+        if not distributed.is_main():
+            self.state.epoch_loss, self.state.epoch_tokens = 0.0, 0  # rank 0 carries the epoch's sums so far
         self._print_data()
 
     def _ready_tokenizers(self, resume: bool) -> None:
@@ -155,7 +201,8 @@ class Trainer:
                 summary.splits[name] = summarize(
                     examples, self.source_tokenizer, self.target_tokenizer, self.source_vocab, self.target_vocab
                 )
-        self.run.data_summary.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
+        if distributed.is_main():
+            self.run.data_summary.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
         return summary
 
     def _print_data(self) -> None:
@@ -177,34 +224,62 @@ class Trainer:
         saved = checkpoint.load(self.run.last_checkpoint)
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"]["torch"])
-        if torch.cuda.is_available() and saved["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+        checkpoint.restore_rng_states(saved["rng"], self.device)
         state = TrainingState(**saved["progress"])
         # The log may hold an epoch that ended after this checkpoint was written: rewrite it from the checkpoint.
-        self.run.metrics_log.write_text("".join(json.dumps(r) + "\n" for r in state.history), encoding="utf-8")
-        self.console.print(f"resuming after epoch {state.epoch} (step {state.step:,})")
+        if distributed.is_main():
+            self.run.metrics_log.write_text("".join(json.dumps(r) + "\n" for r in state.history), encoding="utf-8")
+        if state.batch:
+            self.console.print(f"resuming epoch {state.epoch + 1} after batch {state.batch} (step {state.step:,})")
+        else:
+            self.console.print(f"resuming after epoch {state.epoch} (step {state.step:,})")
         return state
 
     # --- the loop --------------------------------------------------------------
 
     def train(self, resume: bool = False) -> Report:
-        """Train the remaining epochs, then score the best checkpoint on the evaluation split."""
-        try:
-            return self._train(resume)
-        except BaseException as error:
-            self.lifecycle.run_failed(error)
-            raise
+        """Train the remaining epochs, then score the best checkpoint on the evaluation split.
+
+        A first SIGINT/SIGTERM during the training steps stops after the current step, writes last.pt and
+        raises `Interrupted`; during validation it stops at once and the checkpoint makes resuming validate
+        again; anywhere else, and a second signal anywhere, raises `SignalStop` (a KeyboardInterrupt) at once.
+        """
+        with self.signals:
+            try:
+                return self._train(resume)
+            except BaseException as error:
+                self.lifecycle.run_failed(error)
+                raise
 
     def _train(self, resume: bool) -> Report:
         self.lifecycle.run_start(self.recipe, self.run.path)
         self._prepare(resume)
+        finished = self._finished()
+        if finished:
+            self.console.print(f"this run is finished ({finished}); evaluating its best checkpoint again")
+        else:
+            with self.signals.deferred():
+                self._train_epochs()
+        return distributed.on_main(self._final_report)  # rank 0 evaluates and writes; every process gets the report
+
+    def _finished(self) -> str | None:
+        """Why a resumed run has nothing left to train, or None."""
+        epochs, patience = self.settings["epochs"], self.settings["patience"]
+        if self.state.epoch >= epochs:
+            return f"{self.state.epoch} of {epochs} epochs trained; raise train.epochs to train more"
+        if patience is not None and self.state.stale >= patience:
+            return f"stopped early after {self.state.stale} validations without improvement; raise train.patience"
+        return None
+
+    def _train_epochs(self) -> None:
         epochs = self.settings["epochs"]
+        self._saved_at = time.monotonic()
         for epoch in range(self.state.epoch + 1, epochs + 1):
             rng = random.Random(self.recipe["seed"] * 1_000_003 + epoch)
             batches = training_batches(self.train_pairs, self.settings["batch_size"], rng, self.target_vocab)
+            batches = distributed.shard_batches(batches, self.target_vocab.pad_index)  # this process's slices
             loss, tokens, seconds = self._epoch(epoch, batches)
-            self.state.epoch, self.state.seconds = epoch, self.state.seconds + seconds
+            distributed.check_replicas(self.model, self.run.path, epoch, self.state.step)
             record: dict[str, Any] = {
                 "epoch": epoch,
                 "step": self.state.step,
@@ -215,61 +290,167 @@ class Trainer:
             }
             stop = False
             if epoch % self.settings["valid_every"] == 0 or epoch == epochs:
-                stop = self._validate(epoch, record)
+                stop = self._validate_on_main(epoch, record)
+            self.state.epoch, self.state.seconds = epoch, self.state.seconds + seconds
+            self.state.start_epoch()
             self.state.history.append(record)
-            self.run.log_metrics(record)
+            if distributed.is_main():
+                self.run.log_metrics(record)
             self._save_last()
             self.lifecycle.checkpoint_saved(self.run.last_checkpoint, "last")
             self.lifecycle.epoch_end(record)
             if self.on_epoch is not None:
                 self.on_epoch(self, record)
+            _, self.signals.requested = distributed.agree(False, self.signals.requested)
+            if self.signals.requested is not None:
+                raise self._interrupted(f"after epoch {epoch} (step {self.state.step:,})")
             if stop:
                 self.console.print(f"early stopping: no improvement in {self.settings['patience']} validations")
                 break
-        return self._final_report()
 
     def _epoch(self, epoch: int, batches: list[Batch]) -> tuple[float, int, float]:
+        """Train the epoch's batches from `state.batch` on (past the ones trained before a resume).
+
+        Returns the epoch's mean loss per target token, its target tokens and seconds; on the way, writes
+        last.pt when `_checkpoint_due`, and after a signal stops there with `Interrupted`.
+        """
         self.model.train()
-        started = time.perf_counter()
-        total_loss = torch.zeros((), device=self.device)
-        tokens = 0
+        done = self.state.batch
+        if done > len(batches):
+            raise RunError(
+                f"the checkpoint is at batch {done} of epoch {epoch}, which now has {len(batches)} batches: "
+                "the training data changed since the run started; start a new run"
+            )
+        started = time.perf_counter() - self.state.epoch_seconds
+        total_loss = torch.tensor(self.state.epoch_loss, device=self.device)
+        tokens = self.state.epoch_tokens
+        recent: list[torch.Tensor] = []  # losses since the last read-back: to name the step that diverged
         with _progress_bar(self.console) as bar:
             label = f"{epoch}/{self.settings['epochs']}"
-            task = bar.add_task("train", total=len(batches), epoch=label, loss="…", tps="…")
-            for index, batch in enumerate(batches, 1):
+            task = bar.add_task("train", total=len(batches), completed=done, epoch=label, loss="…", tps="…")
+            for index, batch in enumerate(batches[done:], done + 1):
                 loss = self._step(batch.to(self.device))
                 total_loss += loss.detach() * batch.target_tokens
                 tokens += batch.target_tokens
+                recent.append(loss.detach())
                 bar.advance(task)
                 if index % LOG_EVERY == 0 or index == len(batches):
-                    mean = total_loss.item() / tokens
-                    if not math.isfinite(mean):
-                        raise TransduceError(self._diverged_message(mean, epoch))
+                    mean = self._checked_loss(total_loss, tokens, recent, epoch)
                     speed = tokens / (time.perf_counter() - started)
                     bar.update(task, loss=f"{mean:.4f}", tps=f"{speed:,.0f}")
-        return total_loss.item() / max(tokens, 1), tokens, time.perf_counter() - started
+                if index < len(batches) and self._checkpoint_now(index):
+                    self._checked_loss(total_loss, tokens, recent, epoch)
+                    self._record_batches(index, total_loss, tokens, time.perf_counter() - started)
+                    self._save_last()
+                    self.lifecycle.checkpoint_saved(self.run.last_checkpoint, "last")
+                    if self.signals.requested is not None:
+                        where = f"at step {self.state.step:,} (epoch {epoch}, batch {index:,} of {len(batches):,})"
+                        raise self._interrupted(where)
+        self._record_batches(len(batches), total_loss, tokens, time.perf_counter() - started)
+        state = self.state
+        return state.epoch_loss / max(state.epoch_tokens, 1), state.epoch_tokens, state.epoch_seconds
 
-    def _diverged_message(self, loss: float, epoch: int) -> str:
+    def _checkpoint_now(self, index: int) -> bool:
+        """`_checkpoint_due`; with several processes, decided together at log steps and checkpoint_every steps."""
+        if not distributed.active():
+            return self._checkpoint_due()
+        every = self.settings["checkpoint_every"]
+        if index % LOG_EVERY and not (every is not None and self.state.step % every == 0):
+            return False
+        due, self.signals.requested = distributed.agree(self._checkpoint_due(), self.signals.requested)
+        return due
+
+    def _checkpoint_due(self) -> bool:
+        """After this step, write last.pt: on a stop request, every train.checkpoint_every steps, or by time."""
+        if self.signals.requested is not None:
+            return True
+        every, minutes = self.settings["checkpoint_every"], self.settings["checkpoint_minutes"]
+        if every is not None and self.state.step % every == 0:
+            return True
+        return minutes is not None and time.monotonic() - self._saved_at >= minutes * 60
+
+    def _record_batches(self, batch: int, total_loss: torch.Tensor, tokens: int, seconds: float) -> None:
+        """Note `batch` batches of the current epoch as done, with the epoch's loss sum, tokens and time so far."""
+        state = self.state
+        state.batch, state.epoch_seconds = batch, seconds
+        state.epoch_loss, state.epoch_tokens = distributed.sum_over_ranks(total_loss, tokens)
+
+    def _checked_loss(self, total_loss: torch.Tensor, tokens: int, recent: list[torch.Tensor], epoch: int) -> float:
+        """The mean loss so far (one read-back from the device); a non-finite one stops training, naming its step.
+
+        Called before every checkpoint write, so a diverged state is never saved over the last good one.
+        """
+        summed, counted = distributed.sum_over_ranks(total_loss, tokens)  # every process's, so all stop together
+        mean = summed / max(counted, 1)
+        if not math.isfinite(mean):
+            finite = torch.isfinite(torch.stack(recent)).tolist() if recent else [False]
+            first = finite.index(False) if False in finite else len(finite) - 1
+            value = recent[first].item() if recent else mean
+            step = self.state.step - len(recent) + first + 1
+            raise TransduceError(self._diverged_message(f"the loss became {value}", step, epoch))
+        recent.clear()
+        return mean
+
+    def _diverged_message(self, problem: str, step: int, epoch: int) -> str:
         kept = (
             f"the last good checkpoint, {self.run.last_checkpoint}, is kept"
             if self.run.last_checkpoint.exists()
             else "no checkpoint was written yet"
         )
-        return (
-            f"the loss became {loss} by step {self.state.step} (epoch {epoch}); {kept}. "
-            "Lower train.lr or set train.clip_grad_norm."
+        return f"{problem} at step {step:,} (epoch {epoch}); {kept}. Lower train.lr or set train.clip_grad_norm."
+
+    def _interrupted(self, where: str) -> Interrupted:
+        signum = self.signals.requested or signal.SIGINT
+        return Interrupted(
+            f"stopped by {signal_name(signum)} {where}; checkpoint written to {self.run.last_checkpoint}. "
+            f"Continue with `transduce train --resume {self.run.path}`",
+            status=128 + signum,
         )
 
     def _step(self, batch: Batch) -> torch.Tensor:
-        logits = self.model(batch.source, batch.lengths, batch.target_in)
-        loss = sequence_loss(logits, batch.target_out, self.target_vocab.pad_index, self.settings["label_smoothing"])
+        """One optimizer step; nothing here waits for the device (the loss is read back at log steps)."""
+        with _autocast(self.device, self.settings["precision"]):
+            logits = self.replica(batch.source, batch.lengths, batch.target_in)
+            loss = sequence_loss(
+                logits, batch.target_out, self.target_vocab.pad_index, self.settings["label_smoothing"]
+            )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # A process's slice weighs its share of the global batch's tokens: DDP's mean gradient is then exact.
+        (loss * batch.weight if isinstance(batch, distributed.Shard) else loss).backward()
         if self.settings["clip_grad_norm"]:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings["clip_grad_norm"])
         self.optimizer.step()
         self.state.step += 1
         return loss
+
+    def _validate_on_main(self, epoch: int, record: dict[str, Any]) -> bool:
+        """Rank 0 validates while the others wait; its decision, record, best score and learning rate reach all."""
+
+        def validate() -> tuple[bool, dict[str, Any], tuple[float | None, int, int], list[float]]:
+            stop = self._validate_or_stop(epoch, record)
+            best = (self.state.best_score, self.state.best_epoch, self.state.stale)
+            return stop, record, best, [group["lr"] for group in self.optimizer.param_groups]
+
+        stop, shared, best, rates = distributed.on_main(validate)
+        if not distributed.is_main():
+            record.update(shared)
+            self.state.best_score, self.state.best_epoch, self.state.stale = best
+            for group, rate in zip(self.optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
+        return stop
+
+    def _validate_or_stop(self, epoch: int, record: dict[str, Any]) -> bool:
+        """`_validate`, unless a signal came before or comes during it: then last.pt is written as of the end
+        of the epoch's batches, unvalidated (validating changes no weights), and resuming validates again."""
+        unvalidated = self._last_payload()
+        if self.signals.requested is None:
+            try:
+                with self.signals.immediate():
+                    return self._validate(epoch, record)
+            except SignalStop:
+                pass
+        checkpoint.save_atomic(unvalidated, self.run.last_checkpoint)
+        raise self._interrupted(f"before validating epoch {epoch} (step {self.state.step:,})")
 
     def _validate(self, epoch: int, record: dict[str, Any]) -> bool:
         """Score the valid split; keep the best checkpoint; True when patience has run out."""
@@ -309,20 +490,24 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = max(group["lr"] * decay, min(group["lr"], self.settings["min_lr"]))
 
+    def _last_payload(self) -> dict[str, Any]:
+        """Everything resuming needs; checks first that the weights are finite, so a diverged state is never saved."""
+        finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all().item()
+        if not finite:
+            epoch = self.state.epoch + (self.state.batch > 0)
+            problem = "a weight became infinite or nan"
+            raise TransduceError(self._diverged_message(problem, self.state.step, epoch))
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": checkpoint.rng_states(self.device),
+            "progress": asdict(self.state),
+            "components": components_used(self.recipe, self.registry),
+        }
+
     def _save_last(self) -> None:
-        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint.save_atomic(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "rng": rng,
-                "progress": asdict(self.state),
-                "components": _provenance(self.recipe, self.registry),
-            },
-            self.run.last_checkpoint,
-        )
+        distributed.on_main(lambda: checkpoint.save_atomic(self._last_payload(), self.run.last_checkpoint))
+        self._saved_at = time.monotonic()
 
     # --- the end ---------------------------------------------------------------
 
@@ -337,12 +522,51 @@ class Trainer:
             split=settings["split"],
             shown=settings["examples"],
             batch_size=settings["batch_size"],
+            analysis=Analysis.from_settings(settings),
+            compare_with=strategies(self.registry, self.recipe),
+            decoder=strategy_label(self.registry, self.recipe["decoder"]),
         )
         report.data = self.summary.as_dict()
         self.lifecycle.evaluation_end(report)
-        write_report(self.run, report, "report")
+        write_report_files(self.run, report, "report")
         self.lifecycle.run_end(report)
         return report
+
+
+def _check_precision(device: torch.device, precision: str) -> None:
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise RecipeError(
+            f"this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 support; use train.precision: fp32",
+            key="train.precision",
+        )
+
+
+def _rnns_in_float32(model: torch.nn.Module) -> None:
+    """Run the model's RNNs (the LSTMs) in float32 under autocast; bf16 then speeds up attention and projections.
+
+    On CUDA, autocast runs cuDNN RNNs in float16 whatever dtype it was given, and float16 gradients
+    underflow without loss scaling; cuDNN's float32 LSTMs use TF32 tensor cores instead.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.RNNBase):
+            module.forward = functools.partial(_float32_forward, module.forward)  # type: ignore[method-assign]
+
+
+def _float32_forward(forward: Callable[..., Any], inputs: Any, hx: Any = None) -> Any:
+    device = (inputs.data if isinstance(inputs, PackedSequence) else inputs).device
+    if isinstance(hx, tuple):
+        hx = tuple(state.float() for state in hx)
+    elif hx is not None:
+        hx = hx.float()
+    with torch.autocast(device_type=device.type, enabled=False):
+        return forward(inputs.float(), hx)
+
+
+def _autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
+    """The training forward pass's precision: bfloat16 autocast for bf16 (no gradient scaling needed), else as is."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def _check_not_empty(train: SplitSummary, valid_pairs: int) -> None:
@@ -351,30 +575,6 @@ def _check_not_empty(train: SplitSummary, valid_pairs: int) -> None:
         raise TransduceError(f"the training split is empty{dropped}; check the data settings")
     if not valid_pairs:
         raise TransduceError("the data source gave an empty valid split; check the data settings")
-
-
-def write_report(run: RunDir, report: Report, name: str) -> None:
-    run.report(name, "json").write_text(report.to_json() + "\n", encoding="utf-8")
-    run.report(name, "md").write_text(report.to_markdown(), encoding="utf-8")
-
-
-def _provenance(recipe: dict[str, Any], registry: Registry) -> dict[str, str]:
-    """'family/name' -> 'distribution version' for every component the run uses."""
-    used = [
-        ("dataset", recipe["data"]),
-        ("tokenizer", recipe["source"]["tokenizer"]),
-        ("tokenizer", recipe["target"]["tokenizer"]),
-        ("encoder", recipe["model"]["encoder"]),
-        ("attention", recipe["model"]["attention"]),
-        ("decoder", recipe["decoder"]),
-    ]
-    used += [("metric", m) for m in recipe["evaluate"]["metrics"]]
-    out = {}
-    for family, spec in used:
-        info = registry.get(family, spec["name"])
-        if info is not None:
-            out[f"{family}/{spec['name']}"] = f"{info.provider.distribution} {info.provider.version}"
-    return out
 
 
 def _progress_bar(console: Console) -> Progress:
@@ -405,4 +605,5 @@ def check_resumable(saved: dict[str, Any], recipe: dict[str, Any]) -> None:
             + "\n  ".join(changes)
             + "\nOnly these may change on resume: "
             + ", ".join(SAFE_TO_CHANGE)
+            + "\nTo train the changed recipe, start a new run (another --run-dir)."
         )

@@ -1,0 +1,235 @@
+"""Resuming: mid-epoch checkpoints hold everything, re-running the same command continues bitwise-identically,
+a changed recipe is refused unless the change is safe, and a diverging loss never overwrites the last good
+checkpoint."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy
+import pytest
+import torch
+
+from transduce import checkpoint, cli, training
+
+RecipeWriter = Callable[..., Path]
+#: The tiny recipe as `trained_run` (conftest) trains it: 2 epochs of 5 steps. checkpoint_every does not change
+#: what is trained, so a run of this recipe ends with exactly the weights of `trained_run`.
+TWO_EPOCHS = {"epochs": 2, "checkpoint_every": 2}
+
+
+def train(recipe: Path, run: Path, *extra: str) -> int:
+    return cli.main(["train", str(recipe), "--run-dir", str(run), *extra])
+
+
+def log(run: Path) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "tokens_per_second")} for r in records]
+
+
+def assert_same_training(run: Path, reference: Path) -> None:
+    """Final weights, optimizer state, metrics log and test scores of two runs are identical."""
+    a, b = checkpoint.load(run / "checkpoints/last.pt"), checkpoint.load(reference / "checkpoints/last.pt")
+    assert a["model"].keys() == b["model"].keys()
+    assert [k for k in a["model"] if not torch.equal(a["model"][k], b["model"][k])] == []
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    for mine, theirs in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    assert a["progress"]["step"] == b["progress"]["step"]
+    assert log(run) == log(reference)
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    assert report["metrics"] == json.loads((reference / "report.json").read_text(encoding="utf-8"))["metrics"]
+
+
+def signal_at_step(monkeypatch: pytest.MonkeyPatch, step: int, signum: int = signal.SIGTERM) -> None:
+    """Send this process `signum` during training step `step`, as `kill` would."""
+    real_loss, calls = training.sequence_loss, 0
+
+    def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == step:
+            signal.raise_signal(signum)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "sequence_loss", loss)
+
+
+def record_saves(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, bytes]]:
+    """Every checkpoint written: (file name, progress step or -1, its bytes right after writing)."""
+    saves: list[tuple[str, int, bytes]] = []
+    real_save = checkpoint.save_atomic
+
+    def save(payload: dict[str, Any], path: Path) -> None:
+        real_save(payload, path)
+        saves.append((path.name, payload.get("progress", {}).get("step", -1), path.read_bytes()))
+
+    monkeypatch.setattr(checkpoint, "save_atomic", save)
+    return saves
+
+
+# --- mid-epoch checkpoints and bitwise-identical resuming ------------------------------------------
+
+
+def test_a_run_stopped_mid_epoch_resumes_by_rerunning_the_command_to_the_uninterrupted_result(
+    tmp_path: Path,
+    make_recipe: RecipeWriter,
+    trained_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    recipe, run = make_recipe(train=TWO_EPOCHS), tmp_path / "run"
+    signal_at_step(monkeypatch, 7)  # epoch 2, its second batch
+    assert train(recipe, run) == 143
+    err = capsys.readouterr().err
+    assert "interrupted: stopped by SIGTERM at step 7 (epoch 2, batch 2 of 5); checkpoint written to" in err
+    assert f"Continue with `transduce train --resume {run}`" in err
+
+    saved = checkpoint.load(run / "checkpoints/last.pt")
+    progress = saved["progress"]
+    assert (progress["epoch"], progress["step"], progress["batch"]) == (1, 7, 2)
+    assert progress["epoch_tokens"] > 0 and progress["epoch_loss"] > 0 and progress["epoch_seconds"] > 0
+    assert progress["best_score"] == progress["history"][0]["valid"]["exact_match"]
+    assert set(saved["rng"]) >= {"python", "numpy", "torch"}
+    assert ("cuda" in saved["rng"]) == torch.cuda.is_available()
+    assert saved["optimizer"]["state"] and saved["components"]
+    assert [r["epoch"] for r in log(run)] == [1]
+
+    monkeypatch.undo()
+    assert train(recipe, run) == 0
+    assert "resuming epoch 2 after batch 2 (step 7)" in capsys.readouterr().out
+    assert_same_training(run, trained_run)
+
+
+def test_checkpoint_every_writes_last_pt_within_the_epoch_with_its_position(
+    tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saves = record_saves(monkeypatch)
+    assert train(make_recipe(train={"epochs": 1, "checkpoint_every": 2}), tmp_path / "run") == 0
+    assert [(name, step) for name, step, _ in saves] == [
+        ("last.pt", 2),
+        ("last.pt", 4),
+        ("best.pt", -1),
+        ("last.pt", 5),
+    ]
+
+
+def test_checkpoint_minutes_writes_by_time_and_the_default_writes_only_at_epoch_ends(
+    tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saves = record_saves(monkeypatch)
+    assert train(make_recipe(train={"checkpoint_minutes": 0}), tmp_path / "every-step") == 0
+    assert [step for name, step, _ in saves if name == "last.pt"] == [1, 2, 3, 4, 5]
+    saves.clear()
+    assert train(make_recipe("default"), tmp_path / "default") == 0  # 10 minutes: never within this tiny run
+    assert [step for name, step, _ in saves if name == "last.pt"] == [5]
+
+
+def test_rng_states_round_trip_python_numpy_and_torch_through_a_checkpoint(tmp_path: Path) -> None:
+    training.seed_everything(3)
+    checkpoint.save_atomic({"rng": checkpoint.rng_states()}, tmp_path / "rng.pt")
+    drawn = (random.random(), numpy.random.rand(), torch.rand(3))
+    training.seed_everything(9)
+    checkpoint.restore_rng_states(checkpoint.load(tmp_path / "rng.pt")["rng"])
+    again = (random.random(), numpy.random.rand(), torch.rand(3))
+    assert drawn[:2] == again[:2] and torch.equal(drawn[2], again[2])
+
+
+# --- re-running the command: finished runs, changed recipes ----------------------------------------
+
+
+def test_rerunning_a_finished_run_says_so_and_raising_epochs_trains_the_extra_ones(
+    tmp_path: Path, make_recipe: RecipeWriter, trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    recipe = make_recipe(train={"epochs": 2})
+    capsys.readouterr()
+    assert train(recipe, run) == 0
+    assert "this run is finished (2 of 2 epochs trained; raise train.epochs to train more)" in capsys.readouterr().out
+    assert [r["epoch"] for r in log(run)] == [1, 2]
+
+    assert train(recipe, run, "--set", "train.epochs=3") == 0
+    assert "resuming after epoch 2" in capsys.readouterr().out
+    assert [r["epoch"] for r in log(run)] == [1, 2, 3]
+
+
+def test_rerunning_with_a_changed_recipe_lists_what_changed_and_the_safe_keys_and_touches_nothing(
+    tmp_path: Path, make_recipe: RecipeWriter, trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    capsys.readouterr()
+    changed = make_recipe("changed", train={"epochs": 2, "lr": 0.02}, model={"dropout": 0.2})
+    assert train(changed, run) == 2
+    err = capsys.readouterr().err
+    assert "the recipe differs from the one this run was started with" in err
+    assert "model.dropout: 0.1 -> 0.2" in err and "train.lr: 0.01 -> 0.02" in err
+    assert "Only these may change on resume: train.epochs, train.patience" in err
+    assert "train.checkpoint_every" in err and "start a new run (another --run-dir)" in err
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+
+
+def test_a_safe_change_is_accepted_on_resume(
+    tmp_path: Path, make_recipe: RecipeWriter, trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    safe = make_recipe(train={"epochs": 2, "checkpoint_every": 3, "checkpoint_minutes": 5, "patience": 4})
+    assert train(safe, run, "--set", "evaluate.examples=1") == 0, capsys.readouterr().err
+    assert len(json.loads((run / "report.json").read_text(encoding="utf-8"))["examples"]) == 1
+
+
+# --- a diverging loss -----------------------------------------------------------------------------
+
+
+def test_a_loss_going_nan_stops_naming_its_step_and_the_last_good_checkpoint_stays_byte_identical(
+    tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_loss, calls = training.sequence_loss, 0
+
+    def loss_going_nan_at_step_5(*args: Any, **kwargs: Any) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if calls >= 5 else loss
+
+    monkeypatch.setattr(training, "sequence_loss", loss_going_nan_at_step_5)
+    saves = record_saves(monkeypatch)
+    run = tmp_path / "run"
+    assert train(make_recipe(train=TWO_EPOCHS), run) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"the loss became nan at step 5 (epoch 1); the last good checkpoint, {run}/checkpoints/last.pt, is kept" in err
+    )
+    assert [(name, step) for name, step, _ in saves] == [("last.pt", 2), ("last.pt", 4)]
+    assert (run / "checkpoints/last.pt").read_bytes() == saves[-1][2]
+    assert checkpoint.load(run / "checkpoints/last.pt")["progress"]["step"] == 4
+
+
+def test_non_finite_weights_are_never_checkpointed_even_when_the_loss_was_finite(
+    tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_step = training.Trainer._step
+
+    def step_poisoning_a_weight_at_step_4(self: training.Trainer, batch: Any) -> torch.Tensor:
+        loss = real_step(self, batch)
+        if self.state.step == 4:
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("inf"))
+        return loss
+
+    monkeypatch.setattr(training.Trainer, "_step", step_poisoning_a_weight_at_step_4)
+    saves = record_saves(monkeypatch)
+    run = tmp_path / "run"
+    assert train(make_recipe(train=TWO_EPOCHS), run) == 2
+    assert "a weight became infinite or nan at step 4 (epoch 1); the last good checkpoint" in capsys.readouterr().err
+    assert [step for _, step, _ in saves] == [2]
+    assert (run / "checkpoints/last.pt").read_bytes() == saves[0][2]
