@@ -48,7 +48,7 @@ class AdditiveScorer(AttentionScorer):
 
     name = "additive"
     params = (
-        Param("hidden_size", int, None, "size of the hidden layer (null: the encoder size)", min=1, nullable=True),
+        Param("hidden_size", int, None, "hidden layer size (null: the encoder size)", min=1, max=8192, nullable=True),
     )
 
     def __init__(self, query_size: int, key_size: int, hidden_size: int | None = None) -> None:

@@ -174,3 +174,62 @@ def test_residual_encoder_with_a_zeroed_top_lstm_passes_the_lower_output_through
         lower, _ = residual.rnns[0](embedded)
     torch.testing.assert_close(out.states, lower, atol=1e-6, rtol=0)
     assert torch.equal(out.final[0][1], torch.zeros(2, HIDDEN))
+
+
+# --- one LSTM call per distinct length (fast path) vs packing ----------------------------------------
+
+
+def _outputs_and_gradients(enc: LSTMEncoder, lengths_list: list[int]) -> list[torch.Tensor]:
+    embedded, lengths = inputs(lengths_list)
+    embedded.requires_grad_(True)
+    out = enc(embedded, lengths)
+    mask = (torch.arange(max(lengths_list)) < lengths.unsqueeze(1)).unsqueeze(-1)
+    # A loss that weighs every position and final state differently, so a mix-up of rows shows.
+    weights = torch.linspace(0.5, 1.5, out.states.numel()).view_as(out.states)
+    (out.states * weights).sum().backward(retain_graph=True)
+    (out.final[0] * 3 + out.final[1] * 2).sum().backward()
+    grads = [embedded.grad * mask] + [p.grad for p in enc.parameters()]
+    return [out.states, *out.final, *grads]
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])  # (the configs have no dropout)
+@pytest.mark.parametrize("name", ["uni", "bi", "stacked", "residual", "residual-uni"])
+@pytest.mark.parametrize("lengths_list", [[3, 7, 3, 5, 7, 1], [4, 4, 4], [2, 6]])
+def test_grouping_rows_by_length_gives_the_packed_results_and_gradients(
+    name: str, lengths_list: list[int], training: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transduce_builtins.encoders as module
+
+    grouped = _outputs_and_gradients(encoder(**CONFIGS[name]).train(training), lengths_list)
+    monkeypatch.setattr(module, "MAX_LENGTH_GROUPS", 0)  # every batch packed
+    packed = _outputs_and_gradients(encoder(**CONFIGS[name]).train(training), lengths_list)
+    for ours, reference in zip(grouped, packed, strict=True):
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_length_groups_list_each_row_once_under_its_length() -> None:
+    from transduce_builtins.encoders import length_groups
+
+    groups = length_groups(torch.tensor([3, 1, 3, 2]))
+    assert [(length, rows.tolist()) for length, rows in groups] == [(1, [1]), (2, [3]), (3, [0, 2])]
+
+
+def test_a_batch_with_more_lengths_than_the_group_limit_is_packed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transduce_builtins.encoders as module
+
+    enc = encoder(bidirectional=True)
+    calls: list[bool] = []
+    original = enc._forward_packed
+    monkeypatch.setattr(enc, "_forward_packed", lambda *args: calls.append(True) or original(*args))
+    monkeypatch.setattr(module, "MAX_LENGTH_GROUPS", 2)
+    enc(*inputs([3, 2, 3]))
+    assert calls == []
+    enc(*inputs([3, 2, 1]))
+    assert calls == [True]
+
+
+def test_training_leaves_the_onednn_switch_as_it_was() -> None:
+    enc = encoder(bidirectional=True).train()
+    before = torch.backends.mkldnn.enabled
+    enc(*inputs([3, 2, 3]))
+    assert torch.backends.mkldnn.enabled == before

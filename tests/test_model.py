@@ -258,3 +258,21 @@ def test_memory_holds_encoder_states_and_the_scorers_prepared_keys() -> None:
         torch.testing.assert_close(memory.prepared, model.scorer.prepare(memory.states))
     assert isinstance(memory, Memory)
     assert memory.states.shape == (2, 3, 8)
+
+
+def test_forward_at_given_positions_gives_those_logits_and_the_same_loss() -> None:
+    model = build(dropout=0.3).eval()
+    source, lengths = source_batch([5, 2, 4])
+    target_in = target_prefix(3, 4)
+    target_out = target_prefix(3, 4)
+    target_out[0, 3:] = PAD
+    target_out[1, 1:] = PAD
+    real = target_out != PAD
+    with torch.no_grad():
+        everywhere = model(source, lengths, target_in)
+        selected = model(source, lengths, target_in, positions=real)
+    assert selected.shape == (int(real.sum()), TGT_VOCAB)
+    torch.testing.assert_close(selected, everywhere[real], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        sequence_loss(selected, target_out[real], PAD), sequence_loss(everywhere, target_out, PAD), atol=1e-6, rtol=0
+    )

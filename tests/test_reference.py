@@ -40,7 +40,7 @@ def test_family_page_has_the_contract_and_every_builtin_with_its_parameters(page
     assert "## Contract\n\nReads embedded source tokens." in encoder
     assert "## `lstm`" in encoder
     assert "| `bidirectional` | boolean | true | any |" in encoder
-    assert "| `layers` | integer | `1` | >= 1 |" in encoder
+    assert "| `layers` | integer | `1` | >= 1 and <= 32 |" in encoder
     assert "- `prepare(keys)`: keys (batch, src_len, K)" in pages["attention.md"]
     assert "| `tokenize` | string | `13a` | one of " in pages["metric.md"]
     for heading in ("## `additive`", "## `greedy`", "## `dates`", "## `bleu`", "## `word`", "## `jsonl`"):

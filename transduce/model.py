@@ -121,27 +121,61 @@ class Seq2Seq(nn.Module):
         outputs (batch, tgt_len, hidden) -> logits (batch, tgt_len, vocab),
         weights (batch, tgt_len, src_len). Padding positions get exactly zero weight.
         """
+        attentional, weights = self._attentional(outputs, memory)
+        return self.output(self.dropout(attentional)), weights
+
+    def _attentional(self, outputs: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """tanh(W [decoder state; context]) (batch, tgt_len, hidden) and the attention weights."""
         scores = self.scorer.score(outputs, memory.prepared)
         scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         context = torch.bmm(weights, memory.states)
-        attentional = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
-        return self.output(self.dropout(attentional)), weights
+        return torch.tanh(self.combine(torch.cat([outputs, context], dim=-1))), weights
 
-    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing. target_in (batch, tgt_len) starts with `<s>` -> logits (batch, tgt_len, vocab)."""
+    def forward(
+        self,
+        source: torch.Tensor,
+        lengths: torch.Tensor,
+        target_in: torch.Tensor,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher forcing. target_in (batch, tgt_len) starts with `<s>` -> logits (batch, tgt_len, vocab).
+
+        With `positions`, a (batch, tgt_len) bool mask (e.g. the real target tokens), only the logits there:
+        (positions.sum(), vocab), in row-major order. The loss needs none at padding, and with a large
+        vocabulary the output layer is most of a training step's work.
+        """
         memory = self.encode(source, lengths)
         embedded = self.dropout(self.target_embedding(target_in))
         outputs, _ = self.decoder(embedded, self.start(memory))
-        logits, _ = self.attend(outputs, memory)
-        return logits
+        attentional, _ = self._attentional(outputs, memory)
+        if positions is not None:
+            attentional = attentional[positions]
+        return self.output(self.dropout(attentional))
 
     def step(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
         """One decoding step: tokens (batch,) -> logits (batch, vocab), new state, weights (batch, src_len)."""
         embedded = self.dropout(self.target_embedding(tokens.unsqueeze(1)))
-        outputs, state = self.decoder(embedded, state)
+        if self.training:  # nn.LSTM applies the dropout between stacked layers
+            outputs, state = self.decoder(embedded, state)
+        else:
+            outputs, state = self._cell_step(embedded.squeeze(1), state)
+            outputs = outputs.unsqueeze(1)
         logits, weights = self.attend(outputs, memory)
         return logits.squeeze(1), state, weights.squeeze(1)
+
+    def _cell_step(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The decoder LSTM over one position, layer by layer, with its own weights: the same results as
+        calling it, at less cost per call (a decoding step is a small batch through one position)."""
+        hs, cs = [], []
+        for layer in range(self.decoder_layers):
+            weights = (
+                getattr(self.decoder, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
+            inputs, cell = torch.lstm_cell(inputs, (state[0][layer], state[1][layer]), *weights)
+            hs.append(inputs)
+            cs.append(cell)
+        return inputs, (torch.stack(hs), torch.stack(cs))
 
 
 def sequence_loss(

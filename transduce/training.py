@@ -409,10 +409,11 @@ class Trainer:
 
     def _step(self, batch: Batch) -> torch.Tensor:
         """One optimizer step; nothing here waits for the device (the loss is read back at log steps)."""
+        real = batch.target_out != self.target_vocab.pad_index  # the output layer skips padding: no logits there
         with _autocast(self.device, self.settings["precision"]):
-            logits = self.replica(batch.source, batch.lengths, batch.target_in)
+            logits = self.replica(batch.source, batch.lengths, batch.target_in, positions=real)
             loss = sequence_loss(
-                logits, batch.target_out, self.target_vocab.pad_index, self.settings["label_smoothing"]
+                logits, batch.target_out[real], self.target_vocab.pad_index, self.settings["label_smoothing"]
             )
         self.optimizer.zero_grad(set_to_none=True)
         # A process's slice weighs its share of the global batch's tokens: DDP's mean gradient is then exact.
