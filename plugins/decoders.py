@@ -4,6 +4,9 @@ Every strategy bounds each output twice: by `max_length` tokens and, relative to
 ceil(max_ratio * source tokens) + max_offset (see `DecodingStrategy.output_limits`). A hypothesis that
 reaches its limit gets one more step, in which it may only end: with '</s>' when that is the strategy's
 pick, otherwise it is cut there without '</s>'. So even a model that never predicts '</s>' stops.
+
+Sentences that have finished are dropped from the batch as they accumulate (see COMPACT_SHARE), so a batch of
+mixed output lengths does not cost every step as if all were still being decoded; the outputs stay the same.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ LIMIT_PARAMS = (
     ),
     Param("max_offset", int, 20, "tokens allowed beyond max_ratio * source tokens (see max_ratio)", min=0),
 )
+
+#: Drop finished sentences from the decoded batch once this share of its active ones has finished since the
+#: last drop: their rows cost every step as much as the live ones. None keeps every row to the end (tests
+#: compare both paths, which give the same outputs).
+COMPACT_SHARE: float | None = 0.25
+
+
+def _should_compact(finished: int, active: int) -> bool:
+    return COMPACT_SHARE is not None and 0 < finished < active and finished >= COMPACT_SHARE * active
 
 
 class _Limited(DecodingStrategy):
@@ -158,21 +170,23 @@ class BeamSearch(_Limited):
         scores[:, 0] = 0.0
         tokens = torch.full((batch * size,), model.bos_index, dtype=torch.long, device=device)
         pool = _Pool(batch, self.n_best, device)
-        history: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: (tokens, parent slots) of the live beam
-        weights: list[torch.Tensor] = []  # per step: attention (batch, size, src_len) of the rows fed that step
-        offsets = torch.arange(batch, device=device).unsqueeze(1) * size
+        record = _Segments(batch)  # per step: tokens, parent slots, attention of the live beam
+        offsets = torch.arange(batch, device=device).unsqueeze(1) * size  # each sentence's first row
+        rows = torch.arange(batch, device=device)  # the original sentence of each active one
+        parts: list[tuple[torch.Tensor, _Pool]] = []  # pools of dropped sentences, by original sentence
         for step in range(int(limits.max()) + 1):
+            active = scores.size(0)
             logits, state, attention = model.step(tokens, state, memory)
-            logp = torch.log_softmax(logits.float(), dim=-1).view(batch, size, -1)
-            weights.append(attention.view(batch, size, -1))
+            logp = torch.log_softmax(logits.float(), dim=-1).view(active, size, -1)
             at_limit = (limits <= step).unsqueeze(1)
             # Candidates: every extension of every live hypothesis; '</s>' among the best `size` finishes one.
-            candidates = (scores.unsqueeze(-1) + logp).view(batch, -1)
+            candidates = (scores.unsqueeze(-1) + logp).view(active, -1)
             values, flat = candidates.topk(min(2 * size, candidates.size(1)), dim=-1)
             parents, chosen = flat // logp.size(-1), flat % logp.size(-1)
             ends = (chosen == eos) & (torch.arange(values.size(1), device=device) < size)
             # At its limit a hypothesis only ends: with '</s>' when that is its best token, else cut without it.
-            best_is_eos = logp.argmax(dim=-1) == eos
+            # (Comparing with the maximum costs less than an argmax over a large vocabulary.)
+            best_is_eos = logp[..., eos] >= logp.amax(dim=-1)
             limit_scores = torch.where(best_is_eos, scores + logp[..., eos], scores)
             pool.offer(
                 step,
@@ -183,7 +197,7 @@ class BeamSearch(_Limited):
                     ],
                     1,
                 ),
-                torch.cat([parents, torch.arange(size, device=device).expand(batch, size)], 1),
+                torch.cat([parents, torch.arange(size, device=device).expand(active, size)], 1),
                 torch.cat([torch.ones_like(ends), best_is_eos], 1),
                 ((5.0 + step) / 6.0) ** self.length_penalty,  # the penalty of `step` tokens
             )
@@ -192,18 +206,36 @@ class BeamSearch(_Limited):
             order = (stops + torch.arange(values.size(1), device=device)).argsort(dim=-1)[:, :size]
             scores = values.gather(1, order)
             parents, chosen = parents.gather(1, order), chosen.gather(1, order)
-            history.append((chosen, parents))
+            record.add(chosen, parents, attention.view(active, size, -1))
             # A sentence is done at its limit, or when no live hypothesis can still enter its n-best list:
             # log-probabilities only fall, so the best a live one can reach is its score at the longest length.
             bound = scores.max(dim=1).values / self.penalty(limits)
             done = at_limit.squeeze(1) | (bound <= pool.worst_rank())
             scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
-            if bool(done.all()):
+            finished = int(done.sum())
+            if finished == active:
                 break
-            rows = (offsets + parents).view(-1)
-            state = (state[0].index_select(1, rows), state[1].index_select(1, rows))
+            beam_rows = (offsets[:active] + parents).view(-1)
+            state = (state[0].index_select(1, beam_rows), state[1].index_select(1, beam_rows))
             tokens = chosen.view(-1)
-        return pool.hypotheses(history, weights, self.n_best > 1)
+            if _should_compact(finished, active):  # drop the finished sentences, all `size` rows of each
+                keep = (~done).nonzero().squeeze(1)
+                gone = done.nonzero().squeeze(1)
+                parts.append((rows[gone], pool.select(gone)))
+                pool, rows, kept_rows = pool.select(keep), rows[keep], _beam_rows(keep, size)
+                record.select(keep)
+                scores, limits = scores[keep], limits[keep]
+                memory, tokens = memory.select(kept_rows), tokens[kept_rows]
+                state = (state[0].index_select(1, kept_rows), state[1].index_select(1, kept_rows))
+        parts.append((rows, pool))
+        chosen_steps, parent_steps, weights = record.stacked((0, 0, 0.0))
+        history = list(zip(chosen_steps.unbind(1), parent_steps.unbind(1), strict=True))
+        return _Pool.merged(batch, parts).hypotheses(history, weights, self.n_best > 1)
+
+
+def _beam_rows(sentences: torch.Tensor, size: int) -> torch.Tensor:
+    """The rows (of a batch with `size` rows per sentence) of the given sentences, in order."""
+    return (sentences.unsqueeze(1) * size + torch.arange(size, device=sentences.device)).view(-1)
 
 
 class _Pool:
@@ -216,6 +248,29 @@ class _Pool:
         self.step = torch.zeros((batch, n), dtype=torch.long, device=device)
         self.parent = torch.zeros((batch, n), dtype=torch.long, device=device)
         self.ended = torch.zeros((batch, n), dtype=torch.bool, device=device)
+
+    _FIELDS = ("rank", "score", "step", "parent", "ended")
+
+    def select(self, index: torch.Tensor) -> _Pool:
+        """The pool of sentences `index` only."""
+        pool = _Pool.__new__(_Pool)
+        for field in self._FIELDS:
+            setattr(pool, field, getattr(self, field)[index])
+        return pool
+
+    @staticmethod
+    def merged(batch: int, parts: list[tuple[torch.Tensor, _Pool]]) -> _Pool:
+        """One pool of `batch` sentences from pools of some of them (by original sentence)."""
+        if len(parts) == 1:
+            return parts[0][1]
+        pool = _Pool.__new__(_Pool)
+        for field in _Pool._FIELDS:
+            first = getattr(parts[0][1], field)
+            full = first.new_empty((batch, first.size(1)))
+            for rows, part in parts:
+                full[rows] = getattr(part, field)
+            setattr(pool, field, full)
+        return pool
 
     def worst_rank(self) -> torch.Tensor:
         """(batch,) the rank a hypothesis must beat to enter (-inf while the pool is not full)."""
@@ -235,11 +290,11 @@ class _Pool:
         self.ended = torch.cat([self.ended, ended], 1).gather(1, keep)
 
     def hypotheses(
-        self, history: list[tuple[torch.Tensor, torch.Tensor]], weights: list[torch.Tensor], nbest: bool
+        self, history: list[tuple[torch.Tensor, torch.Tensor]], stacked: torch.Tensor, nbest: bool
     ) -> Hypotheses:
-        """Token lists and attention rows of the pooled hypotheses, best first."""
+        """Token lists and attention rows of the pooled hypotheses, best first; `history` holds per step the
+        (tokens, parent slots) of the beam, `stacked` its attention (batch, steps, size, src_len)."""
         batch, n = self.rank.shape
-        stacked = torch.stack(weights, 1)  # (batch, steps, size, src_len)
         rows = torch.arange(batch, device=stacked.device).unsqueeze(1)
         tokens = torch.zeros((batch, n, len(history)), dtype=torch.long, device=stacked.device)
         rows_weights = torch.zeros((batch, n, len(history) + 1, stacked.size(-1)), device=stacked.device)
@@ -292,28 +347,81 @@ def _unpack(
 def _run(model: Seq2Seq, memory: Memory, limits: torch.Tensor, pick) -> Hypotheses:  # type: ignore[no-untyped-def]
     """Decode one token per row and step: `pick(log-probs) -> (their log-probs, tokens)` chooses them.
 
-    Kept lean for speed: a few small tensor operations and one host sync (has every row finished?) per step.
-    Finished rows are fed '</s>'; which picks count (and the scores) is worked out once at the end.
+    Kept lean for speed: a few small tensor operations and one host sync (how many rows have finished?) per
+    step. Finished rows are fed '</s>' until enough of them have finished to drop them from the batch (see
+    COMPACT_SHARE); which picks count (and the scores) is worked out once at the end.
     """
     batch, device, eos = memory.batch_size, memory.states.device, model.eos_index
     tokens = torch.full((batch,), model.bos_index, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     state = model.start(memory)
     shortest, longest = (int(n) for n in torch.stack([limits.min(), limits.max()]).tolist())
-    steps, weights, logps = [], [], []
+    active_limits = limits
+    record = _Segments(batch)
     for step in range(longest + 1):
         logits, state, attention = model.step(tokens, state, memory)
         logp, tokens = pick(torch.log_softmax(logits.float(), dim=-1))
         tokens = tokens.masked_fill(finished, eos)
-        steps.append(tokens)
-        weights.append(attention)
-        logps.append(logp)
+        record.add(tokens, attention, logp)
         finished |= tokens == eos
         if step >= shortest:  # at its limit a row ends, with '</s>' if picked, else cut without it
-            finished |= limits <= step
-        if bool(finished.all()):
+            finished |= active_limits <= step
+        done = int(finished.sum())
+        if done == finished.size(0):
             break
-    return _collect(torch.stack(steps, 1), torch.stack(weights, 1), torch.stack(logps, 1), limits, eos)
+        if _should_compact(done, finished.size(0)):
+            keep = (~finished).nonzero().squeeze(1)
+            record.select(keep)
+            memory, tokens, active_limits = memory.select(keep), tokens[keep], active_limits[keep]
+            state = (state[0].index_select(1, keep), state[1].index_select(1, keep))
+            finished = finished[keep]
+    steps, weights, logps = record.stacked((eos, 0.0, 0.0))
+    return _collect(steps, weights, logps, limits, eos)
+
+
+class _Segments:
+    """Per-step tensors of the rows still decoded, kept as segments of steps over a fixed set of rows: a
+    segment closes when finished rows are dropped, and `stacked` writes them back into the original rows."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.rows: torch.Tensor | None = None  # original rows of the current ones; None: all, in order
+        self.current: list[tuple[torch.Tensor, ...]] = []
+        self.closed: list[tuple[torch.Tensor | None, int, list[torch.Tensor]]] = []
+        self.steps = 0
+
+    def add(self, *tensors: torch.Tensor) -> None:
+        self.current.append(tensors)
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Close the current segment; from now on the rows `keep` (of the current ones) go on."""
+        self._close()
+        self.rows = keep if self.rows is None else self.rows[keep]
+
+    def _close(self) -> None:
+        if self.current:
+            stacked = [torch.stack(column, 1) for column in zip(*self.current, strict=True)]
+            self.closed.append((self.rows, self.steps, stacked))
+            self.steps += len(self.current)
+            self.current = []
+
+    def stacked(self, fills: tuple[float | int, ...]) -> list[torch.Tensor]:
+        """One (batch, steps, ...) tensor per recorded column; steps after a row was dropped hold `fills`."""
+        self._close()
+        if len(self.closed) == 1 and self.closed[0][0] is None:  # no row was ever dropped
+            return self.closed[0][2]
+        out = []
+        for column, fill in enumerate(fills):
+            first = self.closed[0][2][column]
+            full = torch.full((self.batch, self.steps, *first.shape[2:]), fill, dtype=first.dtype, device=first.device)
+            for rows, start, tensors in self.closed:
+                part = tensors[column]
+                if rows is None:
+                    full[:, start : start + part.size(1)] = part
+                else:
+                    full[rows, start : start + part.size(1)] = part
+            out.append(full)
+        return out
 
 
 def _collect(

@@ -12,8 +12,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from transduce.api import Encoder, EncoderOutput, Param, hookimpl
 
 # Packed input of mixed lengths makes PyTorch's CPU LSTM step through time one position at a time (about half
-# the speed of unpacked input in training). Sequences of one length need no packing, so a batch runs as one LSTM
-# call per distinct length; a batch with more distinct lengths than this is packed. (Length-bucketed training
+# the speed of unpacked input in training). Sequences of one length need no packing, so on the CPU a batch runs
+# as one LSTM call per distinct length; a batch with more distinct lengths than this is packed (and on a GPU,
+# where cuDNN runs a packed batch in one call, every batch is). (Length-bucketed training
 # batches and length-sorted decoding batches hold only a few lengths.)
 MAX_LENGTH_GROUPS = 16
 
@@ -69,6 +70,8 @@ class LSTMEncoder(Encoder):
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         """embedded (batch, src_len, input_size), lengths (batch,) -> EncoderOutput."""
+        if embedded.device.type != "cpu":  # cuDNN runs packed batches in one call: grouping only adds launches
+            return self._forward_packed(embedded, lengths)
         groups = length_groups(lengths)
         if len(groups) > MAX_LENGTH_GROUPS:
             return self._forward_packed(embedded, lengths)

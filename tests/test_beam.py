@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_greedy import EOS, OTHER, build, encode, favour, sharpen
+from test_greedy import (
+    EOS,
+    MIXED_LENGTHS,
+    MIXED_LIMITS,
+    OTHER,
+    build,
+    encode,
+    favour,
+    mixed,
+    same_with_and_without_compaction,
+    sharpen,
+)
 from test_inference import teacher_forced_score
 from transduce_builtins.decoders import BeamSearch, GreedyDecoding
 
@@ -156,3 +167,15 @@ def test_translate_detailed_lists_beam_alternatives(translator: Translator) -> N
         for alternative in item.alternatives:
             assert alternative.attention.shape[1] == len(item.source_tokens)
             assert alternative.alternatives == []
+
+
+@pytest.mark.parametrize("share", [0.25, 0.0])
+@pytest.mark.parametrize(("seed", "size", "n_best", "alpha"), [(2, 3, 2, 0.6), (3, 3, 1, 0.0), (2, 2, 2, 0.0)])
+def test_beam_gives_the_same_outputs_when_finished_sentences_are_dropped(  # type: ignore[no-untyped-def]
+    seed: int, size: int, n_best: int, alpha: float, share: float, monkeypatch
+) -> None:
+    model, memory = mixed(seed)
+    beam = BeamSearch(size=size, n_best=n_best, length_penalty=alpha, **MIXED_LIMITS)
+    sizes = same_with_and_without_compaction(beam, model, memory, monkeypatch, share)
+    assert sizes[0] == size * len(MIXED_LENGTHS) and min(sizes) < sizes[0]  # sentences really were dropped
+    assert all(n % size == 0 for n in sizes)  # whole sentences, all their rows

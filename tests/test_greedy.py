@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transduce_builtins import decoders
 from transduce_builtins.attention import GeneralScorer
 from transduce_builtins.decoders import GreedyDecoding
 from transduce_builtins.encoders import LSTMEncoder
@@ -129,7 +130,8 @@ def test_greedy_feeds_each_prediction_back_as_the_next_input() -> None:
         assert [fed[row] for fed in recorder.fed[1 : len(tokens) + 1]] == tokens
 
 
-def test_greedy_does_not_extend_sentences_that_finished_while_others_continue() -> None:
+def test_greedy_does_not_extend_sentences_that_finished_while_others_continue(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(decoders, "COMPACT_SHARE", None)  # keep every row, to see what finished ones are fed
     model = build()
     finish_at = {0: 2, 1: 4, 2: 0}  # row -> step at which '</s>' wins
 
@@ -164,3 +166,54 @@ def test_greedy_attention_rows_are_distributions_over_the_real_source() -> None:
 def test_greedy_default_max_length_is_100_and_is_kept() -> None:
     assert GreedyDecoding().max_length == 100
     assert GreedyDecoding(max_length=3).max_length == 3
+
+
+MIXED_LENGTHS = [4, 1, 6, 2, 5, 3, 7, 2, 1, 4, 6, 3]
+#: Relative limits end the rows at different steps even when '</s>' never wins.
+MIXED_LIMITS = {"max_length": 12, "max_ratio": 1.5, "max_offset": 1}
+
+
+def mixed(seed: int) -> tuple[Seq2Seq, Memory]:
+    """A random model whose outputs end at many different lengths, and a batch of varied sources."""
+    model = sharpen(build(seed))
+    with torch.no_grad():
+        model.output.bias[EOS] += 1.0
+    return model, encode(model, MIXED_LENGTHS)
+
+
+def same_with_and_without_compaction(strategy, model: Seq2Seq, memory: Memory, monkeypatch, share: float) -> list[int]:  # type: ignore[no-untyped-def]
+    """Decode keeping every row and dropping finished ones (at `share`); assert the same outputs, return the
+    batch sizes fed to the model when dropping."""
+    sizes: list[int] = []
+    step = model.step
+
+    def recording(tokens, state, memory):  # type: ignore[no-untyped-def]
+        sizes.append(tokens.size(0))
+        return step(tokens, state, memory)
+
+    model.step = recording  # type: ignore[method-assign]
+    monkeypatch.setattr(decoders, "COMPACT_SHARE", None)
+    full = strategy.decode(model, memory)
+    steps, sizes[:] = len(sizes), []
+    monkeypatch.setattr(decoders, "COMPACT_SHARE", share)
+    compact = strategy.decode(model, memory)
+    assert len(sizes) == steps  # dropping rows changes no sentence's number of steps
+    assert compact.tokens == full.tokens
+    assert compact.scores == pytest.approx(full.scores, abs=1e-5)
+    for a, b in zip(compact.attention, full.attention, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert (compact.nbest is None) == (full.nbest is None)
+    for a, b in zip(compact.nbest or [], full.nbest or [], strict=True):
+        assert a.tokens == b.tokens
+        assert a.scores == pytest.approx(b.scores, abs=1e-5)
+        for x, y in zip(a.attention, b.attention, strict=True):
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
+    return sizes
+
+
+@pytest.mark.parametrize("share", [0.25, 0.0])
+@pytest.mark.parametrize("seed", [2, 3])
+def test_greedy_gives_the_same_outputs_when_finished_rows_are_dropped(seed: int, share: float, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    model, memory = mixed(seed)
+    sizes = same_with_and_without_compaction(GreedyDecoding(**MIXED_LIMITS), model, memory, monkeypatch, share)
+    assert sizes[0] == len(MIXED_LENGTHS) and min(sizes) < sizes[0]  # rows really were dropped

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_greedy import OTHER, build, encode, favour, sharpen
+from test_greedy import (
+    MIXED_LENGTHS,
+    MIXED_LIMITS,
+    OTHER,
+    build,
+    encode,
+    favour,
+    mixed,
+    same_with_and_without_compaction,
+    sharpen,
+)
 from test_inference import teacher_forced_score
+from transduce_builtins import decoders
 from transduce_builtins.decoders import BeamSearch, GreedyDecoding, SampleDecoding
 
 from transduce import pipeline
@@ -67,7 +78,8 @@ def test_a_low_temperature_approaches_greedy_and_a_high_one_varies() -> None:
     assert any(tokens != greedy for tokens in hot)
 
 
-def test_top_k_draws_only_among_the_k_most_probable_tokens() -> None:
+def test_top_k_draws_only_among_the_k_most_probable_tokens(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(decoders, "COMPACT_SHARE", None)  # keep every row, so steps index rows as given
     model, memory = flat(2)
     fed = []
     step = model.step
@@ -145,3 +157,12 @@ def test_huge_relative_limits_fall_back_to_max_length() -> None:
     favour(model, OTHER)
     out = GreedyDecoding(max_length=5, max_ratio=1e300, max_offset=10**30).decode(model, encode(model, [1, 3]))
     assert [len(t) for t in out.tokens] == [5, 5]
+
+
+@pytest.mark.parametrize("share", [0.25, 0.0])
+@pytest.mark.parametrize(("seed", "top_k"), [(2, 0), (3, 3)])
+def test_samples_are_the_same_when_finished_rows_are_dropped(seed: int, top_k: int, share: float, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    model, memory = mixed(seed)
+    sampler = SampleDecoding(seed=5, top_k=top_k, **MIXED_LIMITS)
+    sizes = same_with_and_without_compaction(sampler, model, memory, monkeypatch, share)
+    assert sizes[0] == len(MIXED_LENGTHS) and min(sizes) < sizes[0]  # rows really were dropped

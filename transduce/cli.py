@@ -226,7 +226,9 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
                 run.discard()  # nothing worth resuming: let the same command run again once the cause is fixed
             raise
     report.render(out)
-    out.print(f"report written to {run.report('report', 'md')} and {run.report('report', 'json')}", markup=False)
+    files = [run.report("report", suffix) for suffix in ("md", "json", "html")] + [run.path / "curves.png"]
+    listing = ", ".join(str(path) for path in files if path.exists())
+    out.print(f"report written to {listing}", markup=False)
     return 0
 
 
