@@ -358,3 +358,16 @@ def test_a_data_error_found_while_training_leaves_no_run_dir_so_the_command_can_
     status, _, err = main(capsys, *command)
     assert status == 2 and "not empty" in err
     assert (tmp_path / "run" / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_translate_text_with_an_n_best_beam_prints_every_candidate_best_first(run: Path, capsys: Capture) -> None:
+    status, out, _ = main(
+        capsys, "translate", run, "sept 6 63", "--set", "decoder.name=beam", "--set", "decoder.n_best=3"
+    )
+    assert status == 0
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert len(rows) == 3 and all(len(row) == 2 for row in rows)
+    scores = [float(score) for _, score in rows]
+    assert scores == sorted(scores, reverse=True) and all(score <= 0 for score in scores)
+    _, single, _ = main(capsys, "translate", run, "sept 6 63", "--set", "decoder.name=beam")
+    assert single.strip() == rows[0][0]  # n_best 1 prints the same best output, alone

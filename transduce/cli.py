@@ -356,7 +356,7 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE)  # before the first LSTM call
     translator = Translator.from_run(run, registry, overrides=args.set)
     if args.text is not None:
-        print(translator.translate([args.text])[0])
+        _print_one(translator, args.text)
     elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
@@ -440,7 +440,17 @@ def _interactive(translator: Translator, err: Console) -> None:
             break
         if not text.strip():
             break
-        print(translator.translate([text])[0])
+        _print_one(translator, text)
+
+
+def _print_one(translator: Translator, text: str) -> None:
+    """The translation; with an n-best strategy (e.g. beam with n_best: 3), every candidate with its log-probability."""
+    (translation,) = translator.translate_detailed([text])
+    if len(translation.alternatives) <= 1:
+        print(translation.text)
+        return
+    for candidate in translation.alternatives:
+        print(f"{candidate.text}\t{candidate.score:.4f}")
 
 
 COMMANDS = {
