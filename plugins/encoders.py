@@ -142,12 +142,9 @@ def _without_onednn() -> AbstractContextManager[None]:
     (dates: ~830 instead of ~470 MiB after 150 batches) for ~8% more speed. (The switch is process-wide for
     the duration of the call; oneDNN's other settings are kept as they are.)"""
     mkldnn = torch.backends.mkldnn
-    return mkldnn.flags(
-        enabled=False,
-        deterministic=mkldnn.deterministic,
-        allow_tf32=mkldnn.allow_tf32,
-        fp32_precision=mkldnn.fp32_precision,
-    )
+    names = ("deterministic", "allow_tf32", "fp32_precision")
+    kept = {name: getattr(mkldnn, name) for name in names if hasattr(mkldnn, name)}
+    return mkldnn.flags(enabled=False, **kept)  # the settings this torch has (older ones lack some)
 
 
 def _data(sequences: Sequences) -> torch.Tensor:

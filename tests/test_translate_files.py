@@ -182,3 +182,19 @@ def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
     assert f"{output} holds the translations of the first 4 input lines" in err
     expected = Translator.from_run(RunDir.open(trained_run), discover()).translate(sources[:4])
     assert output.read_text(encoding="utf-8") == "".join(line + "\n" for line in expected)
+
+
+def test_the_output_may_be_a_pipe_that_cannot_seek(trained_run: Path, tmp_path: Path, capsys) -> None:
+    import os
+    import threading
+
+    source, fifo = tmp_path / "in.txt", tmp_path / "out.fifo"
+    source.write_text("".join(s + "\n" for s in SOURCES), encoding="utf-8")
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.extend(fifo.read_text(encoding="utf-8").splitlines()))
+    reader.start()
+    status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", fifo)
+    reader.join(timeout=30)
+    assert status == 0, err
+    assert received == Translator.from_run(RunDir.open(trained_run), discover()).translate(SOURCES)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -22,11 +23,20 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
 
     A crash at any moment leaves either the previous file or the new one, never a torn file.
     """
+    _replace_atomically(path, lambda handle: torch.save(payload, handle))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`save_atomic` for a UTF-8 text file (a run's recipe, its records)."""
+    _replace_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)

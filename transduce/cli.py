@@ -219,16 +219,18 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
         distributed.broadcast((str(run.path), resume))  # to _train_replica
         if not created and not resume:
             out.print("it has no checkpoint yet: training it from the start", markup=False)
+        trainer = Trainer(recipe, registry, run, out)
         try:
-            report = _train_until_stopped(Trainer(recipe, registry, run, out), run, resume, created)
+            report = _train_until_stopped(trainer, run, resume, created)
         except TransduceError:
             if created and not run.last_checkpoint.exists():
                 run.discard()  # nothing worth resuming: let the same command run again once the cause is fixed
             raise
     report.render(out)
-    files = [run.report("report", suffix) for suffix in ("md", "json", "html")] + [run.path / "curves.png"]
-    listing = ", ".join(str(path) for path in files if path.exists())
-    out.print(f"report written to {listing}", markup=False)
+    if trainer.written is not None:
+        out.print(trainer.written.summary(), markup=False)
+        for note in trainer.written.notes:
+            err.print(f"note: {note}", markup=False)
     return 0
 
 
@@ -324,7 +326,12 @@ def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, er
         raise RunError(
             f"the decoder {translator.decoding.name!r} gives no attention weights; try --set decoder.name=greedy"
         )
-    heatmap = Heatmap.from_translation(translation)
+    try:
+        heatmap = Heatmap.from_translation(translation)
+    except ValueError as exc:
+        raise RunError(
+            f"the decoder {translator.decoding.name!r} gave attention that does not fit its output: {exc}"
+        ) from None
     out.print(f"{escape(args.text)}  →  [bold]{escape(translation.text)}[/]", highlight=False)
     render_terminal(heatmap, out)
     path = args.output or run.path / "attention" / f"{_slug(args.text)}.png"
@@ -395,11 +402,11 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, err: Cons
                 target.write("".join(output + "\n" for output in outputs))
                 target.flush()
                 done += len(piece)
-                committed = target.tell() if target is not sys.stdout else 0
+                committed = target.tell() if target.seekable() else 0
                 progress.advance(task, len(piece))
     except KeyboardInterrupt as stop:
         where = "stdout" if target is sys.stdout else str(args.output)
-        if target is not sys.stdout:
+        if target is not sys.stdout and target.seekable():
             target.truncate(committed)  # drop a chunk the stop may have cut short
         raise Interrupted(
             f"{where} holds the translations of the first {done:,} input lines, whole and in input order",

@@ -172,11 +172,15 @@ def heatmaps(translator: Translator, texts: Sequence[str], batch_size: int = 256
     if not texts:
         return []
     translations = translator.translate_detailed(list(texts), batch_size=batch_size)
-    return [
-        Heatmap.from_translation(t, text)
-        for t, text in zip(translations, texts, strict=True)
-        if t.attention is not None and t.source_tokens
-    ]
+    maps = []
+    for translation, text in zip(translations, texts, strict=True):
+        if translation.attention is None or not translation.source_tokens:
+            continue
+        try:
+            maps.append(Heatmap.from_translation(translation, text))
+        except ValueError:  # a strategy's attention rows do not match its tokens: leave this picture out
+            continue
+    return maps
 
 
 def compare(

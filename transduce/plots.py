@@ -65,10 +65,10 @@ def _matplotlib() -> Iterator[Any]:
 
 
 def _save(figure: Any, path: Path) -> Picture:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             figure.savefig(path, format="png")
         except OSError as exc:
             raise TransduceError(f"{path}: cannot write the picture ({exc.strerror or exc})") from None

@@ -49,7 +49,8 @@ def recorded_components(run: RunDir) -> dict[str, str]:
     elif run.last_checkpoint.is_file():
         from transduce import checkpoint  # noqa: PLC0415 - torch only when there is no JSON record
 
-        data = checkpoint.load(run.last_checkpoint).get("components", {})
+        saved = checkpoint.load(run.last_checkpoint)
+        data = saved.get("components", {}) if isinstance(saved, dict) else None
     else:
         return {}
     if not isinstance(data, dict):

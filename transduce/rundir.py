@@ -128,7 +128,9 @@ class RunDir:
 
     def save_components(self, components: dict[str, str]) -> None:
         """Record which distribution provides each component ('family/name' -> 'distribution version') as JSON."""
-        self.components.write_text(json.dumps(components, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from transduce.checkpoint import write_text_atomic  # noqa: PLC0415 - torch only when a run is written
+
+        write_text_atomic(self.components, json.dumps(components, indent=2, sort_keys=True) + "\n")
 
     def saved_components(self) -> dict[str, str]:
         """The recorded providers: components.json, else the last checkpoint's record; {} when neither has one."""

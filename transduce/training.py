@@ -33,7 +33,7 @@ from transduce.provenance import components_used
 from transduce.recipe import dump_recipe, recipe_differences
 from transduce.registry import Registry
 from transduce.report import Report
-from transduce.report_files import write_report_files
+from transduce.report_files import WrittenReport, write_report_files
 from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
 
@@ -113,6 +113,7 @@ class Trainer:
         self.console = console if distributed.is_main() else Console(quiet=True, force_terminal=False)
         # Rank 0 alone tells loggers and plugin hooks, so that every event is heard once.
         self.lifecycle = Lifecycle.for_recipe(registry, recipe) if distributed.is_main() else distributed.Silent()
+        self.written: WrittenReport | None = None  # the final report's files, once written
         self.signals = StopSignals()
         self._saved_at = time.monotonic()  # when last.pt was last written, for train.checkpoint_minutes
 
@@ -163,7 +164,8 @@ class Trainer:
             self.state = self._restore()
         else:
             self.state = TrainingState()
-            self.run.metrics_log.unlink(missing_ok=True)  # from an attempt that stopped before its first checkpoint
+            if distributed.is_main():  # a log from an attempt that stopped before its first checkpoint
+                self.run.metrics_log.unlink(missing_ok=True)
         distributed.seed_rank(self.recipe["seed"], self.state.step)
         if not distributed.is_main():
             self.state.epoch_loss, self.state.epoch_tokens = 0.0, 0  # rank 0 carries the epoch's sums so far
@@ -409,12 +411,13 @@ class Trainer:
 
     def _step(self, batch: Batch) -> torch.Tensor:
         """One optimizer step; nothing here waits for the device (the loss is read back at log steps)."""
-        real = batch.target_out != self.target_vocab.pad_index  # the output layer skips padding: no logits there
+        # On the CPU the output layer skips padding (no logits there); on a GPU, selecting the real positions by
+        # a mask would wait for the device every step, so the loss ignores padding instead.
+        real = batch.target_out != self.target_vocab.pad_index if self.device.type == "cpu" else None
+        target = batch.target_out if real is None else batch.target_out[real]
         with _autocast(self.device, self.settings["precision"]):
             logits = self.replica(batch.source, batch.lengths, batch.target_in, positions=real)
-            loss = sequence_loss(
-                logits, batch.target_out[real], self.target_vocab.pad_index, self.settings["label_smoothing"]
-            )
+            loss = sequence_loss(logits, target, self.target_vocab.pad_index, self.settings["label_smoothing"])
         self.optimizer.zero_grad(set_to_none=True)
         # A process's slice weighs its share of the global batch's tokens: DDP's mean gradient is then exact.
         (loss * batch.weight if isinstance(batch, distributed.Shard) else loss).backward()
@@ -529,7 +532,7 @@ class Trainer:
         )
         report.data = self.summary.as_dict()
         self.lifecycle.evaluation_end(report)
-        write_report_files(self.run, report, "report")
+        self.written = write_report_files(self.run, report, "report")
         self.lifecycle.run_end(report)
         return report
 
@@ -593,8 +596,8 @@ def _progress_bar(console: Console) -> Progress:
 
 
 def start_run(recipe: dict[str, Any], run: RunDir) -> None:
-    """Write the resolved recipe into a new run directory."""
-    run.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+    """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it)."""
+    checkpoint.write_text_atomic(run.recipe, dump_recipe(recipe))
 
 
 def check_resumable(saved: dict[str, Any], recipe: dict[str, Any]) -> None:
