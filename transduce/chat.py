@@ -27,7 +27,7 @@ from transduce import pipeline
 from transduce.errors import RecipeError, TransduceError
 from transduce.inference import Translator
 from transduce.params import did_you_mean
-from transduce.recipe import load_recipe, resolve_component
+from transduce.recipe import load_recipe, read_value, resolve_component
 from transduce.registry import Registry
 from transduce.rundir import RunDir
 
@@ -126,11 +126,11 @@ def switch_spec(word: str, args: list[str]) -> dict[str, Any]:
     if word == "greedy" and not args:
         return {"name": "greedy"}
     if word == "beam" and len(args) == 1:
-        return {"name": "beam", "size": _value(args[0])}
+        return {"name": "beam", "size": read_value(args[0])}
     if word == "sample" and len(args) in (1, 2):
-        spec = {"name": "sample", "temperature": _value(args[0])}
+        spec = {"name": "sample", "temperature": read_value(args[0])}
         if len(args) == 2:
-            spec["top_k"] = _value(args[1])
+            spec["top_k"] = read_value(args[1])
         return spec
     if word == "decoder" and args:
         return {"name": args[0], **_assignments(args[1:])}
@@ -146,18 +146,8 @@ def _assignments(args: list[str]) -> dict[str, Any]:
         key, sep, value = arg.partition("=")
         if not sep or not key:
             raise SwitchError(f"expected KEY=VALUE after the decoder name, got {arg!r} (e.g. /decoder beam size=4)")
-        params[key] = _value(value)
+        params[key] = read_value(value)
     return params
-
-
-def _value(text: str) -> Any:
-    """A switch argument as a recipe value: 5 -> int, 0.8 -> float, true/false/null, else the text."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "null": None}.get(text.lower(), text)
 
 
 def decoder_spec(

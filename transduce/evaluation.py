@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from sacrebleu.metrics import CHRF
 
 from transduce import pipeline
@@ -24,7 +23,7 @@ from transduce.corpus import DataSummary, summarize
 from transduce.errors import RecipeError
 from transduce.heatmap import Heatmap
 from transduce.inference import Translator
-from transduce.recipe import resolve_component
+from transduce.recipe import read_value, resolve_component
 from transduce.registry import Registry
 from transduce.report import PERFECT, Bucket, ExampleResult, LengthRatio, RankedExample, Report, StrategyResult
 
@@ -242,16 +241,8 @@ def parse_strategy(registry: Registry, text: str, inherit: Mapping[str, Any] | N
         key, equals, raw = item.partition("=")
         if not equals or not key.strip():
             raise RecipeError(f"expected NAME:KEY=VALUE,KEY=VALUE (e.g. beam:size=5), got {item!r}", source=source)
-        given[key.strip()] = _scalar(raw)
+        given[key.strip()] = read_value(raw)
     return resolve_component(registry, "decoder", {"name": name, **given}, inherit=inherit, source=source)
-
-
-def _scalar(raw: str) -> Any:
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        return raw.strip()
-    return value if isinstance(value, (str, int, float, bool)) or value is None else raw.strip()
 
 
 def strategies(registry: Registry, recipe: Mapping[str, Any], texts: Sequence[str] = ()) -> list[Strategy]:

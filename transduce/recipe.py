@@ -247,10 +247,7 @@ def apply_override(located: _Located, assignment: str) -> None:
     path = tuple(part.strip() for part in key.strip().split("."))
     if not all(path):
         raise RecipeError(f"empty key in {assignment!r}", source="--set")
-    try:
-        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    value = read_value(raw)
     node: Any = located.data
     for depth, part in enumerate(path[:-1]):
         child = node.get(part)
@@ -308,6 +305,15 @@ def _component(located: _Located, registry: Registry, family: str, path: Path_, 
     given = {k: v for k, v in raw.items() if k != "name"}
     resolved = _params(located, path, info.params, given, f"{family} {name!r}")
     return {"name": name, **resolved}
+
+
+def read_value(raw: str) -> Any:
+    """A value typed on a command line or at a prompt, read as YAML (3 -> int, 1e-3 -> float, null -> None);
+    text that is not valid YAML stays text."""
+    try:
+        return yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
 
 
 def resolve_component(
