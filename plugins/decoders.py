@@ -163,8 +163,9 @@ class BeamSearch(_Limited):
     def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
         batch, size, eos, device = memory.batch_size, self.size, model.eos_index, memory.states.device
         limits = self.limits(memory)
-        memory = memory.select(torch.arange(batch, device=device).repeat_interleave(size))
-        state = model.start(memory)
+        # `size` rows per sentence; they share the sentence's memory row (see Seq2Seq.step).
+        h, c = model.start(memory)
+        state = (h.repeat_interleave(size, dim=1), c.repeat_interleave(size, dim=1))
         # Live hypotheses: (batch, size) raw log-probabilities; only the first slot is live at the start.
         scores = torch.full((batch, size), float("-inf"), device=device)
         scores[:, 0] = 0.0
@@ -177,16 +178,18 @@ class BeamSearch(_Limited):
         for step in range(int(limits.max()) + 1):
             active = scores.size(0)
             logits, state, attention = model.step(tokens, state, memory)
-            logp = torch.log_softmax(logits.float(), dim=-1).view(active, size, -1)
+            logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32).view(active, size, -1)
             at_limit = (limits <= step).unsqueeze(1)
-            # Candidates: every extension of every live hypothesis; '</s>' among the best `size` finishes one.
-            candidates = (scores.unsqueeze(-1) + logp).view(active, -1)
+            # Candidates: the extensions of every live hypothesis; '</s>' among the best `size` finishes one.
+            # The best 2 * size of all of them are among each hypothesis's own best 2 * size, so only those
+            # are ranked (with a large vocabulary, far less work than ranking size x vocabulary candidates).
+            own, tokens_of = logp.topk(min(2 * size, logp.size(-1)), dim=-1)
+            candidates = (scores.unsqueeze(-1) + own).view(active, -1)
             values, flat = candidates.topk(min(2 * size, candidates.size(1)), dim=-1)
-            parents, chosen = flat // logp.size(-1), flat % logp.size(-1)
+            parents, chosen = flat // own.size(-1), tokens_of.view(active, -1).gather(1, flat)
             ends = (chosen == eos) & (torch.arange(values.size(1), device=device) < size)
             # At its limit a hypothesis only ends: with '</s>' when that is its best token, else cut without it.
-            # (Comparing with the maximum costs less than an argmax over a large vocabulary.)
-            best_is_eos = logp[..., eos] >= logp.amax(dim=-1)
+            best_is_eos = logp[..., eos] >= own[..., 0]
             limit_scores = torch.where(best_is_eos, scores + logp[..., eos], scores)
             pool.offer(
                 step,
@@ -225,7 +228,7 @@ class BeamSearch(_Limited):
                 pool, rows, kept_rows = pool.select(keep), rows[keep], _beam_rows(keep, size)
                 record.select(keep)
                 scores, limits = scores[keep], limits[keep]
-                memory, tokens = memory.select(kept_rows), tokens[kept_rows]
+                memory, tokens = memory.select(keep), tokens[kept_rows]
                 state = (state[0].index_select(1, kept_rows), state[1].index_select(1, kept_rows))
         parts.append((rows, pool))
         chosen_steps, parent_steps, weights = record.stacked((0, 0, 0.0))
@@ -360,7 +363,7 @@ def _run(model: Seq2Seq, memory: Memory, limits: torch.Tensor, pick) -> Hypothes
     record = _Segments(batch)
     for step in range(longest + 1):
         logits, state, attention = model.step(tokens, state, memory)
-        logp, tokens = pick(torch.log_softmax(logits.float(), dim=-1))
+        logp, tokens = pick(torch.log_softmax(logits, dim=-1, dtype=torch.float32))
         tokens = tokens.masked_fill(finished, eos)
         record.add(tokens, attention, logp)
         finished |= tokens == eos

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -11,11 +9,12 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from transduce.api import Encoder, EncoderOutput, Param, hookimpl
 
-# Packed input of mixed lengths makes PyTorch's CPU LSTM step through time one position at a time (about half
-# the speed of unpacked input in training). Sequences of one length need no packing, so on the CPU a batch runs
-# as one LSTM call per distinct length; a batch with more distinct lengths than this is packed (and on a GPU,
-# where cuDNN runs a packed batch in one call, every batch is). (Length-bucketed training
-# batches and length-sorted decoding batches hold only a few lengths.)
+# Packed input of mixed lengths makes PyTorch's CPU LSTM step through time one position at a time, without
+# oneDNN's kernels (about half the speed). Sequences of one length need no packing, so on the CPU a batch runs
+# as one oneDNN LSTM call per distinct length; a batch with more distinct lengths than this is packed (and on a
+# GPU, where cuDNN runs a packed batch in one call, every batch is). Training batches hold one source length
+# where the data allows, and length-sorted decoding batches only a few. (oneDNN keeps compiled kernels and
+# buffers per input shape: the CLI caps how many, see transduce.cli.ONEDNN_CACHE.)
 MAX_LENGTH_GROUPS = 16
 
 Sequences = torch.Tensor | PackedSequence
@@ -78,12 +77,12 @@ class LSTMEncoder(Encoder):
         total = embedded.size(1)
         if len(groups) == 1:
             length = groups[0][0]
-            states, (h, c) = self._run(embedded[:, :length])
+            states, (h, c) = self._layers(embedded[:, :length])
             states = F.pad(states, (0, 0, 0, total - length))
         else:
             outputs, hs, cs = [], [], []
             for length, rows in groups:
-                out, (h, c) = self._run(embedded.index_select(0, rows.to(embedded.device))[:, :length])
+                out, (h, c) = self._layers(embedded.index_select(0, rows.to(embedded.device))[:, :length])
                 outputs.append(F.pad(out, (0, 0, 0, total - length)))
                 hs.append(h)
                 cs.append(c)
@@ -95,17 +94,10 @@ class LSTMEncoder(Encoder):
 
     def _forward_packed(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h, c) = self._run(packed)
+        out, (h, c) = self._layers(packed)
         assert isinstance(out, PackedSequence)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=embedded.size(1))
         return EncoderOutput(states, (self._join_directions(h), self._join_directions(c)))
-
-    def _run(self, inputs: Sequences) -> tuple[Sequences, tuple[torch.Tensor, torch.Tensor]]:
-        """The layers over unpadded sequences of one length (a tensor) or a packed batch."""
-        if not self.training:  # in inference oneDNN's kernels run the encoder about twice as fast
-            return self._layers(inputs)
-        with _without_onednn():
-            return self._layers(inputs)
 
     def _layers(self, inputs: Sequences) -> tuple[Sequences, tuple[torch.Tensor, torch.Tensor]]:
         if not self.residual:
@@ -134,17 +126,6 @@ def length_groups(lengths: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
     """(length, CPU indices of the rows of that length) for each distinct length, shortest first."""
     lengths = lengths.cpu()
     return [(int(length), (lengths == length).nonzero().squeeze(1)) for length in lengths.unique()]
-
-
-def _without_onednn() -> AbstractContextManager[None]:
-    """PyTorch's own CPU LSTM kernels instead of oneDNN's, for training. oneDNN keeps kernels and buffers for
-    every (rows, length) shape, and the many shapes of length groups kept ~300 MiB more memory in training
-    (dates: ~830 instead of ~470 MiB after 150 batches) for ~8% more speed. (The switch is process-wide for
-    the duration of the call; oneDNN's other settings are kept as they are.)"""
-    mkldnn = torch.backends.mkldnn
-    names = ("deterministic", "allow_tf32", "fp32_precision")
-    kept = {name: getattr(mkldnn, name) for name in names if hasattr(mkldnn, name)}
-    return mkldnn.flags(enabled=False, **kept)  # the settings this torch has (older ones lack some)
 
 
 def _data(sequences: Sequences) -> torch.Tensor:

@@ -11,6 +11,7 @@ from transduce.batching import (
     Batch,
     EncodedPair,
     by_length,
+    length_buckets,
     make_batch,
     pad,
     source_tensors,
@@ -71,8 +72,35 @@ def test_training_batches_cover_every_pair_exactly_once(count: int, batch_size: 
     ids = [i for batch in batches for i in pair_ids(batch)]
     assert sorted(ids) == list(range(count))
     assert all(1 <= batch.source.size(0) <= batch_size for batch in batches)
-    # Only the last batch of each pool of sorted pairs may be short.
-    assert len(batches) <= -(-count // batch_size) + -(-count // (batch_size * 50))
+    # Each bucket of n pairs makes ceil(n / batch_size) batches: at most one more batch per bucket than a cut of
+    # all pairs into full batches would make.
+    buckets = length_buckets([len(p.source) for p in pairs], batch_size)
+    assert len(batches) == sum(-(-len(bucket) // batch_size) for bucket in buckets)
+    assert len(batches) <= -(-count // batch_size) + len(buckets)
+
+
+def test_training_batches_hold_one_source_length_where_there_are_enough_pairs() -> None:
+    # 3 lengths with many pairs each, and a tail of rare lengths that shares batches.
+    rng = random.Random(0)
+    lengths = [5] * 50 + [9] * 33 + [12] * 17 + [20, 21, 23]
+    rng.shuffle(lengths)
+    pairs = [EncodedPair([100 + i] + [7] * (n - 1), [8] * rng.randint(1, 9)) for i, n in enumerate(lengths)]
+    batches = training_batches(pairs, 8, random.Random(1), VOCAB)
+    mixed = [b for b in batches if len(set(b.lengths.tolist())) > 1]
+    assert all(set(b.lengths.tolist()) <= {12, 20, 21, 23} for b in mixed)  # only the tail joins a bucket
+    # Near-equal batches: a bucket of 50 makes 7 batches of 7 or 8 rows (never one of 2), of 33 five of 6 or 7.
+    sizes = lambda n: sorted(b.source.size(0) for b in batches if set(b.lengths.tolist()) == {n})  # noqa: E731
+    assert sizes(5) == [7] * 6 + [8]
+    assert sizes(9) == [6] * 2 + [7] * 3
+
+
+def test_length_buckets_group_by_length_and_merge_rare_lengths() -> None:
+    lengths = [3, 3, 3, 3, 7, 8, 8, 9, 9, 9, 9, 2]
+    buckets = length_buckets(lengths, 8)
+    assert [sorted(lengths[i] for i in bucket) for bucket in buckets] == [[2, 3, 3, 3, 3], [7, 8, 8, 9, 9, 9, 9]]
+    assert sorted(i for bucket in buckets for i in bucket) == list(range(len(lengths)))
+    assert length_buckets([4, 4, 6], 100) == [[0, 1, 2]]  # too few for half a batch: one bucket
+    assert length_buckets([], 8) == []
 
 
 def test_training_batches_hold_pairs_of_similar_length() -> None:
@@ -86,7 +114,7 @@ def test_training_batches_hold_pairs_of_similar_length() -> None:
 
 
 def test_training_batches_come_in_shuffled_order_not_sorted_by_length() -> None:
-    pairs = make_pairs(300)  # one pool: sorted by length before it is cut into batches
+    pairs = make_pairs(300)
     batches = training_batches(pairs, 8, random.Random(0), VOCAB)
     shortest = [int(b.lengths.min()) for b in batches]
     assert shortest != sorted(shortest)

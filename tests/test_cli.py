@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -371,3 +372,16 @@ def test_translate_text_with_an_n_best_beam_prints_every_candidate_best_first(ru
     assert scores == sorted(scores, reverse=True) and all(score <= 0 for score in scores)
     _, single, _ = main(capsys, "translate", run, "sept 6 63", "--set", "decoder.name=beam")
     assert single.strip() == rows[0][0]  # n_best 1 prints the same best output, alone
+
+
+@pytest.mark.parametrize(("command", "kept"), [(["train", "missing.yaml"], "16"), (["check", "missing.yaml"], "64")])
+def test_commands_cap_onednn_kernel_cache_unless_the_user_set_it(
+    monkeypatch: pytest.MonkeyPatch, command: list[str], kept: str
+) -> None:
+    # oneDNN reads the variable when it makes its first kernel: main sets it before any command runs.
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    cli.main(command)  # fails on the missing recipe, after the setting
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == kept
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
+    cli.main(command)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"

@@ -228,8 +228,13 @@ def test_a_batch_with_more_lengths_than_the_group_limit_is_packed(monkeypatch: p
     assert calls == [True]
 
 
-def test_training_leaves_the_onednn_switch_as_it_was() -> None:
+def test_training_runs_onednn_lstm_kernels_on_length_groups() -> None:
+    # The speed path: unpacked groups reach oneDNN's LSTM (a packed batch would step in PyTorch's own loop).
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
     enc = encoder(bidirectional=True).train()
-    before = torch.backends.mkldnn.enabled
-    enc(*inputs([3, 2, 3]))
-    assert torch.backends.mkldnn.enabled == before
+    with torch.profiler.profile() as profile:
+        outputs = enc(*inputs([3, 2, 3]))
+        outputs.states.sum().backward()
+    names = {event.key for event in profile.key_averages()}
+    assert "aten::mkldnn_rnn_layer" in names and "aten::mkldnn_rnn_layer_backward" in names

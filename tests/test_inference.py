@@ -149,3 +149,40 @@ def test_special_tokens_are_dropped_with_their_attention_rows(translator: Transl
     assert item.attention.shape == (2, len(item.source_tokens))  # the token's row and the '</s>' row
     assert item.attention[0, 1] == 1.0 and item.attention[1, 3] == 1.0
     assert item.score == -1.5
+
+
+# --- precision ------------------------------------------------------------------------------------
+
+
+def test_bf16_precision_decodes_with_bfloat16_weights_and_scores_its_outputs(
+    trained_run: Path, translator: Translator
+) -> None:
+    # The run trained in float32; `--set train.precision=bf16` decodes it in bfloat16.
+    fast = Translator.from_run(RunDir.open(trained_run), discover(), device="cpu", overrides=["train.precision=bf16"])
+    assert fast.precision == "bf16" and translator.precision == "fp32"
+    assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in translator.model.parameters()} == {torch.float32}
+    texts = [s for s in SOURCES if s.strip()]
+    for result in fast.translate_detailed(texts):
+        assert result.attention is not None and result.attention.dtype == torch.float32
+        assert torch.allclose(result.attention.sum(1), torch.ones(result.attention.size(0)), atol=1e-2)
+        # The bfloat16 score is the float32 model's score of the same output, to bfloat16's precision.
+        source = translator.source_vocab.encode(result.source_tokens)
+        output = translator.target_vocab.encode(result.tokens)
+        ended = result.attention.size(0) > len(result.tokens)
+        exact = teacher_forced_score(translator.model, source, output, ended)
+        assert result.score == pytest.approx(exact, abs=0.05 * (len(output) + 1))
+
+
+def test_a_float32_model_decodes_through_a_bfloat16_copy_and_is_left_as_it_was(translator: Translator) -> None:
+    # The trainer's translator in bf16 training: its model keeps training in float32; validation decodes a copy.
+    model = copy.deepcopy(translator.model)
+    bf16 = dataclasses.replace(translator, model=model, precision="bf16")
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    outputs = bf16.translate([s for s in SOURCES if s.strip()])
+    assert len(outputs) == 4
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    decoding = bf16._decoding_model()
+    assert decoding is not model and {p.dtype for p in decoding.parameters()} == {torch.bfloat16}
+    assert translator._decoding_model() is translator.model  # fp32: no copy

@@ -22,7 +22,7 @@ from transduce import checkpoint, cli, training
 from transduce.interrupt import SignalStop, StopSignals
 
 RecipeWriter = Callable[..., Path]
-#: `trained_run`'s recipe (2 epochs of 5 steps) with a checkpoint every 2 steps, which changes no weight.
+#: `trained_run`'s recipe (2 epochs of 6 steps) with a checkpoint every 2 steps, which changes no weight.
 TWO_EPOCHS = {"epochs": 2, "checkpoint_every": 2}
 
 #: `python -m transduce` with every training step slowed down by $STEP_SECONDS, so that a signal sent once the
@@ -80,7 +80,7 @@ def weights_equal(run: Path, reference: Path) -> None:
     for mine, theirs in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
         assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
     assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
-    assert a["progress"]["step"] == b["progress"]["step"] == 10
+    assert a["progress"]["step"] == b["progress"]["step"] == 12
 
 
 def log(run: Path) -> list[dict[str, Any]]:
@@ -108,7 +108,7 @@ def test_killed_training_processes_checkpoint_exit_128_plus_the_signal_and_resum
         assert f"interrupted: stopped by {name} at step " in err and "checkpoint written to" in err
         assert f"Continue with `transduce train --resume {run}`" in err and "Traceback" not in err
         stopped = checkpoint.load(run / "checkpoints/last.pt")["progress"]
-        assert 0 < stopped["step"] < 10 and stopped["batch"] > 0
+        assert 0 < stopped["step"] < 12 and stopped["batch"] > 0
 
         assert cli.main(["train", str(recipe), "--run-dir", str(run)]) == 0  # the same command, in this process
         weights_equal(run, trained_run)
@@ -162,13 +162,13 @@ def test_a_signal_during_validation_stops_at_once_and_resuming_validates_again(
     monkeypatch.setattr(training, "evaluate", evaluate_interrupted_in_epoch_2)
     recipe, run = make_recipe(train=TWO_EPOCHS), tmp_path / "run"
     assert cli.main(["train", str(recipe), "--run-dir", str(run)]) == 143
-    assert "stopped by SIGTERM before validating epoch 2 (step 10)" in capsys.readouterr().err
+    assert "stopped by SIGTERM before validating epoch 2 (step 12)" in capsys.readouterr().err
     progress = checkpoint.load(run / "checkpoints/last.pt")["progress"]
-    assert (progress["epoch"], progress["batch"], progress["step"]) == (1, 5, 10)  # trained, not validated
+    assert (progress["epoch"], progress["batch"], progress["step"]) == (1, 6, 12)  # trained, not validated
 
     monkeypatch.undo()
     assert cli.main(["train", str(recipe), "--run-dir", str(run)]) == 0
-    assert "resuming epoch 2 after batch 5 (step 10)" in capsys.readouterr().out
+    assert "resuming epoch 2 after batch 6 (step 12)" in capsys.readouterr().out
     weights_equal(run, trained_run)
     assert log(run) == log(trained_run)
 

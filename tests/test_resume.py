@@ -19,7 +19,7 @@ import torch
 from transduce import checkpoint, cli, training
 
 RecipeWriter = Callable[..., Path]
-#: The tiny recipe as `trained_run` (conftest) trains it: 2 epochs of 5 steps. checkpoint_every does not change
+#: The tiny recipe as `trained_run` (conftest) trains it: 2 epochs of 6 steps. checkpoint_every does not change
 #: what is trained, so a run of this recipe ends with exactly the weights of `trained_run`.
 TWO_EPOCHS = {"epochs": 2, "checkpoint_every": 2}
 
@@ -85,15 +85,15 @@ def test_a_run_stopped_mid_epoch_resumes_by_rerunning_the_command_to_the_uninter
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     recipe, run = make_recipe(train=TWO_EPOCHS), tmp_path / "run"
-    signal_at_step(monkeypatch, 7)  # epoch 2, its second batch
+    signal_at_step(monkeypatch, 8)  # epoch 2, its second batch
     assert train(recipe, run) == 143
     err = capsys.readouterr().err
-    assert "interrupted: stopped by SIGTERM at step 7 (epoch 2, batch 2 of 5); checkpoint written to" in err
+    assert "interrupted: stopped by SIGTERM at step 8 (epoch 2, batch 2 of 6); checkpoint written to" in err
     assert f"Continue with `transduce train --resume {run}`" in err
 
     saved = checkpoint.load(run / "checkpoints/last.pt")
     progress = saved["progress"]
-    assert (progress["epoch"], progress["step"], progress["batch"]) == (1, 7, 2)
+    assert (progress["epoch"], progress["step"], progress["batch"]) == (1, 8, 2)
     assert progress["epoch_tokens"] > 0 and progress["epoch_loss"] > 0 and progress["epoch_seconds"] > 0
     assert progress["best_score"] == progress["history"][0]["valid"]["exact_match"]
     assert set(saved["rng"]) >= {"python", "numpy", "torch"}
@@ -103,7 +103,7 @@ def test_a_run_stopped_mid_epoch_resumes_by_rerunning_the_command_to_the_uninter
 
     monkeypatch.undo()
     assert train(recipe, run) == 0
-    assert "resuming epoch 2 after batch 2 (step 7)" in capsys.readouterr().out
+    assert "resuming epoch 2 after batch 2 (step 8)" in capsys.readouterr().out
     assert_same_training(run, trained_run)
 
 
@@ -116,7 +116,7 @@ def test_checkpoint_every_writes_last_pt_within_the_epoch_with_its_position(
         ("last.pt", 2),
         ("last.pt", 4),
         ("best.pt", -1),
-        ("last.pt", 5),
+        ("last.pt", 6),
     ]
 
 
@@ -125,10 +125,10 @@ def test_checkpoint_minutes_writes_by_time_and_the_default_writes_only_at_epoch_
 ) -> None:
     saves = record_saves(monkeypatch)
     assert train(make_recipe(train={"checkpoint_minutes": 0}), tmp_path / "every-step") == 0
-    assert [step for name, step, _ in saves if name == "last.pt"] == [1, 2, 3, 4, 5]
+    assert [step for name, step, _ in saves if name == "last.pt"] == [1, 2, 3, 4, 5, 6]
     saves.clear()
     assert train(make_recipe("default"), tmp_path / "default") == 0  # 10 minutes: never within this tiny run
-    assert [step for name, step, _ in saves if name == "last.pt"] == [5]
+    assert [step for name, step, _ in saves if name == "last.pt"] == [6]
 
 
 def test_rng_states_round_trip_python_numpy_and_torch_through_a_checkpoint(tmp_path: Path) -> None:

@@ -10,10 +10,6 @@ import torch
 
 from transduce.vocab import Vocabulary
 
-# Batches are cut from pools of this many batches sorted by length, so batches
-# hold sentences of similar length (little padding) yet vary between epochs.
-POOL_BATCHES = 50
-
 
 @dataclass
 class Batch:
@@ -65,16 +61,44 @@ def make_batch(pairs: Sequence[EncodedPair], vocab: Vocabulary) -> Batch:
 def training_batches(
     pairs: Sequence[EncodedPair], batch_size: int, rng: random.Random, vocab: Vocabulary
 ) -> list[Batch]:
-    """Shuffled, length-bucketed batches; the same `rng` state gives the same batches."""
-    order = list(range(len(pairs)))
-    rng.shuffle(order)
-    pool = batch_size * POOL_BATCHES
+    """Shuffled batches, each of one source length where the data allows (see `length_buckets`); the same `rng`
+    state gives the same batches.
+
+    A bucket of n pairs is cut into ceil(n / batch_size) batches of near-equal size, so every epoch has the same
+    few batch shapes: the encoder runs one LSTM call per batch, and oneDNN, which compiles kernels and keeps
+    buffers per shape, reuses them (pools of mixed lengths brought new shapes with every batch: 150 MiB more in
+    bfloat16 training on dates, and a little slower). Which pairs share a batch, and the order of the batches,
+    change with every epoch.
+    """
     groups: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: (len(pairs[i].source), len(pairs[i].target)))
-        groups.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    for bucket in length_buckets([len(p.source) for p in pairs], batch_size):
+        rng.shuffle(bucket)
+        count = -(-len(bucket) // batch_size)
+        groups.extend(bucket[i * len(bucket) // count : (i + 1) * len(bucket) // count] for i in range(count))
     rng.shuffle(groups)
     return [make_batch([pairs[i] for i in group], vocab) for group in groups]
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped by length, shortest first: one length per bucket, except that lengths with fewer than
+    half a batch of members join the next ones until the bucket holds half a batch (rare lengths at the tails
+    would otherwise make tiny batches)."""
+    members: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        members.setdefault(length, []).append(index)
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    for length in sorted(members):
+        current.extend(members[length])
+        if 2 * len(current) >= batch_size:
+            buckets.append(current)
+            current = []
+    if current:  # a short tail joins the last bucket
+        if buckets:
+            buckets[-1].extend(current)
+        else:
+            buckets.append(current)
+    return buckets
 
 
 def by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

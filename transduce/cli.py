@@ -46,10 +46,13 @@ from transduce.training import Trainer, check_resumable, start_run
 
 #: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
 TRANSLATE_CHUNK = 1024
-#: oneDNN keeps a compiled LSTM kernel per input shape, up to 1,024 of them by default: about 200 MB for a small
-#: model after 100,000 lines of varied lengths. `translate` keeps a few, so its memory stays flat; a user's own
-#: ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
-ONEDNN_CACHE = "64"
+#: oneDNN keeps a compiled kernel, with its buffers, per input shape: up to 1,024 of them by default, about 200 MB
+#: for a small model after 100,000 lines of varied lengths, and in training up to ~13 MB per LSTM shape (they hold
+#: buffers for every position). Every command keeps a few, so memory stays flat: training 16 (dates, 2 epochs:
+#: 1,024 kept 842 MiB at 33.9k target tokens/s, 24 kept 554 MiB at 32.1k, 8 kept 494 MiB at 29.4k), decoding 64.
+#: A user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
+ONEDNN_CACHE = {"train": "16"}
+ONEDNN_CACHE_DEFAULT = "64"
 
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
 
@@ -123,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    # Read by oneDNN when it makes its first kernel, so before any command runs a model.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE.get(args.command, ONEDNN_CACHE_DEFAULT))
     try:
         registry = discover()
         return COMMANDS[args.command](args, registry, out, err)
@@ -360,7 +365,6 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
     if args.batch_size < 1:
         raise RunError(f"--batch-size must be at least 1, got {args.batch_size}")
     run = RunDir.open(args.run)
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE)  # before the first LSTM call
     translator = Translator.from_run(run, registry, overrides=args.set)
     if args.text is not None:
         _print_one(translator, args.text)

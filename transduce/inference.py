@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +20,12 @@ from transduce.recipe import load_recipe
 from transduce.registry import Registry
 from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
+
+
+def decoding_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """The weights' dtype for decoding: bfloat16 for `bf16` on the CPU (oneDNN's bfloat16 LSTM and matrix
+    kernels); float32 otherwise (on CUDA the bfloat16 path is unmeasured)."""
+    return torch.bfloat16 if precision == "bf16" and device.type == "cpu" else torch.float32
 
 
 def pick_device(setting: str) -> torch.device:
@@ -54,7 +61,12 @@ class Translation:
 
 @dataclass
 class Translator:
-    """Tokenizers, vocabularies, model and decoding strategy of one run."""
+    """Tokenizers, vocabularies, model and decoding strategy of one run.
+
+    precision: "bf16" decodes on the CPU with the model's weights in bfloat16 (a run trained with
+    `train.precision: bf16` decodes so by default): about 1.3-2 times as fast on CPUs with AMX, with outputs that
+    may differ from float32 decoding where two tokens are nearly tied. GPUs decode in float32.
+    """
 
     model: Seq2Seq
     source_tokenizer: Tokenizer
@@ -63,6 +75,7 @@ class Translator:
     target_vocab: Vocabulary
     decoding: DecodingStrategy
     device: torch.device
+    precision: str = "fp32"
 
     @classmethod
     def from_run(
@@ -76,7 +89,8 @@ class Translator:
         recipe: dict[str, Any] | None = None,
     ) -> Translator:
         """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the
-        decoder) unless the caller already resolved it and passes `recipe`."""
+        decoder, or `train.precision` to decode in another precision) unless the caller already resolved it
+        and passes `recipe`."""
         if recipe is None:
             recipe = load_recipe(run.recipe, registry, overrides)
         source_vocab = Vocabulary.load(run.source_vocab)
@@ -93,7 +107,8 @@ class Translator:
                 "(model settings cannot change after training)" + (f": {details[0]}" if details else "")
             ) from None
         target = pick_device(device)
-        model.to(target).eval()
+        precision = recipe["train"]["precision"]
+        model.to(target, decoding_dtype(target, precision)).eval()
         tokenizers = {side: pipeline.tokenizer(registry, recipe, side) for side in ("source", "target")}
         for side, tokenizer in tokenizers.items():
             tokenizer.load(run.tokenizer_dir(side))
@@ -105,6 +120,7 @@ class Translator:
             target_vocab=target_vocab,
             decoding=pipeline.decoding(registry, recipe),
             device=target,
+            precision=precision,
         )
 
     def translate(self, texts: Sequence[str], batch_size: int = 256) -> list[str]:
@@ -147,16 +163,25 @@ class Translator:
         todo = [i for i, e in enumerate(encoded) if e]
         was_training = self.model.training
         self.model.eval()
+        model = self._decoding_model()
         try:
             for group in by_length([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
                 source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
                 with torch.inference_mode():
-                    memory = self.model.encode(source.to(self.device), lengths)
-                    hypotheses = self.decoding.decode(self.model, memory)
+                    memory = model.encode(source.to(self.device), lengths)
+                    hypotheses = self.decoding.decode(model, memory)
                 yield indices, hypotheses  # outside inference mode: the caller's code runs as usual
         finally:
             self.model.train(was_training)
+
+    def _decoding_model(self) -> Seq2Seq:
+        """The model in the decoding precision: itself, or a copy in it (e.g. of weights still training in
+        float32, so validation decodes as `evaluate` will)."""
+        dtype = decoding_dtype(self.device, self.precision)
+        if next(self.model.parameters()).dtype == dtype:
+            return self.model
+        return copy.deepcopy(self.model).to(dtype)
 
     def _detailed(self, source: list[str], hypotheses: Hypotheses, row: int) -> Translation:
         """Sentence `row` of `hypotheses` (its n-best list too) as a Translation."""
