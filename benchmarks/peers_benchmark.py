@@ -290,6 +290,8 @@ class Settings:
     reps: int
     peers_dir: Path
     work: Path
+    precision: str = "fp32"  # transduce's train.precision; the peers always run fp32
+    decode_precision: str = "fp32"  # transduce's decoding precision (--set train.precision=... when decoding)
 
     @property
     def env(self) -> dict[str, str]:
@@ -324,7 +326,15 @@ def decode_reps(settings: Settings, one: Callable[[int, Path], tuple[float, Ran,
         "sps_cmd": n / statistics.median(wall),
         "rss_mb": max(rss),
         "score": score(settings, outputs),
+        "length": output_length(settings, outputs),
     }
+
+
+def output_length(settings: Settings, outputs: list[str]) -> float:
+    """Mean output length relative to the references' (characters for dates, words for multi30k): decoding
+    speed depends on it, and an undertrained model may stop early or run to its limit."""
+    size = len if settings.task.metric == "exact" else (lambda text: len(text.split()))
+    return sum(size(o) for o in outputs) / max(1, sum(size(r) for r in settings.data.references))
 
 
 # --- transduce --------------------------------------------------------------------------------------
@@ -359,6 +369,7 @@ def transduce_recipe(settings: Settings, seed: int) -> dict[str, Any]:
             "patience": None,
             "best_metric": metric,
             "device": "cpu",
+            "precision": settings.precision,
             "threads": settings.threads,
             "valid_every": settings.epochs,
         },
@@ -411,7 +422,7 @@ def run_transduce(settings: Settings, seed: int) -> dict[str, Any]:
                 "--max-length",
                 str(settings.task.max_output),
             ]
-            command += ["--threads", str(settings.threads)]
+            command += ["--threads", str(settings.threads), "--precision", settings.decode_precision]
             ran = run(
                 command, settings.env, work / f"decode.{beam}.{rep}.log", stdout=work / f"decode.{beam}.{rep}.json"
             )
@@ -448,6 +459,7 @@ def decode_main(argv: Sequence[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args(argv)
     import torch
 
@@ -456,7 +468,7 @@ def decode_main(argv: Sequence[str]) -> int:
     from transduce.rundir import RunDir
 
     torch.set_num_threads(args.threads)
-    overrides = [f"decoder.max_length={args.max_length}"]
+    overrides = [f"decoder.max_length={args.max_length}", f"train.precision={args.precision}"]
     if args.beam > 1:
         overrides += ["decoder.name=beam", f"decoder.size={args.beam}", "decoder.length_penalty=0.0"]
     translator = Translator.from_run(RunDir.open(args.run), discover(), device="cpu", overrides=overrides)
@@ -773,6 +785,8 @@ COLUMNS = (
     ("decode_rss_mb", "decode peak MiB", "{:,.0f}", False),
     ("greedy.score", "score greedy", "{:.2f}", True),
     ("beam.score", f"score beam{BEAM}", "{:.2f}", True),
+    ("greedy.length", "length greedy", "{:.2f}", True),
+    ("beam.length", f"length beam{BEAM}", "{:.2f}", True),
 )
 
 DIFFERENCES = (
@@ -874,6 +888,7 @@ def conditions(
         "batch_size": settings.task.batch_size,
         "lr": settings.lr,
         "threads": settings.threads,
+        "transduce precision (training, decoding)": f"{settings.precision}, {settings.decode_precision}",
         "cpus": os.cpu_count(),
         "machine": platform.platform(),
         "python": platform.python_version(),
@@ -892,7 +907,9 @@ def markdown(medians: dict[str, dict[str, float]], info: dict[str, Any], checks:
         lines.append(f"| {LABELS[tool]} | " + " | ".join(cells) + " |")
     for label, cells in ratio_rows(medians):
         lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
-    lines += ["", "Medians over seeds. Score: " + ("exact match %" if info["task"] != "multi30k" else "BLEU") + ".", ""]
+    unit = "characters" if info["task"] != "multi30k" else "words"
+    lines += ["", "Medians over seeds. Score: " + ("exact match %" if info["task"] != "multi30k" else "BLEU") + "."]
+    lines += [f"Length: mean output length / mean reference length, in {unit}.", ""]
     lines += ["## Targets", "", *(f"- {c}" for c in checks), "", "## Conditions", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += ["", "## Model differences", "", *(f"- {d}" for d in DIFFERENCES)]
@@ -933,6 +950,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="sentences per batch (default: the task's)")
     parser.add_argument("--vocab-size", type=int, default=8000, help="multi30k: sentencepiece pieces per side")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="transduce's train.precision (default fp32, like the peers; bf16 trains faster on CPUs with AMX, "
+        "but needs a larger oneDNN cache to pay, so more memory: see docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--decode-precision",
+        choices=("fp32", "bf16"),
+        default="bf16",
+        help="transduce's decoding precision (default bf16: weights in bfloat16, faster on CPUs with AMX; "
+        "the peers decode in fp32)",
+    )
     parser.add_argument("--reps", type=int, default=3, help="decoding runs per setting (median)")
     parser.add_argument("--peers-dir", type=Path, default=Path("/tmp/peers"), help="holds joey-venv and onmt-venv")
     parser.add_argument("--date-file", type=Path, default=SHARED / "data" / "date" / "date.txt")
@@ -977,7 +1008,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f"peers-{task.name}-", dir=args.work_dir))
     try:
         data = prepare(args, task, tmp)
-        settings = Settings(task, data, args.epochs, args.lr, args.threads, args.reps, args.peers_dir, tmp)
+        settings = Settings(
+            task,
+            data,
+            args.epochs,
+            args.lr,
+            args.threads,
+            args.reps,
+            args.peers_dir,
+            tmp,
+            args.precision,
+            args.decode_precision,
+        )
         tools = ["transduce", *args.peers]
         results: dict[str, dict[int, dict[str, Any]]] = {tool: {} for tool in tools}
         loads = []
