@@ -276,3 +276,26 @@ def test_forward_at_given_positions_gives_those_logits_and_the_same_loss() -> No
     torch.testing.assert_close(
         sequence_loss(selected, target_out[real], PAD), sequence_loss(everywhere, target_out, PAD), atol=1e-6, rtol=0
     )
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_rows_sharing_a_memory_row_step_as_rows_with_its_copies(config: dict) -> None:
+    # k consecutive rows per sentence (a beam) against the sentence's memory row, or against k copies of it.
+    model = build(**config).eval()
+    source, lengths = source_batch([5, 2, 4])
+    k = 3
+    copies = torch.arange(3).repeat_interleave(k)
+    with torch.no_grad():
+        memory = model.encode(source, lengths)
+        h, c = model.start(memory)
+        shared = (h.repeat_interleave(k, dim=1), c.repeat_interleave(k, dim=1))
+        repeated = model.start(memory.select(copies))
+        tokens = torch.randint(4, TGT_VOCAB, (9,), generator=torch.Generator().manual_seed(2))
+        for _ in range(3):
+            logits, shared, weights = model.step(tokens, shared, memory)
+            expected, repeated, expected_weights = model.step(tokens, repeated, memory.select(copies))
+            torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
+            torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=0)
+            tokens = logits.argmax(-1)
+    with pytest.raises(ValueError, match="do not share 3 memory rows evenly"):
+        model.step(tokens[:4], (h[:, :1].expand(-1, 4, -1), c[:, :1].expand(-1, 4, -1)), memory)
