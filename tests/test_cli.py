@@ -374,14 +374,25 @@ def test_translate_text_with_an_n_best_beam_prints_every_candidate_best_first(ru
     assert single.strip() == rows[0][0]  # n_best 1 prints the same best output, alone
 
 
-@pytest.mark.parametrize(("command", "kept"), [(["train", "missing.yaml"], "16"), (["check", "missing.yaml"], "64")])
-def test_commands_cap_onednn_kernel_cache_unless_the_user_set_it(
-    monkeypatch: pytest.MonkeyPatch, command: list[str], kept: str
+@pytest.mark.parametrize(("precision", "kept"), [("fp32", "16"), ("bf16", "1024")])
+def test_training_sets_the_onednn_kernel_cache_by_precision_unless_the_user_did(
+    monkeypatch: pytest.MonkeyPatch, make_recipe: Callable[..., Path], tmp_path: Path, precision: str, kept: str
 ) -> None:
-    # oneDNN reads the variable when it makes its first kernel: main sets it before any command runs.
+    # oneDNN reads the variable when it makes its first kernel: `train` sets it once it has read the recipe.
+    def stop(*args: object, **kwargs: object) -> None:
+        raise cli.RunError("stopped before training")
+
+    monkeypatch.setattr(cli, "Trainer", stop)
+    recipe = make_recipe(train={"precision": precision})
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
-    cli.main(command)  # fails on the missing recipe, after the setting
+    assert cli.main(["train", str(recipe), "--run-dir", str(tmp_path / "a")]) == 2
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == kept
-    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
-    cli.main(command)
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "7")
+    assert cli.main(["train", str(recipe), "--run-dir", str(tmp_path / "b")]) == 2
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "7"
+
+
+def test_other_commands_keep_64_onednn_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    cli.main(["check", "missing.yaml"])  # fails on the missing recipe, after the setting
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"

@@ -48,10 +48,11 @@ from transduce.training import Trainer, check_resumable, start_run
 TRANSLATE_CHUNK = 1024
 #: oneDNN keeps a compiled kernel, with its buffers, per input shape: up to 1,024 of them by default, about 200 MB
 #: for a small model after 100,000 lines of varied lengths, and in training up to ~13 MB per LSTM shape (they hold
-#: buffers for every position). Every command keeps a few, so memory stays flat: training 16 (dates, 2 epochs:
-#: 1,024 kept 842 MiB at 33.9k target tokens/s, 24 kept 554 MiB at 32.1k, 8 kept 494 MiB at 29.4k), decoding 64.
-#: A user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
-ONEDNN_CACHE = {"train": "16"}
+#: buffers for every position). So commands keep fewer, and memory stays flat: decoding 64; float32 training 16
+#: (dates, 2 epochs: 1,024 kept 842 MiB at 33.9k target tokens/s, 24 kept 554 MiB at 32.1k, 8 kept 494 MiB at
+#: 29.4k). bfloat16 training keeps oneDNN's 1,024: with a small cache it is no faster than float32 (dates: 43k
+#: target tokens/s at 890-1,040 MiB, 26k with 16). A user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
+ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024"}  # by train.precision
 ONEDNN_CACHE_DEFAULT = "64"
 
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
@@ -126,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
-    # Read by oneDNN when it makes its first kernel, so before any command runs a model.
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE.get(args.command, ONEDNN_CACHE_DEFAULT))
+    if args.command != "train":  # which sets it by the recipe's precision
+        _cap_onednn_cache(ONEDNN_CACHE_DEFAULT)
     try:
         registry = discover()
         return COMMANDS[args.command](args, registry, out, err)
@@ -142,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("\ninterrupted.")
         return 130
+
+
+def _cap_onednn_cache(kernels: str) -> None:
+    """oneDNN reads this when it makes its first kernel: call it before a command runs a model."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", kernels)
 
 
 # --- commands ------------------------------------------------------------------
@@ -216,6 +222,7 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     if not distributed.is_main():
         return _train_replica(registry, out)
     run, recipe, created = _training_run(args, registry)
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
         start_run(recipe, run)
@@ -243,7 +250,9 @@ def _train_replica(registry: Registry, out: Console) -> int:
     """A process other than rank 0 trains the run rank 0 prepared (its recipe.yaml), writing nothing."""
     path, resume = distributed.broadcast(None)
     run = RunDir.open(Path(path))
-    Trainer(load_recipe(run.recipe, registry), registry, run, out).train(resume=resume)
+    recipe = load_recipe(run.recipe, registry)
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])
+    Trainer(recipe, registry, run, out).train(resume=resume)
     return 0
 
 
