@@ -14,7 +14,7 @@ from transduce.api import Encoder, EncoderOutput, Param, hookimpl
 # as one oneDNN LSTM call per distinct length; a batch with more distinct lengths than this is packed (and on a
 # GPU, where cuDNN runs a packed batch in one call, every batch is). Training batches hold one source length
 # where the data allows, and length-sorted decoding batches only a few. (oneDNN keeps compiled kernels and
-# buffers per input shape: the CLI caps how many, see transduce.cli.ONEDNN_CACHE.)
+# buffers per input shape; the `transduce` command caps how many, see docs/scaling.md.)
 MAX_LENGTH_GROUPS = 16
 
 Sequences = torch.Tensor | PackedSequence

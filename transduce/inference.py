@@ -64,8 +64,10 @@ class Translator:
     """Tokenizers, vocabularies, model and decoding strategy of one run.
 
     precision: "bf16" decodes on the CPU with the model's weights in bfloat16 (a run trained with
-    `train.precision: bf16` decodes so by default): about 1.3-2 times as fast on CPUs with AMX, with outputs that
-    may differ from float32 decoding where two tokens are nearly tied. GPUs decode in float32.
+    `train.precision: bf16` decodes so by default). On CPUs with AMX, beam search runs about 1.2 times as fast;
+    greedy decoding about as fast, and slower with large vocabularies in a fresh process (oneDNN compiles its
+    bfloat16 kernels per shape). Outputs may differ from float32 decoding where two tokens are nearly tied.
+    GPUs decode in float32.
     """
 
     model: Seq2Seq
