@@ -468,6 +468,10 @@ def decode_main(argv: Sequence[str]) -> int:
     from transduce.rundir import RunDir
 
     torch.set_num_threads(args.threads)
+    from transduce.cli import ONEDNN_CACHE_DEFAULT
+
+    # The kernel cache `transduce translate` keeps (set before the first kernel), so the figures are what it does.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_DEFAULT)
     overrides = [f"decoder.max_length={args.max_length}", f"train.precision={args.precision}"]
     if args.beam > 1:
         overrides += ["decoder.name=beam", f"decoder.size={args.beam}", "decoder.length_penalty=0.0"]
