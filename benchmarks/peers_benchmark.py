@@ -804,9 +804,9 @@ DIFFERENCES = (
     "Initialisation: the peers draw every weight from U(-0.1, 0.1); transduce keeps PyTorch's defaults.",
     "Loss: the peers sum the token cross-entropy and divide by the sentences; transduce takes the mean over target "
     "tokens (Adam is nearly scale-free, but the gradient clipping at norm 5 binds at different points).",
-    "Batches of the same number of sentences: Joey shuffles at random (no length bucketing); OpenNMT-py sorts the "
-    "whole corpus by length (one bucket per epoch) and skips a source repeated within a batch; transduce sorts "
-    "pools of 50 batches by length.",
+    "Batches of at most the same number of sentences: Joey shuffles at random (no length bucketing); OpenNMT-py "
+    "sorts the whole corpus by length (one bucket per epoch) and skips a source repeated within a batch; transduce "
+    "cuts each source length's pairs into near-equal batches (rare lengths share batches).",
     "Vocabularies: the same tokens; specials differ (Joey 4, OpenNMT-py 5, transduce 4).",
     "Beam search ranks by the raw log-probability in all three (no length penalty); transduce also bounds the "
     "output by 2 x source tokens + 20.",
@@ -1013,16 +1013,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         data = prepare(args, task, tmp)
         settings = Settings(
-            task,
-            data,
-            args.epochs,
-            args.lr,
-            args.threads,
-            args.reps,
-            args.peers_dir,
-            tmp,
-            args.precision,
-            args.decode_precision,
+            task=task,
+            data=data,
+            epochs=args.epochs,
+            lr=args.lr,
+            threads=args.threads,
+            reps=args.reps,
+            peers_dir=args.peers_dir,
+            work=tmp,
+            precision=args.precision,
+            decode_precision=args.decode_precision,
         )
         tools = ["transduce", *args.peers]
         results: dict[str, dict[int, dict[str, Any]]] = {tool: {} for tool in tools}

@@ -222,7 +222,7 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     if not distributed.is_main():
         return _train_replica(registry, out)
     run, recipe, created = _training_run(args, registry)
-    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # before the Trainer builds the model
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
         start_run(recipe, run)
@@ -251,7 +251,7 @@ def _train_replica(registry: Registry, out: Console) -> int:
     path, resume = distributed.broadcast(None)
     run = RunDir.open(Path(path))
     recipe = load_recipe(run.recipe, registry)
-    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # as rank 0 does
     Trainer(recipe, registry, run, out).train(resume=resume)
     return 0
 
