@@ -228,6 +228,33 @@ def test_a_batch_with_more_lengths_than_the_group_limit_is_packed(monkeypatch: p
     assert calls == [True]
 
 
+@pytest.mark.parametrize(
+    ("lengths_list", "dtype", "packed"),
+    [([3, 2, 3], torch.float32, True), ([3, 3, 3], torch.float32, False), ([3, 2, 3], torch.bfloat16, False)],
+    ids=["fp32-mixed", "fp32-one-length", "bf16-mixed"],
+)
+def test_decoding_packs_mixed_lengths_in_float32_only(
+    lengths_list: list[int], dtype: torch.dtype, packed: bool
+) -> None:
+    # Decoding meets new shapes in nearly every batch: in float32 the packed path compiles no oneDNN kernels.
+    enc = encoder(bidirectional=True).eval().to(dtype)
+    calls: list[bool] = []
+    original = enc._forward_packed
+    enc._forward_packed = lambda *args: calls.append(True) or original(*args)  # type: ignore[method-assign]
+    embedded, lengths = inputs(lengths_list)
+    embedded = embedded.to(dtype)
+    with torch.inference_mode():
+        decoding = enc(embedded, lengths)
+    with torch.no_grad():
+        enc(embedded, lengths)
+    assert calls == ([True, True] if packed else [])
+    training = enc(embedded, lengths)  # with gradients: one oneDNN call per length, whatever the dtype
+    assert len(calls) == (2 if packed else 0)
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    for ours, reference in zip([decoding.states, *decoding.final], [training.states, *training.final], strict=True):
+        torch.testing.assert_close(ours, reference.detach(), atol=tolerance, rtol=tolerance)
+
+
 def test_training_runs_onednn_lstm_kernels_on_length_groups() -> None:
     # The speed path: unpacked groups reach oneDNN's LSTM (a packed batch would step in PyTorch's own loop).
     if not torch.backends.mkldnn.is_available():
