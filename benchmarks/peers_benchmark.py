@@ -964,9 +964,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--decode-precision",
         choices=("fp32", "bf16"),
-        default="bf16",
-        help="transduce's decoding precision (default bf16: weights in bfloat16, faster on CPUs with AMX; "
-        "the peers decode in fp32)",
+        default=None,
+        help="transduce's decoding precision (default: --precision's, as `transduce evaluate` decodes a run; "
+        "bf16 makes beam search faster on CPUs with AMX, see docs/scaling.md; the peers decode in fp32)",
     )
     parser.add_argument("--reps", type=int, default=3, help="decoding runs per setting (median)")
     parser.add_argument("--peers-dir", type=Path, default=Path("/tmp/peers"), help="holds joey-venv and onmt-venv")
@@ -1022,7 +1022,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             peers_dir=args.peers_dir,
             work=tmp,
             precision=args.precision,
-            decode_precision=args.decode_precision,
+            decode_precision=args.decode_precision or args.precision,
         )
         tools = ["transduce", *args.peers]
         results: dict[str, dict[int, dict[str, Any]]] = {tool: {} for tool in tools}
