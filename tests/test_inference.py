@@ -154,14 +154,33 @@ def test_special_tokens_are_dropped_with_their_attention_rows(translator: Transl
 # --- precision ------------------------------------------------------------------------------------
 
 
-def test_bf16_precision_decodes_with_bfloat16_weights_and_scores_its_outputs(
+class _RecordingProducts(DecodingStrategy):
+    """Decodes with `inner`, noting the dtype the model multiplies in at every batch."""
+
+    name = "recording"
+
+    def __init__(self, inner: DecodingStrategy) -> None:
+        self.inner = inner
+        self.seen: list[torch.dtype] = []
+
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+        self.seen.append(model.product_dtype)
+        return self.inner.decode(model, memory)
+
+
+def _recording_product_dtypes(translator: Translator) -> tuple[Translator, list[torch.dtype]]:
+    recording = _RecordingProducts(translator.decoding)
+    return translator.with_decoding(recording), recording.seen
+
+
+def test_bf16_precision_decodes_with_bfloat16_products_and_scores_its_outputs(
     trained_run: Path, translator: Translator
 ) -> None:
-    # The run trained in float32; `--set train.precision=bf16` decodes it in bfloat16.
+    # The run trained in float32; `--set train.precision=bf16` decodes it with bfloat16 products.
     fast = Translator.from_run(RunDir.open(trained_run), discover(), device="cpu", overrides=["train.precision=bf16"])
     assert fast.precision == "bf16" and translator.precision == "fp32"
-    assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
-    assert {p.dtype for p in translator.model.parameters()} == {torch.float32}
+    assert {p.dtype for p in fast.model.parameters()} == {torch.float32}  # the weights stay as trained
+    fast, seen = _recording_product_dtypes(fast)
     texts = [s for s in SOURCES if s.strip()]
     for result in fast.translate_detailed(texts):
         assert result.attention is not None and result.attention.dtype == torch.float32
@@ -172,10 +191,15 @@ def test_bf16_precision_decodes_with_bfloat16_weights_and_scores_its_outputs(
         ended = result.attention.size(0) > len(result.tokens)
         exact = teacher_forced_score(translator.model, source, output, ended)
         assert result.score == pytest.approx(exact, abs=0.05 * (len(output) + 1))
+    assert seen and set(seen) == {torch.bfloat16}
+    assert fast.model.product_dtype == torch.float32  # only while decoding
+    plain, seen_plain = _recording_product_dtypes(translator)
+    plain.translate(texts)
+    assert set(seen_plain) == {torch.float32}
 
 
-def test_a_float32_model_decodes_through_a_bfloat16_copy_and_is_left_as_it_was(translator: Translator) -> None:
-    # The trainer's translator in bf16 training: its model keeps training in float32; validation decodes a copy.
+def test_bf16_decoding_leaves_a_float32_model_as_it_was(translator: Translator) -> None:
+    # The trainer's translator in bf16 training: its model keeps training in float32 while validation decodes.
     model = copy.deepcopy(translator.model)
     bf16 = dataclasses.replace(translator, model=model, precision="bf16")
     before = {name: value.clone() for name, value in model.state_dict().items()}
@@ -183,6 +207,4 @@ def test_a_float32_model_decodes_through_a_bfloat16_copy_and_is_left_as_it_was(t
     assert len(outputs) == 4
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
     assert {p.dtype for p in model.parameters()} == {torch.float32}
-    decoding = bf16._decoding_model()
-    assert decoding is not model and {p.dtype for p in decoding.parameters()} == {torch.bfloat16}
-    assert translator._decoding_model() is translator.model  # fp32: no copy
+    assert model.product_dtype == torch.float32

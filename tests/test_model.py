@@ -299,3 +299,58 @@ def test_rows_sharing_a_memory_row_step_as_rows_with_its_copies(config: dict) ->
             tokens = logits.argmax(-1)
     with pytest.raises(ValueError, match="do not share 3 memory rows evenly"):
         model.step(tokens[:4], (h[:, :1].expand(-1, 4, -1), c[:, :1].expand(-1, 4, -1)), memory)
+
+
+# --- reduced-precision products (bf16 decoding on the CPU) -------------------------------------------------
+
+
+def _stepped_logits(model: Seq2Seq, source_lengths: list[int], steps: int = 4) -> torch.Tensor:
+    source, lengths = source_batch(source_lengths)
+    target_in = target_prefix(len(source_lengths), steps)
+    with torch.inference_mode():
+        memory = model.encode(source, lengths)
+        state = model.start(memory)
+        logits = []
+        for t in range(steps):
+            out, state, _ = model.step(target_in[:, t], state, memory)
+            logits.append(out)
+    return torch.stack(logits, dim=1)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_bfloat16_products_step_like_float32_to_bfloat16_precision(config: dict) -> None:
+    model = build(**config).eval()
+    exact = _stepped_logits(model, [5, 2, 4])
+    with model.reduced_products(torch.bfloat16):
+        assert model.product_dtype == torch.bfloat16
+        reduced = _stepped_logits(model, [5, 2, 4])
+    assert model.product_dtype == torch.float32
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # it did multiply in bfloat16
+    torch.testing.assert_close(reduced, exact, atol=3e-2, rtol=0)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_bfloat16_products_give_a_row_the_same_result_whatever_the_batch_size() -> None:
+    # Products run on row counts padded to a multiple of 64; padding rows must not reach the real ones.
+    model = build("general", decoder_layers=2).eval()
+    lengths = [5, 2, 4] * 30
+    with model.reduced_products(torch.bfloat16):
+        alone = _stepped_logits(model, lengths[:3])  # 3 rows, padded to 64
+        for rows in (64, 90):  # not padded; padded to 128
+            torch.testing.assert_close(_stepped_logits(model, lengths[:rows])[:3], alone, atol=1e-6, rtol=0)
+
+
+def test_reduced_products_copy_the_weights_on_entry_and_are_dropped_on_exit_even_after_an_error() -> None:
+    model = build().eval()
+    with model.reduced_products(torch.bfloat16):
+        before = _stepped_logits(model, [3, 4])
+        with torch.no_grad():
+            model.output.bias += 1.0  # changed inside: the copies made on entry still hold
+        assert torch.equal(_stepped_logits(model, [3, 4]), before)
+    with model.reduced_products(torch.bfloat16):
+        assert not torch.equal(_stepped_logits(model, [3, 4]), before)  # a new pass copies the new weights
+    with pytest.raises(RuntimeError, match="boom"), model.reduced_products(torch.bfloat16):
+        raise RuntimeError("boom")
+    assert model.product_dtype == torch.float32
+    with model.reduced_products(torch.float32):  # the weights' own dtype: nothing to copy
+        assert model.product_dtype == torch.float32

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,8 +22,8 @@ from transduce.vocab import Vocabulary
 
 
 def decoding_dtype(device: torch.device, precision: str) -> torch.dtype:
-    """The weights' dtype for decoding: bfloat16 for `bf16` on the CPU (oneDNN's bfloat16 LSTM and matrix
-    kernels); float32 otherwise (on CUDA the bfloat16 path is unmeasured)."""
+    """The dtype the decoding steps multiply in (Seq2Seq.reduced_products): bfloat16 for `bf16` on the CPU
+    (oneDNN's bfloat16 matrix kernels); float32 otherwise (on CUDA the bfloat16 path is unmeasured)."""
     return torch.bfloat16 if precision == "bf16" and device.type == "cpu" else torch.float32
 
 
@@ -63,10 +62,11 @@ class Translation:
 class Translator:
     """Tokenizers, vocabularies, model and decoding strategy of one run.
 
-    precision: "bf16" decodes on the CPU with the model's weights in bfloat16 (a run trained with
-    `train.precision: bf16` decodes so by default). On CPUs with AMX, beam search runs about 1.2 times as fast;
-    greedy decoding about as fast, and slower with large vocabularies in a fresh process (oneDNN compiles its
-    bfloat16 kernels per shape). Outputs may differ from float32 decoding where two tokens are nearly tied.
+    precision: "bf16" decodes on the CPU with the decoding steps' matrix products in bfloat16
+    (Seq2Seq.reduced_products; a run trained with `train.precision: bf16` decodes so by default). On CPUs with
+    AMX beam search runs faster (1.3-1.4x on 2 cores), greedy decoding about as fast; the weights, the
+    encoder and everything elementwise stay in float32. Outputs may differ from float32 decoding where two
+    tokens are nearly tied.
     GPUs decode in float32.
     """
 
@@ -110,7 +110,7 @@ class Translator:
             ) from None
         target = pick_device(device)
         precision = recipe["train"]["precision"]
-        model.to(target, decoding_dtype(target, precision)).eval()
+        model.to(target).eval()
         tokenizers = {side: pipeline.tokenizer(registry, recipe, side) for side in ("source", "target")}
         for side, tokenizer in tokenizers.items():
             tokenizer.load(run.tokenizer_dir(side))
@@ -165,25 +165,17 @@ class Translator:
         todo = [i for i, e in enumerate(encoded) if e]
         was_training = self.model.training
         self.model.eval()
-        model = self._decoding_model()
+        products = decoding_dtype(self.device, self.precision)
         try:
             for group in by_length([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
                 source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
-                with torch.inference_mode():
-                    memory = model.encode(source.to(self.device), lengths)
-                    hypotheses = self.decoding.decode(model, memory)
+                with torch.inference_mode(), self.model.reduced_products(products):
+                    memory = self.model.encode(source.to(self.device), lengths)
+                    hypotheses = self.decoding.decode(self.model, memory)
                 yield indices, hypotheses  # outside inference mode: the caller's code runs as usual
         finally:
             self.model.train(was_training)
-
-    def _decoding_model(self) -> Seq2Seq:
-        """The model in the decoding precision: itself, or a copy in it (e.g. of weights still training in
-        float32, so validation decodes as `evaluate` will)."""
-        dtype = decoding_dtype(self.device, self.precision)
-        if next(self.model.parameters()).dtype == dtype:
-            return self.model
-        return copy.deepcopy(self.model).to(dtype)
 
     def _detailed(self, source: list[str], hypotheses: Hypotheses, row: int) -> Translation:
         """Sentence `row` of `hypotheses` (its n-best list too) as a Translation."""

@@ -98,7 +98,7 @@ TRAIN_PARAMS = (
         str,
         "fp32",
         "bf16: the training forward pass in bfloat16 autocast (GPUs since Ampere, CPUs with AMX), and on the CPU "
-        "decoding with bfloat16 weights (change it per command with --set train.precision=...)",
+        "decoding's matrix products in bfloat16 (change it per command with --set train.precision=...)",
         choices=("fp32", "bf16"),
     ),
     Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, max=1024, nullable=True),
