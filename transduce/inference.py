@@ -165,12 +165,12 @@ class Translator:
         todo = [i for i, e in enumerate(encoded) if e]
         was_training = self.model.training
         self.model.eval()
-        products = decoding_dtype(self.device, self.precision)
+        product_dtype = decoding_dtype(self.device, self.precision)
         try:
             for group in by_length([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
                 source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
-                with torch.inference_mode(), self.model.reduced_products(products):
+                with torch.inference_mode(), self.model.reduced_products(product_dtype):
                     memory = self.model.encode(source.to(self.device), lengths)
                     hypotheses = self.decoding.decode(self.model, memory)
                 yield indices, hypotheses  # outside inference mode: the caller's code runs as usual

@@ -89,6 +89,14 @@ class _Products:
         product = torch.addmm(bias, flat, weight)
         return product[:rows].to(inputs.dtype).view(*inputs.shape[:-1], -1)
 
+    def lstm_cell(self, layer: int, inputs: torch.Tensor, state: State) -> State:
+        """torch.lstm_cell's arithmetic (gates in PyTorch's order i, f, g, o), the product in the small dtype."""
+        h, c = state
+        gates = self.linear(torch.cat([inputs, h], dim=1), self.cell[layer])
+        i, f, g, o = gates.chunk(4, dim=1)
+        cell = torch.sigmoid(f).mul_(c).add_(torch.sigmoid(i).mul_(torch.tanh(g)))
+        return torch.sigmoid(o).mul_(torch.tanh(cell)), cell
+
 
 class Seq2Seq(nn.Module):
     """Encoder-decoder with attention and an output layer over [decoder state; context]."""
@@ -244,7 +252,7 @@ class Seq2Seq(nn.Module):
         hs, cs = [], []
         for layer in range(self.decoder_layers):
             if self._products is not None:
-                inputs, cell = self._reduced_cell(layer, inputs, (state[0][layer], state[1][layer]))
+                inputs, cell = self._products.lstm_cell(layer, inputs, (state[0][layer], state[1][layer]))
             else:
                 weights = (
                     getattr(self.decoder, f"{name}_l{layer}")
@@ -254,15 +262,6 @@ class Seq2Seq(nn.Module):
             hs.append(inputs)
             cs.append(cell)
         return inputs, (torch.stack(hs), torch.stack(cs))
-
-    def _reduced_cell(self, layer: int, inputs: torch.Tensor, state: State) -> State:
-        """torch.lstm_cell's arithmetic (gates in PyTorch's order i, f, g, o), the product in the small dtype."""
-        assert self._products is not None
-        h, c = state
-        gates = self._products.linear(torch.cat([inputs, h], dim=1), self._products.cell[layer])
-        i, f, g, o = gates.chunk(4, dim=1)
-        cell = torch.sigmoid(f).mul_(c).add_(torch.sigmoid(i).mul_(torch.tanh(g)))
-        return torch.sigmoid(o).mul_(torch.tanh(cell)), cell
 
 
 def sequence_loss(
