@@ -68,6 +68,8 @@ class Translator:
     encoder and everything elementwise stay in float32. Outputs may differ from float32 decoding where two
     tokens are nearly tied.
     GPUs decode in float32.
+    reverse_source: the encoder reads each source reversed (the recipe's `source.reverse`); a Translation's
+    attention columns are turned back, so they follow `source_tokens` in reading order.
     """
 
     model: Seq2Seq
@@ -78,6 +80,7 @@ class Translator:
     decoding: DecodingStrategy
     device: torch.device
     precision: str = "fp32"
+    reverse_source: bool = False
 
     @classmethod
     def from_run(
@@ -123,6 +126,7 @@ class Translator:
             decoding=pipeline.decoding(registry, recipe),
             device=target,
             precision=precision,
+            reverse_source=recipe["source"]["reverse"],
         )
 
     def translate(self, texts: Sequence[str], batch_size: int = 256) -> list[str]:
@@ -169,7 +173,9 @@ class Translator:
         try:
             for group in by_length([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
-                source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
+                source, lengths = source_tensors(
+                    [encoded[i] for i in indices], self.source_vocab.pad_index, reverse=self.reverse_source
+                )
                 with torch.inference_mode(), self.model.reduced_products(product_dtype):
                     memory = self.model.encode(source.to(self.device), lengths)
                     hypotheses = self.decoding.decode(self.model, memory)
@@ -209,4 +215,6 @@ class Translator:
         if attention is not None:
             rows = keep + list(range(len(indices), attention.size(0)))  # and the row of '</s>', if any
             attention = attention[rows, : len(source)].float().cpu()
+            if self.reverse_source:  # column j weighed the source's j-th token from the end
+                attention = attention.flip(-1)
         return Translation(source, tokens, self.target_tokenizer.detokenize(tokens), score, attention)
