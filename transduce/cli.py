@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -41,7 +41,7 @@ from transduce.report_files import write_report_files
 from transduce.rundir import RunDir
 from transduce.scaffold import create_plugin
 from transduce.testing import conformance
-from transduce.textio import count_lines, read_lines
+from transduce.textio import Output, count_lines, open_output, read_lines, refuse_same_file
 from transduce.training import Trainer, check_resumable, start_run
 
 #: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
@@ -111,8 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
     tr.add_argument("text", nargs="?", help="one input; without it, read --input or stdin (a prompt on a terminal)")
-    tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8)")
-    tr.add_argument("--output", type=Path, metavar="FILE", help="write the translations to FILE (default: stdout)")
+    tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8; '-': stdin)")
+    tr.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the translations to FILE (default, or '-': stdout); a file is written beside its place and "
+        "moved there when complete, and never over the input",
+    )
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
     _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
 
@@ -373,6 +379,9 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         raise RunError("give either TEXT or --input FILE, not both")
     if args.batch_size < 1:
         raise RunError(f"--batch-size must be at least 1, got {args.batch_size}")
+    source = None if args.input is None or str(args.input) == "-" else args.input  # None: stdin
+    if args.text is None and args.output is not None and str(args.output) != "-":
+        refuse_same_file(args.output, source)  # before anything is opened or loaded
     run = RunDir.open(args.run)
     translator = Translator.from_run(run, registry, overrides=args.set)
     if args.text is not None:
@@ -380,24 +389,25 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
     elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
-        _translate_lines(translator, args, err)
+        _translate_lines(translator, args, source, err)
     return 0
 
 
-def _translate_lines(translator: Translator, args: argparse.Namespace, err: Console) -> None:
+def _translate_lines(translator: Translator, args: argparse.Namespace, source: Path | None, err: Console) -> None:
     """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar.
 
-    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after
-    each chunk, so memory stays flat and the output always holds whole lines: the
-    translations of the first N input lines. A stop (Ctrl-C, SIGTERM) cuts the
-    file back to the last whole chunk and says how many lines it holds.
+    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after each chunk, so memory
+    stays flat. A file is written beside its place and moved there once complete (textio.StagedFile), so
+    a failure leaves it as it was. A stop (Ctrl-C, SIGTERM) keeps the whole chunks written: the
+    translations of the first N input lines, in the output file when it did not exist before, else
+    in OUTPUT.partial beside it; the message says where.
     """
-    if args.input is not None:
-        lines = read_lines(args.input)
-        total = count_lines(args.input) if err.is_terminal else None  # only a visible bar needs the total
+    if source is not None:
+        lines = read_lines(source)
+        total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
-    target = _open_output(args.output) if args.output is not None else sys.stdout
+    target = open_output(args.output)
     progress = Progress(
         TextColumn("translating"),
         BarColumn(),
@@ -406,33 +416,40 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, err: Cons
         console=err,
         disable=not err.is_terminal,
     )
-    done, committed = 0, 0
+    done = 0
     try:
         with progress, StopSignals():
             task = progress.add_task("translate", total=total)
             while piece := list(itertools.islice(lines, TRANSLATE_CHUNK)):
-                outputs = translator.translate(piece, args.batch_size)
-                target.write("".join(output + "\n" for output in outputs))
-                target.flush()
+                target.write(_plain_chunk(translator, piece, args.batch_size))
+                target.mark()
                 done += len(piece)
-                committed = target.tell() if target.seekable() else 0
                 progress.advance(task, len(piece))
+        where = target.finish()
     except KeyboardInterrupt as stop:
-        where = "stdout" if target is sys.stdout else str(args.output)
-        if target is not sys.stdout and target.seekable():
-            target.truncate(committed)  # drop a chunk the stop may have cut short
-        raise Interrupted(
-            f"{where} holds the translations of the first {done:,} input lines, whole and in input order",
-            status=getattr(stop, "status", 130),
-        ) from None
+        raise _stopped(target, args.output, done, getattr(stop, "status", 130)) from None
     except OSError as error:
-        where = args.output or "stdout"
-        raise RunError(f"{where}: cannot write the translations ({error.strerror or error})") from None
-    finally:
-        if target is not sys.stdout:
-            target.close()
-    if args.output is not None:
-        err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {args.output}", markup=False)
+        target.discard()
+        raise RunError(f"{target.name}: cannot write the translations ({error.strerror or error})") from None
+    except BaseException:
+        target.discard()  # e.g. a line that is not UTF-8: the output stays as it was
+        raise
+    if where != "stdout":
+        err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
+
+
+def _stopped(target: Output, output: Path | None, done: int, status: int) -> Interrupted:
+    """The error a stop raises, once the whole chunks written are kept (Output.finish_partial)."""
+    where = target.finish_partial()
+    kept = f"{where} holds the translations of the first {done:,} input lines, whole and in input order"
+    if output is not None and where != str(output) and where != "stdout":
+        kept = f"{output} is left as it was; {kept}"
+    return Interrupted(kept, status=status)
+
+
+def _plain_chunk(translator: Translator, texts: list[str], batch_size: int) -> str:
+    """One translation per line of `texts`."""
+    return "".join(output + "\n" for output in translator.translate(texts, batch_size))
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
@@ -442,13 +459,6 @@ def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, e
         out.print(f"  {path.relative_to(root)}", markup=False)
     out.print(f"next: pip install -e {root} && pytest {root}/tests && transduce plugins --check", markup=False)
     return 0
-
-
-def _open_output(path: Path) -> TextIO:
-    try:
-        return path.open("w", encoding="utf-8")
-    except OSError as error:
-        raise RunError(f"{path}: cannot write the output file ({error.strerror or error})") from None
 
 
 def _interactive(translator: Translator, err: Console) -> None:
