@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -34,7 +35,7 @@ from transduce.interrupt import StopSignals
 from transduce.params import Param
 from transduce.plots import PlotsUnavailable, save_heatmap
 from transduce.provenance import components_used
-from transduce.recipe import dump_recipe, load_recipe
+from transduce.recipe import TRAIN_PARAMS, dump_recipe, load_recipe
 from transduce.registry import Registry, discover
 from transduce.report import Report
 from transduce.report_files import write_report_files
@@ -55,6 +56,9 @@ TRANSLATE_CHUNK = 1024
 ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024"}  # by train.precision
 ONEDNN_CACHE_DEFAULT = "64"
 
+#: The recipe key `--threads` overrides for one command: the option takes its bounds.
+THREADS = next(param for param in TRAIN_PARAMS if param.name == "threads")
+
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
 
 
@@ -62,11 +66,48 @@ def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
 
 
+def _add_threads(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--threads N` for a command that decodes; `main` applies it (see _use_threads)."""
+    parser.add_argument(
+        "--threads",
+        type=_thread_count,
+        metavar="N",
+        help=f"torch CPU threads ({THREADS.min:g}-{THREADS.max:g}; default: the run's train.threads, else torch's "
+        "default). On a machine other jobs use, 1 is often much faster",
+    )
+    return parser
+
+
+def _thread_count(text: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", text) or not THREADS.min <= int(text) <= THREADS.max:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of threads from {THREADS.min:g} to {THREADS.max:g}, got {text!r}"
+        )
+    return int(text)
+
+
+class _AnyOrder(argparse.ArgumentParser):
+    """A command's parser that takes its options and positional arguments in any order
+    (`translate RUN --set K=V TEXT`): argparse's intermixed parsing, which a parser with subcommands (the
+    top level) cannot use itself."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        if self._intermixing:  # parse_known_intermixed_args calls back here for its two passes
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
     parser.add_argument("--version", action="version", version=f"transduce {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_AnyOrder)
 
     plugins = commands.add_parser("plugins", help="list every installed component with its parameters")
     plugins.add_argument(
@@ -99,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
         "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's decoder shares are kept)",
     )
     _add_set(ev, "override the run's recipe for this evaluation, e.g. --set decoder.max_length=50")
+    _add_threads(ev)
 
     att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
     att.add_argument("run", type=Path)
@@ -107,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
     )
     _add_set(att, "override the run's recipe, e.g. --set decoder.max_length=50")
+    _add_threads(att)
 
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
@@ -121,8 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
     _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
+    _add_threads(tr)
 
-    add_chat_parser(commands)
+    _add_threads(add_chat_parser(commands))
 
     new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
     new.add_argument("name", help="distribution name, e.g. transduce-cosine (letters, digits, '-', '_', '.')")
@@ -137,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _cap_onednn_cache(ONEDNN_CACHE_DEFAULT)
     try:
         registry = discover()
+        if hasattr(args, "threads"):
+            _use_threads(args, registry)
         return COMMANDS[args.command](args, registry, out, err)
     except Interrupted as exc:  # training stopped on a signal: 130 for SIGINT, 143 for SIGTERM
         err.print(f"\n[bold yellow]interrupted:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
@@ -149,6 +195,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("\ninterrupted.")
         return 130
+
+
+def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
+    """torch's CPU threads for a decoding command, before it builds a model: `--threads`, else the run's
+    train.threads (with `--set`), else torch's default."""
+    threads = args.threads
+    if threads is None:
+        threads = load_recipe(RunDir.open(args.run).recipe, registry, args.set)["train"]["threads"]
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def _cap_onednn_cache(kernels: str) -> None:
