@@ -30,7 +30,7 @@ from transduce.chat import add_chat_parser, cmd_chat
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce.heatmap import Heatmap, render_terminal
-from transduce.inference import Translator
+from transduce.inference import Translation, Translator
 from transduce.interrupt import StopSignals
 from transduce.params import Param
 from transduce.plots import PlotsUnavailable, save_heatmap
@@ -58,6 +58,8 @@ ONEDNN_CACHE_DEFAULT = "64"
 
 #: The recipe key `--threads` overrides for one command: the option takes its bounds.
 THREADS = next(param for param in TRAIN_PARAMS if param.name == "threads")
+#: `translate --format` values.
+OUTPUT_FORMATS = ("plain", "nbest")
 
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
 
@@ -163,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
         "moved there when complete, and never over the input",
     )
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
+    tr.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default="plain",
+        help="plain: one translation per input line (default); nbest: one line per candidate, "
+        "LINE<TAB>RANK<TAB>SCORE<TAB>TEXT (LINE and RANK from 1, SCORE the log-probability), "
+        "e.g. with --set decoder.name=beam --set decoder.n_best=3",
+    )
     _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
     _add_threads(tr)
 
@@ -440,7 +450,9 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         refuse_same_file(args.output, source)  # before anything is opened or loaded
     run = RunDir.open(args.run)
     translator = Translator.from_run(run, registry, overrides=args.set)
-    if args.text is not None:
+    if args.text is not None and args.format == "nbest":
+        print(_nbest_rows(translator.translate_detailed([args.text]), first=1), end="")
+    elif args.text is not None:
         _print_one(translator, args.text)
     elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
@@ -463,6 +475,7 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
         total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
+    render = _nbest_chunk if args.format == "nbest" else _plain_chunk
     target = open_output(args.output)
     progress = Progress(
         TextColumn("translating"),
@@ -477,7 +490,7 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
         with progress, StopSignals():
             task = progress.add_task("translate", total=total)
             while piece := list(itertools.islice(lines, TRANSLATE_CHUNK)):
-                target.write(_plain_chunk(translator, piece, args.batch_size))
+                target.write(render(translator, piece, args.batch_size, done + 1))
                 target.mark()
                 done += len(piece)
                 progress.advance(task, len(piece))
@@ -503,9 +516,26 @@ def _stopped(target: Output, output: Path | None, done: int, status: int) -> Int
     return Interrupted(kept, status=status)
 
 
-def _plain_chunk(translator: Translator, texts: list[str], batch_size: int) -> str:
+def _plain_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:
     """One translation per line of `texts`."""
     return "".join(output + "\n" for output in translator.translate(texts, batch_size))
+
+
+def _nbest_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:
+    """`_nbest_rows` of `texts`, whose first line is input line `first`."""
+    return _nbest_rows(translator.translate_detailed(texts, batch_size), first)
+
+
+def _nbest_rows(translations: Sequence[Translation], first: int) -> str:
+    """LINE<TAB>RANK<TAB>SCORE<TAB>TEXT per candidate, best first: the n-best list, or the one translation
+    when the strategy gives none (an empty input line: one row with an empty TEXT). LINE counts from
+    `first`, RANK from 1; SCORE is the log-probability, 'nan' when the strategy gives no scores."""
+    rows = []
+    for line, translation in enumerate(translations, start=first):
+        for rank, candidate in enumerate(translation.alternatives or [translation], start=1):
+            score = "nan" if candidate.score is None else f"{candidate.score:.4f}"
+            rows.append(f"{line}\t{rank}\t{score}\t{candidate.text}\n")
+    return "".join(rows)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
