@@ -106,6 +106,19 @@ def test_a_failing_translation_creates_no_output(trained_run: Path, tmp_path: Pa
     assert not output.exists() and staged(tmp_path) == []
 
 
+def _stop_on_the_second_chunk(render: Callable[..., str]) -> Callable[..., str]:
+    """`render` (cli._plain_chunk), except that a SIGTERM arrives while the second chunk is translated."""
+    calls = []
+
+    def render_or_stop(*args: object) -> str:
+        calls.append(args)
+        if len(calls) == 2:
+            raise SignalStop(15)
+        return render(*args)
+
+    return render_or_stop
+
+
 def test_a_stop_keeps_an_existing_output_and_puts_the_whole_chunks_beside_it(
     trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,16 +128,7 @@ def test_a_stop_keeps_an_existing_output_and_puts_the_whole_chunks_beside_it(
     source, output = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_bytes(INPUT)
     output.write_bytes(b"yesterday's translations\n")
-    plain = cli._plain_chunk
-    calls = []
-
-    def stop_on_the_second_chunk(*args: object) -> str:
-        calls.append(args)
-        if len(calls) == 2:
-            raise SignalStop(15)
-        return plain(*args)
-
-    monkeypatch.setattr(cli, "_plain_chunk", stop_on_the_second_chunk)
+    monkeypatch.setattr(cli, "_plain_chunk", _stop_on_the_second_chunk(cli._plain_chunk))
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
     assert status == 143
     partial = tmp_path / "out.txt.partial"
@@ -132,6 +136,49 @@ def test_a_stop_keeps_an_existing_output_and_puts_the_whole_chunks_beside_it(
     assert output.read_bytes() == b"yesterday's translations\n"
     assert partial.read_bytes() == expected_output(trained_run, SOURCES[:2])
     assert staged(tmp_path) == []
+
+
+def test_a_stop_never_replaces_an_earlier_partial_file(
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """out.txt and out.txt.partial both exist: both keep their bytes; the lines stay in the hidden file."""
+    monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
+    monkeypatch.setattr(cli, "_plain_chunk", _stop_on_the_second_chunk(cli._plain_chunk))
+    source, output, partial = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / "out.txt.partial"
+    source.write_bytes(INPUT)
+    output.write_bytes(b"yesterday's translations\n")
+    partial.write_bytes(b"last week's partial translations\n")
+    status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
+    assert status == 143
+    (kept,) = staged(tmp_path)
+    assert f"{output} is left as it was; {kept} holds the translations of the first 2 input lines" in err
+    assert kept.read_bytes() == expected_output(trained_run, SOURCES[:2])
+    assert output.read_bytes() == b"yesterday's translations\n"
+    assert partial.read_bytes() == b"last week's partial translations\n"
+
+
+def test_a_stop_whose_lines_cannot_be_kept_says_so_and_leaves_the_output(
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the whole chunks are saved on a stop: a clear message, the old output intact."""
+    import errno
+
+    from transduce import textio
+
+    def disk_full(self: textio.StagedFile) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
+    monkeypatch.setattr(cli, "_plain_chunk", _stop_on_the_second_chunk(cli._plain_chunk))
+    monkeypatch.setattr(textio.StagedFile, "_sync", disk_full)
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_bytes(INPUT)
+    output.write_bytes(b"yesterday's translations\n")
+    status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
+    assert status == 143
+    assert f"{output}: the translations of the first 2 input lines could not be kept (No space left" in err
+    assert "Traceback" not in err
+    assert output.read_bytes() == b"yesterday's translations\n"
 
 
 def test_an_existing_output_is_replaced_whole_keeping_its_mode(trained_run: Path, tmp_path: Path, capsys) -> None:
@@ -193,3 +240,26 @@ def test_a_full_device_is_a_clear_error(trained_run: Path, tmp_path: Path, capsy
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", "/dev/full")
     assert status == 2
     assert "/dev/full: cannot write the translations (No space left on device)" in err and "Traceback" not in err
+
+
+def test_an_output_in_a_folder_that_cannot_be_written_says_why(
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The output is written beside its place first, so its folder must be writable; the error says so.
+    (The folder's refusal is simulated: the tests may run as root, whom a read-only folder does not stop.)"""
+    import errno
+
+    from transduce import textio
+
+    def refuse(path: Path) -> tuple[Path, int]:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(textio, "_create_beside", refuse)
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_bytes(INPUT)
+    output.write_bytes(b"old\n")
+    status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
+    assert status == 2
+    assert f"{output}: cannot write the output file (Permission denied)" in err
+    assert f"it is written as a temporary file in {tmp_path} first" in err and "Traceback" not in err
+    assert output.read_bytes() == b"old\n"

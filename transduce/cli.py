@@ -496,23 +496,30 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
                 progress.advance(task, len(piece))
         where = target.finish()
     except KeyboardInterrupt as stop:
-        raise _stopped(target, args.output, done, getattr(stop, "status", 130)) from None
+        raise _stopped(target, done, getattr(stop, "status", 130)) from None
     except OSError as error:
         target.discard()
         raise RunError(f"{target.name}: cannot write the translations ({error.strerror or error})") from None
     except BaseException:
         target.discard()  # e.g. a line that is not UTF-8: the output stays as it was
         raise
-    if where != "stdout":
+    if args.output is not None and str(args.output) != "-":
         err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
 
 
-def _stopped(target: Output, output: Path | None, done: int, status: int) -> Interrupted:
+def _stopped(target: Output, done: int, status: int) -> Interrupted:
     """The error a stop raises, once the whole chunks written are kept (Output.finish_partial)."""
-    where = target.finish_partial()
+    try:
+        where = target.finish_partial()
+    except OSError as error:
+        return Interrupted(
+            f"{target.name}: the translations of the first {done:,} input lines could not be kept "
+            f"({error.strerror or error})",
+            status=status,
+        )
     kept = f"{where} holds the translations of the first {done:,} input lines, whole and in input order"
-    if output is not None and where != str(output) and where != "stdout":
-        kept = f"{output} is left as it was; {kept}"
+    if where != target.name:  # the output existed: the whole chunks went beside it
+        kept = f"{target.name} is left as it was; {kept}"
     return Interrupted(kept, status=status)
 
 

@@ -100,7 +100,7 @@ class Output:
 
     def finish(self) -> str:
         """Complete: flush (and close what we opened); returns where the output is."""
-        self.handle.flush()
+        self.flush()
         self._close()
         return self.name
 
@@ -132,8 +132,9 @@ class StagedFile(Output):
         existing = _stat_or_none(self.path)
         self.existed = existing is not None
         self.staging, fd = _create_beside(self.path)
-        if existing is not None:
-            os.fchmod(fd, stat.S_IMODE(existing.st_mode))  # a new file gets the umask's mode, as `open` gives
+        if existing is not None:  # keep its mode; a new file has the umask's, as `open` would give it
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, stat.S_IMODE(existing.st_mode))
         super().__init__(os.fdopen(fd, "w", encoding="utf-8"), str(path))
         self.marked = 0
 
@@ -169,15 +170,17 @@ def open_output(path: Path | None) -> Output:
     a device) opened and written in place. An unwritable place is a RunError naming it."""
     if path is None or str(path) == "-":
         return Output(sys.stdout, "stdout", owned=False)
+    staged = ""
     try:
         found = _stat_or_none(path)
         if found is not None and stat.S_ISDIR(found.st_mode):
             raise IsADirectoryError(errno.EISDIR, "it is a directory; name a file in it")
-        if found is None or stat.S_ISREG(found.st_mode):
-            return StagedFile(path)
-        return Output(path.open("w", encoding="utf-8"), str(path))
+        if found is not None and not stat.S_ISREG(found.st_mode):
+            return Output(path.open("w", encoding="utf-8"), str(path))
+        staged = f"; it is written as a temporary file in {Path(os.path.realpath(path)).parent} first"
+        return StagedFile(path)
     except OSError as error:
-        raise RunError(f"{path}: cannot write the output file ({error.strerror or error})") from None
+        raise RunError(f"{path}: cannot write the output file ({error.strerror or error}){staged}") from None
 
 
 def _stat_or_none(path: Path) -> os.stat_result | None:
