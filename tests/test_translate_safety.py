@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from test_translate_files import SOURCES, run_cli
 
-from transduce import cli
+from transduce import cli, textio
 from transduce.inference import Translator
 from transduce.interrupt import SignalStop
 from transduce.registry import discover
 from transduce.rundir import RunDir
 
 INPUT = "".join(line + "\n" for line in SOURCES).encode("utf-8")
+#: What an output file held before translate ran: it must never be lost.
+OLD = b"yesterday's translations\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    """in.txt holding INPUT and out.txt holding OLD: a translation's input and an output the user already has."""
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_bytes(INPUT)
+    output.write_bytes(OLD)
+    return source, output
+
+
+def fails_with(number: int) -> Callable[..., NoReturn]:
+    """A stand-in that fails as the OS does with error `number` (ENOSPC: a full disk; EACCES: no permission)."""
+
+    def fail(*args: object) -> NoReturn:
+        raise OSError(number, os.strerror(number))
+
+    return fail
 
 
 def expected_output(run: Path, sources: list[str] = SOURCES) -> bytes:
@@ -85,16 +107,15 @@ def test_an_output_that_is_the_file_stdin_reads_is_refused(
 
 
 def test_a_failing_translation_leaves_an_existing_output_as_it_was(
-    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Path]
 ) -> None:
-    """Invalid UTF-8 on line 4, after two chunks were written: the old output is kept, byte for byte."""
+    """Invalid UTF-8 on the last line, after several chunks were written: the old output is kept, byte for byte."""
     monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 1)
-    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
-    source.write_bytes(INPUT[:40] + b"\nbad \xff byte\n")
-    output.write_bytes(b"yesterday's translations\n")
+    source, output = files
+    source.write_bytes(INPUT + b"bad \xff byte\n")
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
-    assert status == 2 and "not valid UTF-8" in err
-    assert output.read_bytes() == b"yesterday's translations\n"
+    assert status == 2 and f"{source}:{len(SOURCES) + 1}: not valid UTF-8" in err
+    assert output.read_bytes() == OLD
     assert staged(tmp_path) == []
 
 
@@ -120,65 +141,51 @@ def _stop_on_the_second_chunk(render: Callable[..., str]) -> Callable[..., str]:
 
 
 def test_a_stop_keeps_an_existing_output_and_puts_the_whole_chunks_beside_it(
-    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Path]
 ) -> None:
     """SIGTERM while the second chunk is being translated: out.txt keeps its bytes; out.txt.partial holds
     the first chunk's translations."""
     monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
-    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
-    source.write_bytes(INPUT)
-    output.write_bytes(b"yesterday's translations\n")
     monkeypatch.setattr(cli, "_plain_chunk", _stop_on_the_second_chunk(cli._plain_chunk))
+    source, output = files
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
     assert status == 143
     partial = tmp_path / "out.txt.partial"
     assert f"{output} is left as it was; {partial} holds the translations of the first 2 input lines" in err
-    assert output.read_bytes() == b"yesterday's translations\n"
+    assert output.read_bytes() == OLD
     assert partial.read_bytes() == expected_output(trained_run, SOURCES[:2])
     assert staged(tmp_path) == []
 
 
 def test_a_stop_never_replaces_an_earlier_partial_file(
-    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Path]
 ) -> None:
     """out.txt and out.txt.partial both exist: both keep their bytes; the lines stay in the hidden file."""
     monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
     monkeypatch.setattr(cli, "_plain_chunk", _stop_on_the_second_chunk(cli._plain_chunk))
-    source, output, partial = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / "out.txt.partial"
-    source.write_bytes(INPUT)
-    output.write_bytes(b"yesterday's translations\n")
+    (source, output), partial = files, tmp_path / "out.txt.partial"
     partial.write_bytes(b"last week's partial translations\n")
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
     assert status == 143
     (kept,) = staged(tmp_path)
     assert f"{output} is left as it was; {kept} holds the translations of the first 2 input lines" in err
     assert kept.read_bytes() == expected_output(trained_run, SOURCES[:2])
-    assert output.read_bytes() == b"yesterday's translations\n"
+    assert output.read_bytes() == OLD
     assert partial.read_bytes() == b"last week's partial translations\n"
 
 
 def test_a_stop_whose_lines_cannot_be_kept_says_so_and_leaves_the_output(
-    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Path]
 ) -> None:
     """A full disk while the whole chunks are saved on a stop: a clear message, the old output intact."""
-    import errno
-
-    from transduce import textio
-
-    def disk_full(self: textio.StagedFile) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
     monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
     monkeypatch.setattr(cli, "_plain_chunk", _stop_on_the_second_chunk(cli._plain_chunk))
-    monkeypatch.setattr(textio.StagedFile, "_sync", disk_full)
-    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
-    source.write_bytes(INPUT)
-    output.write_bytes(b"yesterday's translations\n")
+    monkeypatch.setattr(textio.StagedFile, "_sync", fails_with(errno.ENOSPC))
+    source, output = files
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
     assert status == 143
     assert f"{output}: the translations of the first 2 input lines could not be kept (No space left" in err
-    assert "Traceback" not in err
-    assert output.read_bytes() == b"yesterday's translations\n"
+    assert "Traceback" not in err and output.read_bytes() == OLD
 
 
 def test_an_existing_output_is_replaced_whole_keeping_its_mode(trained_run: Path, tmp_path: Path, capsys) -> None:
@@ -243,23 +250,14 @@ def test_a_full_device_is_a_clear_error(trained_run: Path, tmp_path: Path, capsy
 
 
 def test_an_output_in_a_folder_that_cannot_be_written_says_why(
-    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Path]
 ) -> None:
     """The output is written beside its place first, so its folder must be writable; the error says so.
     (The folder's refusal is simulated: the tests may run as root, whom a read-only folder does not stop.)"""
-    import errno
-
-    from transduce import textio
-
-    def refuse(path: Path) -> tuple[Path, int]:
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-
-    monkeypatch.setattr(textio, "_create_beside", refuse)
-    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
-    source.write_bytes(INPUT)
-    output.write_bytes(b"old\n")
+    monkeypatch.setattr(textio, "_create_beside", fails_with(errno.EACCES))
+    source, output = files
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
     assert status == 2
     assert f"{output}: cannot write the output file (Permission denied)" in err
     assert f"it is written as a temporary file in {tmp_path} first" in err and "Traceback" not in err
-    assert output.read_bytes() == b"old\n"
+    assert output.read_bytes() == OLD
