@@ -106,19 +106,25 @@ def decode_line(number: int, raw: bytes) -> Line:
         raw = raw[:-1]
     if raw.endswith(b"\r"):
         raw = raw[:-1]
-    replaced = raw.decode("utf-8", "replace").replace("\0", "")
-    signature = next((s for s in _SIGNATURES if s[0] == raw[: len(s[0])]), None) if number == 1 else None
+    signature = next((s for s in _SIGNATURES if raw.startswith(s[0])), None) if number == 1 else None
     if signature is not None:
-        return Line(number, replaced, signature[1], signature[2])
-    if _looks_utf16(raw):
-        return Line(number, replaced, "has a NUL byte between its characters", UTF16_FIX)
+        return _unusable(number, raw, signature[1], signature[2])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        return Line(number, replaced, f"not valid UTF-8 ({error.reason} at byte {error.start})", NOT_TEXT_FIX)
+        reason = f"not valid UTF-8 ({error.reason} at byte {error.start})"
+        return _unusable(number, raw, reason, NOT_TEXT_FIX)
     if "\0" in text:
-        return Line(number, replaced, "contains a NUL byte", NOT_TEXT_FIX)
+        return _unusable(number, raw, "contains a NUL byte", NOT_TEXT_FIX)
     return Line(number, text)
+
+
+def _unusable(number: int, raw: bytes, problem: str, fix: str) -> Line:
+    """A line that is not UTF-8 text, with what it looks like; NULs at every other byte mean UTF-16."""
+    text = raw.decode("utf-8", "replace").replace("\0", "")
+    if fix == NOT_TEXT_FIX and _looks_utf16(raw):
+        problem, fix = "has a NUL byte between its characters", UTF16_FIX
+    return Line(number, text, problem, fix)
 
 
 def _looks_utf16(raw: bytes) -> bool:

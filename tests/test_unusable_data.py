@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from transduce_builtins.corpora import CommaSeparated
+from transduce_builtins.corpora import CommaSeparated, TabSeparated
 
 from transduce import cli
 from transduce.corpus import Coverage, SplitSummary
@@ -108,3 +108,13 @@ def test_csv_rows_with_too_few_fields_suggest_checking_the_delimiter(tmp_path: P
         list(source.split("train"))
     assert f"{data}:2: expected at least 2 columns, got 1" in str(caught.value)
     assert "Rows have 1 field: check data.delimiter (',') and the quoting." in str(caught.value)
+
+
+def test_too_few_pairs_for_the_held_out_sizes_also_shows_the_skipped_rows(tmp_path: Path) -> None:
+    data = tmp_path / "pairs.tsv"
+    data.write_text("a\tb\nc\td\nno tab\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        list(TabSeparated(path=str(data), valid_size=1, test_size=1).split("train"))
+    message = str(caught.value)
+    assert message.startswith(f"{data}: 2 usable pairs are too few to take valid_size=1 and test_size=1")
+    assert f"1 bad row was skipped:\n  {data}:3: expected at least 2 tab-separated columns, got 1\n" in message
