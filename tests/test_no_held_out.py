@@ -15,6 +15,8 @@ from transduce_builtins.datasets import Dates, write_date_file
 
 from transduce import checkpoint, cli
 from transduce.api import DataSource, Example
+from transduce.recipe import parse_recipe
+from transduce.registry import Registry
 
 PAIRS = [("one", "un"), ("two", "deux"), ("three", "trois"), ("four", "quatre"), ("five", "cinq")]
 NONE_HELD_OUT = {"valid_size": 0, "test_size": 0}
@@ -135,3 +137,17 @@ def test_a_setting_that_needs_validation_is_refused_when_valid_size_is_0(
     assert f"train.{key}: needs validation, but the data source gave no valid pairs (is data.valid_size 0?)" in err
     assert f"remove train.{key}" in err
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "{name: dates}",
+        "{name: tsv, path: x.tsv}",
+        "{name: csv, path: x.csv, source_column: Q, target_column: A}",
+        "{name: parallel, path: d, source_language: de, target_language: en}",
+    ],
+)
+def test_every_builtin_data_source_accepts_sizes_0_in_a_recipe(data: str, registry: Registry) -> None:
+    recipe = parse_recipe(f"data: {data}\n", registry, overrides=["data.valid_size=0", "data.test_size=0"])
+    assert (recipe["data"]["valid_size"], recipe["data"]["test_size"]) == (0, 0)
