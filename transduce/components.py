@@ -268,7 +268,7 @@ class Logger(Component):
     `loggers:` list. The trainer calls, in this order: `run_start` once (also
     on resume, before the data is read), then per epoch `validation_end` (when
     the epoch was validated), `checkpoint_saved(path, "best")` (when it
-    improved), `checkpoint_saved(path, "last")` and `epoch_end` with the
+    improved, or every epoch when there is no valid split), `checkpoint_saved(path, "last")` and `epoch_end` with the
     epoch's record; finally `evaluation_end` and `run_end` with the final
     report, or `run_failed` with the error that stopped a started run. Every method is a no-op by default:
     override the ones you need (the others cost nothing). A logger must not
