@@ -55,7 +55,7 @@ SAFE_TO_CHANGE = (
     "train.checkpoint_every",
     "train.checkpoint_minutes",
     "evaluate.",
-    "decoder.",
+    "search.",
     "loggers",
 )
 
@@ -165,7 +165,7 @@ class Trainer:
             self.target_tokenizer,
             self.source_vocab,
             self.target_vocab,
-            pipeline.decoding(self.registry, self.recipe),
+            pipeline.search(self.registry, self.recipe),
             self.device,
             self.settings["precision"],  # validation decodes as `evaluate` will
             reverse_source=self.recipe["source"]["reverse"],
@@ -556,7 +556,7 @@ class Trainer:
             batch_size=settings["batch_size"],
             analysis=Analysis.from_settings(settings),
             compare_with=strategies(self.registry, self.recipe),
-            decoder=strategy_label(self.registry, self.recipe["decoder"]),
+            search=strategy_label(self.registry, self.recipe["search"]),
         )
         report.data = self.summary.as_dict()
         self.lifecycle.evaluation_end(report)
