@@ -159,7 +159,7 @@ def test_heat_map_columns_follow_the_source_in_reading_order(translators: tuple[
         assert heatmap.weights == backwards.attention.flip(-1).tolist()
 
 
-def test_a_run_trained_reversed_decodes_reversed(
+def test_a_run_trained_reversed_decodes_reversed_and_reports_heat_maps_in_reading_order(
     make_recipe: Callable[..., Path], train_run: Callable[..., Path], tmp_path: Path, registry: Registry
 ) -> None:
     run = RunDir.open(train_run(make_recipe(**REVERSED), tmp_path / "run"))
@@ -167,6 +167,15 @@ def test_a_run_trained_reversed_decodes_reversed(
     assert translator.reverse_source is True
     forwards = dataclasses.replace(translator, reverse_source=False)
     assert translator.translate(TEXTS) == forwards.translate([t[::-1] for t in TEXTS])
+    # The report's heat maps (JSON, and the HTML page drawn from them) show each source in reading order.
+    heatmaps = json.loads(run.report("report", "json").read_text(encoding="utf-8"))["heatmaps"]
+    assert heatmaps
+    for heatmap in heatmaps:
+        text = heatmap["source_text"]
+        backwards = forwards.translate_detailed([text[::-1]])[0]
+        assert heatmap["source"] == list(text)
+        expected = backwards.attention.flip(-1).tolist()
+        assert heatmap["weights"] == [[round(w, 3) for w in row] for row in expected]
 
 
 # --- it still learns ------------------------------------------------------------------------------
