@@ -70,8 +70,7 @@ class Param:
         """Human description of the accepted values, e.g. 'integer >= 1'."""
         text = _TYPE_NAMES[self.type]
         if self.family is not None:
-            text = f"a {self.family} name or a mapping with 'name'" + (f" or {NONE!r}" if self.nullable else "")
-            return text
+            return f"{self.family} name or mapping with 'name'" + (f" or {NONE!r}" if self.nullable else "")
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         bounds = []
@@ -118,7 +117,7 @@ class Param:
 
     def _component_problem(self, value: Any) -> str | None:
         if value is None or value == NONE:
-            return None if self.nullable else f"expected {self.describe_type()}; a {self.family} is required here"
+            return None if self.nullable else f"expected {self.describe_type()} (`none` is not allowed here)"
         if isinstance(value, str) or (isinstance(value, dict) and "name" in value):
             return None
         return f"expected {self.describe_type()}, got {type(value).__name__} {value!r}"
