@@ -98,7 +98,14 @@ _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 class LSTMDecoder(DecoderNetwork):
-    """Recurrent decoder (LSTM or GRU) with optional attention, peeky context and Luong input feeding."""
+    """Recurrent decoder (LSTM or GRU) with optional attention, peeky context and Luong input feeding.
+
+    The classic models, by their settings: the plain encoder-decoder is `attention: none` (the encoder's final
+    state is the only context); the peeky decoder adds `peeky: true`; Luong attention is the default
+    (`general`); Joey NMT's and OpenNMT-py's default adds `input_feeding: true`. Sizes: the state is
+    `hidden_size`; with attention the output layer reads tanh(W [h; context]) of that size, without it h; with
+    `peeky` the encoder's summary is appended to both the input and the output layer's input.
+    """
 
     name = "lstm"
     params = (

@@ -130,11 +130,13 @@ class Encoder(Component, nn.Module):
 class AttentionScorer(Component, nn.Module):
     """Scores every encoder state against every decoder state.
 
-    Constructed as `cls(query_size=Q, key_size=K, **params)`. The core calls
-    `prepare(keys)` once per batch (precompute key projections there), then
-    `score(query, prepared)` for all decoder positions at once in training or
-    one position at a time in decoding. The core masks padding and applies the
-    softmax; a scorer returns raw scores.
+    Constructed as `cls(query_size=Q, key_size=K, **params)` by the decoder
+    network that uses it (the built-in `lstm` passes its hidden size as Q and
+    the encoder's output size as K). The network calls `prepare(keys)` once per
+    batch (precompute key projections there), then `score(query, prepared)` for
+    all decoder positions at once in training or one position at a time in
+    decoding. The network masks padding and applies the softmax; a scorer
+    returns raw scores.
     """
 
     family: ClassVar[str] = "attention"

@@ -4,7 +4,7 @@
 metrics. A full evaluation (`analysis=Analysis(...)`) adds what helps read the
 scores: the length ratio, the scores per source-length bucket, the best and
 worst examples by sentence-level chrF and attention heat maps of a few
-examples; `compare_with` adds other decoding strategies scored and timed on the
+examples; `compare_with` adds other search strategies scored and timed on the
 same examples.
 """
 
@@ -167,7 +167,7 @@ def best_and_worst(
 
 def heatmaps(translator: Translator, texts: Sequence[str], batch_size: int = 256) -> list[Heatmap]:
     """Attention heat maps of `texts` (one row per output token, one column per source token); none for a
-    text whose decoding strategy gives no attention weights."""
+    text whose search strategy (or decoder network) gives no attention weights."""
     if not texts:
         return []
     translations = translator.translate_detailed(list(texts), batch_size=batch_size)

@@ -146,7 +146,7 @@ class Translator:
 
     def translate_detailed(self, texts: Sequence[str], batch_size: int = 256) -> list[Translation]:
         """A `Translation` per text, in the order of `texts`: tokens, score, attention and n-best when the
-        decoding strategy gives them. An empty text gives an empty Translation."""
+        search strategy gives them. An empty text gives an empty Translation."""
         sources = [self.source_tokenizer.tokenize(t) for t in texts]
         encoded = [self.source_vocab.encode(tokens) for tokens in sources]
         outputs = [Translation(tokens, [], self.target_tokenizer.detokenize([])) for tokens in sources]

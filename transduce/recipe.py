@@ -360,7 +360,7 @@ def resolve_component(
 
     For specs that come from elsewhere than a recipe file (a command-line option, a chat switch).
     Settings of `inherit` that the named component also declares and `raw` does not give are kept,
-    so that e.g. switching decoding strategy keeps the recipe decoder's length limits. Mistakes
+    so that e.g. switching search strategy keeps the recipe's length limits. Mistakes
     raise a RecipeError whose key is `FAMILY.PARAM` and whose source is `source`.
     """
     name = raw.get("name")
