@@ -9,6 +9,7 @@ The result is a plain nested dict with every default filled in.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 import yaml
 
 from transduce.errors import RecipeError
-from transduce.params import Param, did_you_mean, resolve_params
+from transduce.params import Param, absolute_path, did_you_mean, resolve_params
 from transduce.provenance import require_plugins
 from transduce.registry import Registry
 from transduce.rundir import RunDir
@@ -254,6 +255,10 @@ class _Located:
     source: str
     lines: dict[Path_, int] = field(default_factory=dict)
     overrides: dict[Path_, str] = field(default_factory=dict)
+    #: The recipe file's folder, where a relative path that is not found may have been meant.
+    directory: Path | None = None
+    #: Whether a path parameter must name an existing file or directory (not for a run's own recipe.yaml).
+    check_paths: bool = True
 
     def fail(self, path: Path_, message: str) -> NoReturn:
         """Raise `message` about `path`, blamed on what gave it: the last --set of it or of a key above it
@@ -447,7 +452,44 @@ def _component(located: _Located, registry: Registry, family: str, path: Path_, 
         located.fail((*path, "name"), registry.unknown_name_message(family, name))
     given = {k: v for k, v in raw.items() if k != "name"}
     resolved = _params(located, path, info.params, given, f"{family} {name!r}")
+    if located.check_paths:
+        for param in info.params:
+            problem = _path_problem(param.path, given.get(param.name), located.directory)
+            if problem:
+                located.fail((*path, param.name), problem)
     return {"name": name, **resolved}
+
+
+def _path_problem(kind: str | None, given: Any, recipe_dir: Path | None) -> str | None:
+    """Why the `kind` path `given` (as written) names nothing usable, with where it was looked for; or None."""
+    if kind not in ("file", "directory") or not isinstance(given, str):
+        return None  # not a path, not given (a default or null: e.g. download), or made when missing
+    resolved = absolute_path(given)
+    found = _kind_at(resolved)
+    if found == kind:
+        return None
+    problem = f"{given!r} is a {found}, not a {kind}" if found else f"no {kind} {given!r}"
+    if os.path.isabs(os.path.expanduser(given)):
+        return problem
+    problem += f" (a relative path is read from the current directory, {os.getcwd()}: {resolved})"
+    beside = absolute_path(str(recipe_dir / os.path.expanduser(given))) if recipe_dir is not None else None
+    if beside is not None and _kind_at(beside) == kind:
+        return (
+            f"{problem}. Did you mean it relative to the recipe ({beside})? Write paths relative to where you "
+            f"run transduce ({os.path.relpath(beside)}), or absolute"
+        )
+    return problem + "; write it relative to where you run transduce, or absolute"
+
+
+def _kind_at(path: str) -> str | None:
+    """ "file", "directory", "special file" or None (nothing there, or nothing that can be looked at)."""
+    try:
+        place = Path(path)
+        return (
+            "directory" if place.is_dir() else "file" if place.is_file() else "special file" if place.exists() else None
+        )
+    except (OSError, ValueError):  # e.g. a NUL byte in the name, or a name too long
+        return None
 
 
 def read_value(raw: str, *, source: str = "") -> Any:
@@ -615,10 +657,23 @@ def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] =
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read the recipe: {exc}", source=str(path)) from None
     try:
-        return parse_recipe(text, registry, source=str(path), overrides=overrides)
+        return parse_recipe(
+            text,
+            registry,
+            source=str(path),
+            overrides=overrides,
+            directory=path.parent,
+            check_paths=not _is_run_recipe(path),
+        )
     except RecipeError:
         _require_run_plugins(path, registry)
         raise
+
+
+def _is_run_recipe(path: Path) -> bool:
+    """Whether `path` is the recipe.yaml of a run: its data may be gone, and translate needs none."""
+    run = RunDir(path.parent)
+    return path.name == run.recipe.name and run.last_checkpoint.parent.is_dir()
 
 
 def _require_run_plugins(path: Path, registry: Registry) -> None:
@@ -629,10 +684,22 @@ def _require_run_plugins(path: Path, registry: Registry) -> None:
 
 
 def parse_recipe(
-    text: str, registry: Registry, *, source: str = "<recipe>", overrides: Iterable[str] = ()
+    text: str,
+    registry: Registry,
+    *,
+    source: str = "<recipe>",
+    overrides: Iterable[str] = (),
+    directory: Path | None = None,
+    check_paths: bool = True,
 ) -> dict[str, Any]:
-    """Validate recipe text; `source` names it in error messages."""
+    """Validate recipe text; `source` names it in error messages.
+
+    Path parameters come out absolute (relative ones are read from the current directory) and, with
+    `check_paths`, must name an existing file or directory; `directory` is the recipe's folder, which
+    the error suggests when the path exists relative to it instead.
+    """
     located = _read_yaml(text, source)
+    located.directory, located.check_paths = directory, check_paths
     for assignment in overrides:
         apply_override(located, assignment)
     return _validate(located, registry)
