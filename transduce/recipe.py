@@ -86,6 +86,17 @@ class _Loader(yaml.SafeLoader):
             self._finish(done.values, done.height + 1, done.anchor)
         return event
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's constructors raise bare errors for a value its tag does not fit (`!!int x`, `!!timestamp x`,
+        `2001-02-30`): give them the node's line, as a YAML error."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, ArithmeticError, LookupError) as exc:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            why = f" ({exc})" if isinstance(exc, ValueError) else ""
+            problem = f"{str(node.value)[:80]!r} is not a valid {tag}{why}; quote it to keep it text"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
     def _alias(self, anchor: str) -> None:
         if any(frame.anchor == anchor for frame in self._open):
             raise _Unbounded(
