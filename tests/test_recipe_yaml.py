@@ -149,3 +149,17 @@ def test_a_value_at_a_prompt_beyond_the_bounds_stays_text():
     assert read_value(bomb) == bomb  # a chat switch: the parameter it is given to refuses the text
     assert read_value("[" * 200 + "]" * 200) == "[" * 200 + "]" * 200
     assert read_value("{size: [1, 2]}") == {"size": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("!!int attention", "'attention' is not a valid !!int (invalid literal"),
+        ("!!timestamp x", "'x' is not a valid !!timestamp; quote it to keep it text"),
+        ("2001-02-30", "'2001-02-30' is not a valid !!timestamp (day is out of range for month)"),
+    ],
+)
+def test_a_value_its_tag_does_not_fit_is_an_error_with_the_line(registry, value, expected):
+    error = parse_error(DATA + f"train:\n  epochs: {value}\n", registry)
+    assert (error.source, error.line) == ("r.yaml", 3)
+    assert expected in str(error)
