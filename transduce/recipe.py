@@ -493,7 +493,7 @@ def _path_problem(kind: str | None, given: Any, recipe_dir: Path | None) -> str 
 
 
 def _kind_at(path: str) -> str | None:
-    """ "file", "directory", "special file" or None (nothing there, or nothing that can be looked at)."""
+    """What is at `path`: a file, a directory, a special file, or None (nothing, or nothing that can be looked at)."""
     try:
         place = Path(path)
         return (
