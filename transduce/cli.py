@@ -27,6 +27,7 @@ from rich.table import Table
 
 from transduce import __version__, distributed, pipeline
 from transduce.chat import add_chat_parser, cmd_chat
+from transduce.components import SPLITS, DataSource
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce.heatmap import Heatmap, render_terminal
@@ -284,9 +285,17 @@ def _describe_param(param: Param) -> str:
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     recipe = load_recipe(args.recipe, registry, args.set)
     pipeline.check(registry, recipe)
+    _open_data(pipeline.data_source(registry, recipe))
     print(dump_recipe(recipe), end="")
-    err.print(f"[green]{escape(str(args.recipe))}: valid[/]")
+    err.print(f"[green]{escape(str(args.recipe))}: valid[/] (the first pair of each split read)")
     return 0
+
+
+def _open_data(source: DataSource) -> None:
+    """Read the first pair of each split as `train` reads its data, so a path or format that `train` would
+    refuse is refused now; a streamed source reads no further (one that splits a file plans the split first)."""
+    for name in SPLITS:
+        next(iter(source.split(name)), None)
 
 
 def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:

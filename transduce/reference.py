@@ -18,7 +18,7 @@ from pathlib import Path
 
 from transduce import recipe
 from transduce.components import BASES, FAMILIES, Component
-from transduce.params import Param
+from transduce.params import PATH_KINDS, Param
 from transduce.registry import BUILTIN_DISTRIBUTION, ComponentInfo, Registry, discover
 
 COMMAND = "python -m transduce.reference docs/reference"
@@ -59,6 +59,7 @@ def _default(param: Param) -> str:
 
 def _type(param: Param) -> str:
     name = {int: "integer", float: "number", bool: "boolean", str: "string"}[param.type]
+    name = PATH_KINDS[param.path] if param.path else name
     return name + (" or null" if param.nullable else "")
 
 
