@@ -377,6 +377,7 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
     translator = Translator.from_run(run, registry, overrides=args.set)
     if args.text is not None:
         _print_one(translator, args.text)
+        _note_truncated(translator, err)
     elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
@@ -433,6 +434,14 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, err: Cons
             target.close()
     if args.output is not None:
         err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {args.output}", markup=False)
+    _note_truncated(translator, err)
+
+
+def _note_truncated(translator: Translator, err: Console) -> None:
+    """Say how many inputs were cut to the decoding limit (Translator.max_source_tokens), if any."""
+    note = translator.truncation_note()
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:

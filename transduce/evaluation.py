@@ -75,14 +75,21 @@ def evaluate(
     `analysis`, the length ratio, buckets, best/worst examples and heat maps; with `compare_with`, a table
     of strategies whose first row is the translator's own (labelled `decoder`).
     """
+    for strategy in compare_with:  # one the memory budget refuses is refused before any decoding
+        _variant(translator, strategy)
     sources = [e.source for e in examples]
     references = [e.target for e in examples]
+    cut_before = translator.truncated
     started = time.perf_counter()
     hypotheses = translator.translate(sources, batch_size=batch_size)
     seconds = time.perf_counter() - started
     scores = [metric.compute(hypotheses, references) for metric in metrics]
     results = [ExampleResult(e.source, e.target, h) for e, h in zip(examples[:shown], hypotheses, strict=False)]
     report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds, decoder=decoder)
+    cut = translator.truncation_note(cut_before)
+    notes = [*notes, cut] if cut else list(notes)
+    if cut and not coverage:
+        report.data = {"notes": notes}
     if coverage:
         summary = summarize(
             examples,
@@ -98,6 +105,14 @@ def evaluate(
         own = Strategy(decoder or "recipe decoder", translator.decoding)
         report.comparison = compare(translator, examples, metrics, [own, *compare_with], batch_size)
     return report
+
+
+def _variant(translator: Translator, strategy: Strategy) -> Translator:
+    """The translator with `strategy`; its refusal (memory) names the strategy."""
+    try:
+        return translator.with_decoding(strategy.decoding)
+    except RecipeError as exc:
+        raise RecipeError(exc.detail, source=f"compare {strategy.label}") from None
 
 
 def _analyze(
@@ -194,7 +209,7 @@ def compare(
     references = [e.target for e in examples]
     results = []
     for strategy in strategies:
-        variant = translator.with_decoding(strategy.decoding)
+        variant = _variant(translator, strategy)
         started = time.perf_counter()
         hypotheses = variant.translate(sources, batch_size=batch_size)
         seconds = time.perf_counter() - started
