@@ -52,7 +52,7 @@ LIMIT_PARAMS = (
         "max_offset",
         int,
         20,
-        f"tokens allowed beyond max_ratio * source tokens (see max_ratio; at most {MAX_OUTPUT_TOKENS:,}, as max_length)",
+        f"tokens allowed beyond max_ratio * source tokens (see max_ratio; at most {MAX_OUTPUT_TOKENS:,})",
         min=0,
         max=MAX_OUTPUT_TOKENS,
     ),

@@ -20,7 +20,6 @@ from transduce.registry import Registry
 from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
 
-
 #: Source tokens one decoded input may have; longer inputs are cut to it, with a note (docs/decoding.md). Far
 #: beyond the sentences the bundled recipes train on (dates: 29 characters, Multi30K: about 40 words), so only
 #: runaway inputs (a whole file on one line) are cut, and one sentence's attention record stays a few MB.
