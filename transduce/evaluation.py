@@ -27,6 +27,9 @@ from transduce.recipe import read_value, resolve_component
 from transduce.registry import Registry
 from transduce.report import PERFECT, Bucket, ExampleResult, LengthRatio, RankedExample, Report, StrategyResult
 
+#: Characters of a source or reference a report shows; the rest of a longer one is left out (and counted).
+SHOWN_CHARACTERS = 500
+
 
 @dataclass(frozen=True)
 class Analysis:
@@ -84,7 +87,10 @@ def evaluate(
     hypotheses = translator.translate(sources, batch_size=batch_size)
     seconds = time.perf_counter() - started
     scores = [metric.compute(hypotheses, references) for metric in metrics]
-    results = [ExampleResult(e.source, e.target, h) for e, h in zip(examples[:shown], hypotheses, strict=False)]
+    results = [
+        ExampleResult(shortened(e.source), shortened(e.target), h)
+        for e, h in zip(examples[:shown], hypotheses, strict=False)
+    ]
     report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds, decoder=decoder)
     cut = translator.truncation_note(cut_before)
     notes = [*notes, cut] if cut else list(notes)
@@ -140,6 +146,13 @@ def _analyze(
     report.heatmaps = heatmaps(translator, drawn, batch_size)
 
 
+def shortened(text: str) -> str:
+    """`text` as a report shows it: a runaway one (a whole file on one line) cut to SHOWN_CHARACTERS."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}… ({len(text):,} characters)"
+
+
 def bucket_ranges(lengths: Sequence[int], count: int) -> list[tuple[int, int]]:
     """Up to `count` contiguous (low, high) length ranges, each holding about as many of `lengths`.
 
@@ -169,7 +182,9 @@ def best_and_worst(
     """
     chrf = CHRF()
     ranked = [
-        RankedExample(i, e.source, e.target, h, round(chrf.sentence_score(h, [e.target]).score, 2))
+        RankedExample(
+            i, shortened(e.source), shortened(e.target), h, round(chrf.sentence_score(h, [e.target]).score, 2)
+        )
         for i, (e, h) in enumerate(zip(examples, hypotheses, strict=True))
     ]
     ranked.sort(key=lambda r: (-r.chrf, r.index))
