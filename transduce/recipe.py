@@ -314,7 +314,7 @@ def read_value(raw: str) -> Any:
     text that is not valid YAML stays text."""
     try:
         return yaml.load(raw, Loader=_Loader) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, LookupError, AttributeError):  # PyYAML's tags fail so: '!!float x', '!!int'
         return raw
 
 
