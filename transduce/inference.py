@@ -99,6 +99,9 @@ class Translator:
     encoder and everything elementwise stay in float32. Outputs may differ from float32 decoding where two
     tokens are nearly tied.
     GPUs decode in float32.
+    max_source_tokens: longer inputs are cut to it (counted in `truncated`, a plain counter: one Translator per
+    thread); memory_budget: the estimated bytes one decoding batch may take (decode_bytes): a strategy that
+    needs more for one longest input is refused when the Translator is made, a larger batch is split.
     """
 
     model: Seq2Seq
