@@ -122,9 +122,9 @@ def test_bad_switches_are_reported_on_one_line_each_and_the_chat_goes_on(
     assert len(lines) == len(bad)
     for switch, line in zip(bad, lines, strict=True):
         assert line.startswith(f"error: {switch}: ")
-    assert "/sample -1: decoder 'sample' rejected its settings: sample: temperature must be > 0" in lines[1]
+    assert "/sample -1: decoder.temperature: expected number >= 0.001 and <= 1000.0, got -1 (too small)" in lines[1]
     assert "unknown switch '/sampel'. Did you mean '/sample'?" in lines[2]
-    assert "decoder.top_k: expected integer >= 0, got -3 (too small)" in lines[3]
+    assert "decoder.top_k: expected integer >= 0 and <= 1000000, got -3 (too small)" in lines[3]
     assert "expected '/greedy'; /help lists the switches" in lines[4]
     assert "unknown decoder 'nope'" in lines[5] and "available: " in lines[5]
     assert "expected KEY=VALUE after the decoder name, got 't'" in lines[6]
@@ -270,5 +270,7 @@ def test_decoder_spec_validates_like_a_recipe_and_keeps_the_recipes_settings(reg
     spec = chat.decoder_spec(registry, {"name": "sample", "top_k": 4}, carried=recipe_decoder)
     assert spec == {"name": "sample", "temperature": 1.0, "top_k": 4, "seed": None, "max_length": 7,
                     "max_ratio": None, "max_offset": 20}  # fmt: skip
-    with pytest.raises(chat.SwitchError, match=r"decoder\.temperature: expected number, got str 'hot'"):
+    with pytest.raises(
+        chat.SwitchError, match=r"decoder\.temperature: expected number >= 0\.001 and <= 1000\.0, got str 'hot'"
+    ):
         chat.decoder_spec(registry, {"name": "sample", "temperature": "hot"})

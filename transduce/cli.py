@@ -463,6 +463,7 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         print(_nbest_rows(translator.translate_detailed([args.text]), first=1), end="")
     elif args.text is not None:
         _print_one(translator, args.text)
+        _note_truncated(translator, err)
     elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
@@ -514,6 +515,7 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
         raise
     if args.output is not None and str(args.output) != "-":
         err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
+    _note_truncated(translator, err)
 
 
 def _stopped(target: Output, done: int, status: int) -> Interrupted:
@@ -552,6 +554,13 @@ def _nbest_rows(translations: Sequence[Translation], first: int) -> str:
             score = "nan" if candidate.score is None else f"{candidate.score:.4f}"
             rows.append(f"{line}\t{rank}\t{score}\t{candidate.text}\n")
     return "".join(rows)
+
+
+def _note_truncated(translator: Translator, err: Console) -> None:
+    """Say how many inputs were cut to the decoding limit (Translator.max_source_tokens), if any."""
+    note = translator.truncation_note()
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:

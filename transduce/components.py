@@ -156,6 +156,11 @@ class Hypotheses:
     nbest: list[Hypotheses] | None = None
 
 
+#: The longest output a decoding strategy should be asked for: the built-in ones bound max_length by it, and
+#: training drops longer targets unless the recipe's target.max_length says otherwise.
+MAX_OUTPUT_TOKENS = 4096
+
+
 class DecodingStrategy(Component):
     """Turns a trained model into output sequences.
 
@@ -178,6 +183,15 @@ class DecodingStrategy(Component):
 
     def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
         raise NotImplementedError
+
+    def rows_per_sentence(self) -> int:
+        """Model rows one sentence occupies while decoded (a beam's size); the Translator budgets memory by it."""
+        return 1
+
+    def most_output_tokens(self, source_length: int) -> int:
+        """The most tokens decoded for a source of `source_length` tokens, for the Translator's memory budget.
+        By default the strategy's `max_length` attribute (MAX_OUTPUT_TOKENS when it keeps none)."""
+        return int(getattr(self, "max_length", MAX_OUTPUT_TOKENS))
 
     @staticmethod
     def output_limits(memory: Memory, max_length: int, max_ratio: float | None, max_offset: int) -> torch.Tensor:

@@ -144,7 +144,8 @@ VOCAB_PARAMS = (
         "max_length",
         int,
         None,
-        "drop training pairs whose tokens on this side exceed this count (null: keep all)",
+        "drop training pairs whose tokens on this side exceed this count (null: the decoding limits, 1,024 "
+        "source and 4,096 target tokens)",
         min=1,
         nullable=True,
     ),
