@@ -179,6 +179,7 @@ _FILE_PARAMS = (
         None,
         "file of the valid split, in the same format; null takes valid_size pairs from the training file",
         nullable=True,
+        path="file",
     ),
     Param(
         "test_path",
@@ -186,6 +187,7 @@ _FILE_PARAMS = (
         None,
         "file of the test split, in the same format; null takes test_size pairs from the training file",
         nullable=True,
+        path="file",
     ),
 )
 _REMOTE_PARAMS = (
@@ -195,7 +197,13 @@ _REMOTE_PARAMS = (
     Param(
         "sha256", str, None, "expected sha256 of the file (downloaded or at path); null skips the check", nullable=True
     ),
-    Param("cache_dir", str, "~/.cache/transduce", "directory that keeps downloads (file name from the URL)"),
+    Param(
+        "cache_dir",
+        str,
+        "~/.cache/transduce",
+        "directory that keeps downloads (file name from the URL)",
+        path="new directory",
+    ),
     Param("member", str, None, "file to read inside a .zip archive at path or url; null: a plain file", nullable=True),
 )
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -262,7 +270,7 @@ class TabSeparated(_FileCorpus):
 
     name = "tsv"
     params = (
-        Param("path", str, None, "the training file; null downloads data.url", nullable=True),
+        Param("path", str, None, "the training file; null downloads data.url", nullable=True, path="file"),
         Param("source_column", int, 0, "0-based column of the source text", min=0),
         Param("target_column", int, 1, "0-based column of the target text", min=0),
         Param("header", bool, False, "the first line of every file is a header: skip it"),
@@ -339,7 +347,7 @@ class CommaSeparated(_FileCorpus):
 
     name = "csv"
     params = (
-        Param("path", str, None, "the training file; null downloads data.url", nullable=True),
+        Param("path", str, None, "the training file; null downloads data.url", nullable=True, path="file"),
         Param("source_column", str, REQUIRED, "header name of the source column, e.g. Q"),
         Param("target_column", str, REQUIRED, "header name of the target column, e.g. A"),
         Param("delimiter", str, ",", "one character between fields"),
@@ -418,7 +426,7 @@ class ParallelFiles(_Corpus):
 
     name = "parallel"
     params = (
-        Param("path", str, REQUIRED, "directory holding the STEM.LANGUAGE files"),
+        Param("path", str, REQUIRED, "directory holding the STEM.LANGUAGE files", path="directory"),
         Param("source_language", str, REQUIRED, "file suffix of the source side, e.g. de"),
         Param("target_language", str, REQUIRED, "file suffix of the target side, e.g. en"),
         Param("train", str, "train", "file stem of the training split"),

@@ -237,6 +237,7 @@ class Dates(DataSource):
             None,
             "file in the book's date.txt format ('<source>_<YYYY-MM-DD>' per line); null generates pairs",
             nullable=True,
+            path="file",
         ),
         Param("seed", int, 1234, "seed of the generation and of the split"),
         Param(

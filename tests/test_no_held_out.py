@@ -148,6 +148,12 @@ def test_a_setting_that_needs_validation_is_refused_when_valid_size_is_0(
         "{name: parallel, path: d, source_language: de, target_language: en}",
     ],
 )
-def test_every_builtin_data_source_accepts_sizes_0_in_a_recipe(data: str, registry: Registry) -> None:
+def test_every_builtin_data_source_accepts_sizes_0_in_a_recipe(
+    data: str, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the recipe's paths must exist: they are checked when it is read
+    for name in ("x.tsv", "x.csv"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    (tmp_path / "d").mkdir()
     recipe = parse_recipe(f"data: {data}\n", registry, overrides=["data.valid_size=0", "data.test_size=0"])
     assert (recipe["data"]["valid_size"], recipe["data"]["test_size"]) == (0, 0)

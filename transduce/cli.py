@@ -28,6 +28,7 @@ from rich.table import Table
 
 from transduce import __version__, distributed, pipeline
 from transduce.chat import add_chat_parser, cmd_chat
+from transduce.components import SPLITS, DataSource
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce.heatmap import Heatmap, render_terminal
@@ -284,9 +285,17 @@ def _describe_param(param: Param) -> str:
 
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
+    _open_data(pipeline.data_source(registry, recipe))
     print(dump_recipe(recipe), end="")
-    err.print(f"[green]{escape(str(args.recipe))}: valid[/]")
+    err.print(f"[green]{escape(str(args.recipe))}: valid[/] (the first pair of each split read)")
     return 0
+
+
+def _open_data(source: DataSource) -> None:
+    """Read the first pair of each split as `train` reads its data, so a path or format that `train` would
+    refuse is refused now; a streamed source reads no further (one that splits a file plans the split first)."""
+    for name in SPLITS:
+        next(iter(source.split(name)), None)
 
 
 def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
@@ -461,6 +470,7 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         print(_nbest_rows(translator.translate_detailed([args.text]), first=1), end="")
     elif args.text is not None:
         _print_one(translator, args.text)
+        _note_truncated(translator, err)
     elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
@@ -512,6 +522,7 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
         raise
     if args.output is not None and str(args.output) != "-":
         err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
+    _note_truncated(translator, err)
 
 
 def _stopped(target: Output, done: int, status: int) -> Interrupted:
@@ -550,6 +561,13 @@ def _nbest_rows(translations: Sequence[Translation], first: int) -> str:
             score = "nan" if candidate.score is None else f"{candidate.score:.4f}"
             rows.append(f"{line}\t{rank}\t{score}\t{candidate.text}\n")
     return "".join(rows)
+
+
+def _note_truncated(translator: Translator, err: Console) -> None:
+    """Say how many inputs were cut to the decoding limit (Translator.max_source_tokens), if any."""
+    note = translator.truncation_note()
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:

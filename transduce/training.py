@@ -21,11 +21,11 @@ from torch.nn.utils.rnn import PackedSequence
 
 from transduce import checkpoint, distributed, pipeline
 from transduce.batching import Batch, training_batches
-from transduce.components import Metric
+from transduce.components import MAX_OUTPUT_TOKENS, Metric
 from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
-from transduce.inference import Translator
+from transduce.inference import MAX_SOURCE_TOKENS, Translator
 from transduce.interrupt import SignalStop, StopSignals, signal_name
 from transduce.lifecycle import Lifecycle
 from transduce.model import sequence_loss
@@ -138,8 +138,9 @@ class Trainer:
             self._ready_tokenizers(load)
             corpus = prepare_training(
                 self.data.split("train"),
-                Side(self.source_tokenizer, self.recipe["source"]["max_length"]),
-                Side(self.target_tokenizer, self.recipe["target"]["max_length"]),
+                # null: the decoding limits, so no runaway pair (a whole file on one line) is trained on
+                Side(self.source_tokenizer, self.recipe["source"]["max_length"] or MAX_SOURCE_TOKENS),
+                Side(self.target_tokenizer, self.recipe["target"]["max_length"] or MAX_OUTPUT_TOKENS),
                 self._vocabulary_maker(load),
             )
         self.source_vocab, self.target_vocab = corpus.source_vocab, corpus.target_vocab
@@ -558,7 +559,9 @@ class Trainer:
             compare_with=strategies(self.registry, self.recipe),
             search=strategy_label(self.registry, self.recipe["search"]),
         )
+        decoding_notes = (report.data or {}).get("notes", [])  # e.g. inputs cut to the decoding limit
         report.data = self.summary.as_dict()
+        report.data["notes"] = [*report.data["notes"], *decoding_notes]
         self.lifecycle.evaluation_end(report)
         self.written = write_report_files(self.run, report, "report")
         self.lifecycle.run_end(report)
