@@ -10,6 +10,7 @@ JSON (pid, host, start time, command) only names the holder in messages.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -111,6 +112,36 @@ class RunDir:
             f"resume it with `transduce train --resume {self.path}`"
         )
 
+    # --- what a checkpoint was saved with ----------------------------------------------
+
+    def fingerprints(self) -> dict[str, str]:
+        """SHA-256 of the vocabularies and of every file under tokenizers/, by path relative to the run.
+
+        Checkpoints record these: a vocabulary or tokenizer file changed after training maps the model's
+        indices to the wrong tokens without any error, so opening the run checks them (`check_fingerprints`).
+        """
+        files = [self.source_vocab, self.target_vocab]
+        tokenizers = self.path / "tokenizers"
+        if tokenizers.is_dir():
+            files += sorted(p for p in tokenizers.rglob("*") if p.is_file() and not p.is_symlink())
+        return {p.relative_to(self.path).as_posix(): sha256_of(p) for p in files if p.is_file()}
+
+    def check_fingerprints(self, saved: dict[str, Any], checkpoint: Path) -> None:
+        """Refuse files that differ from those `checkpoint` was saved with (its 'files' record; none: older run)."""
+        recorded = saved.get("files")
+        if recorded is None:
+            return
+        if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+            raise RunError(f"{checkpoint}: its record of the run's files ('files') is not a mapping of names to hashes")
+        for name, digest in recorded.items():
+            path = self.path / str(name)
+            if not _inside(path, self.path):
+                raise RunError(f"{checkpoint}: its record of the run's files names {name!r}, outside the run")
+            if not path.is_file():
+                raise RunError(f"{path} is missing: {checkpoint.name} was saved with it; {_put_back(name)}")
+            if sha256_of(path) != digest:
+                raise RunError(f"{path} changed since {checkpoint.name} was saved ({_why(name)}); {_put_back(name)}")
+
     def discard(self) -> None:
         """Remove a new run that failed before its first checkpoint, so the same command can run again.
 
@@ -158,6 +189,32 @@ class RunDir:
             raise RunError(_disk_message(self, exc)) from None
         finally:
             _release(self.lock_file, handle)
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256 as hex, read in blocks (data files may be large)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return digest.hexdigest()
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return os.path.normpath(path).startswith(os.path.normpath(root) + os.sep)
+
+
+def _why(name: str) -> str:
+    if name.startswith("vocab."):
+        return "the model's outputs would be read as the wrong tokens: two swapped tokens give wrong output silently"
+    return "the tokenizer would split text differently from the way the model was trained"
+
+
+def _put_back(name: str) -> str:
+    return f"put back the {name} the run was trained with (e.g. from a copy of the run), or train a new run"
 
 
 def _to_stderr(message: str) -> None:

@@ -1,0 +1,244 @@
+"""A run's own files: checkpoints of the wrong structure, vocabularies or tokenizer files changed after
+training, and a run with weights but no last.pt are refused with an error naming the file; nothing of the
+run is changed by the refusal."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from transduce import checkpoint, cli
+from transduce.errors import RunError
+from transduce.inference import Translator
+from transduce.registry import discover
+from transduce.rundir import RunDir
+
+Capture = pytest.CaptureFixture[str]
+
+
+@pytest.fixture
+def run(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of the shared trained run (2 epochs, finished) that a test may damage."""
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
+def main(capsys: Capture, *argv: object) -> tuple[int, str]:
+    """The exit status and everything printed."""
+    capsys.readouterr()
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, out + err
+    return status, out + err
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def rewrite(path: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+    """Load the checkpoint at `path` and save what `change` returns in its place."""
+    torch.save(change(checkpoint.load(path)), path)
+
+
+def setting(*keys: Any, value: Any = None, delete: bool = False) -> Callable[[dict[str, Any]], Any]:
+    """A change that sets (or deletes) the entry at `keys` of a loaded checkpoint and returns the checkpoint."""
+
+    def change(saved: dict[str, Any]) -> dict[str, Any]:
+        parent = saved
+        for key in keys[:-1]:
+            parent = parent[key]
+        if delete:
+            del parent[keys[-1]]
+        else:
+            parent[keys[-1]] = value
+        return saved
+
+    return change
+
+
+# --- a run with weights is never trained over ---------------------------------------------------------
+
+
+def test_a_run_with_best_pt_but_no_last_pt_is_refused_and_best_pt_stays_byte_identical(
+    run: Path, capsys: Capture
+) -> None:
+    (run / "checkpoints/last.pt").unlink()
+    before = snapshot(run)
+    status, err = main(capsys, "train", "--resume", run)
+    assert status == 2
+    assert "holds trained weights" in err and "last.pt" in err and "start a new run" in err
+    assert "it has no checkpoint yet" not in err
+    status, err = main(capsys, "train", run / "recipe.yaml", "--run-dir", run, "--set", "train.epochs=3")
+    assert status == 2 and "holds trained weights" in err
+    assert snapshot(run) == before  # best.pt, recipe.yaml and every other file untouched
+    status, _ = main(capsys, "translate", run, "sept 6 63")
+    assert status == 0  # best.pt still serves
+
+
+# --- checkpoints of the wrong structure ----------------------------------------------------------------
+
+BEST_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "no model": (lambda s: {"epoch": 2}, r"has no 'model' \(the weights\); it holds 'epoch'"),
+    "a bare tensor": (lambda s: torch.zeros(3), r"holds a tensor of shape \(3,\), not a mapping"),
+    "a list": (lambda s: [1, 2], "holds a list, not a mapping"),
+    "model is a list": (setting("model", value=[1]), r"'model' \(the weights\) is a list, expected a mapping"),
+    "a weight is a string": (
+        setting("model", "output.bias", value="x"),
+        "'model' .* maps a string to a string; expected parameter names to tensors",
+    ),
+    "a weight of the wrong shape": (
+        setting("model", "combine.bias", value=torch.zeros(5)),
+        "does not fit the model the run's recipe describes",
+    ),
+    "a missing weight": (setting("model", "combine.bias", delete=True), "does not fit the model.*combine.bias"),
+    "an unexpected weight": (
+        setting("model", "extra", value=torch.zeros(1)),
+        "does not fit the model.*extra",
+    ),
+    "a nan weight": (
+        setting("model", "combine.bias", value=torch.full((32,), float("nan"))),
+        "'combine.bias' holds nan",
+    ),
+    "files is a list": (setting("files", value=[1]), "record of the run's files"),
+    "files names a path outside": (setting("files", value={"../x": "0"}), "outside the run"),
+}
+
+
+@pytest.mark.parametrize("damage", BEST_DAMAGE, ids=list(BEST_DAMAGE))
+@pytest.mark.parametrize("command", ["translate", "evaluate"])
+def test_a_best_checkpoint_of_the_wrong_structure_is_a_clear_error_naming_it(
+    run: Path, capsys: Capture, damage: str, command: str
+) -> None:
+    change, message = BEST_DAMAGE[damage]
+    rewrite(run / "checkpoints/best.pt", change)
+    argv = ("translate", run, "sept 6 63") if command == "translate" else ("evaluate", run)
+    status, err = main(capsys, *argv)
+    assert status == 2
+    assert str(run / "checkpoints/best.pt") in err
+    assert re.search(message, err, re.S), err
+
+
+LAST_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "no progress": (setting("progress", delete=True), r"has no 'progress' \(where training stands\)"),
+    "progress is a tensor": (setting("progress", value=torch.ones(2)), "'progress' .* is a tensor of shape"),
+    "progress epoch is text": (
+        setting("progress", "epoch", value="two"),
+        "'progress' entry 'epoch' is 'two', expected a whole number >= 0",
+    ),
+    "progress step is negative": (setting("progress", "step", value=-3), "'step' is -3, expected a whole number"),
+    "progress without epoch": (setting("progress", "epoch", delete=True), "'progress' .* has no epoch"),
+    "progress with an unknown entry": (setting("progress", "speed", value=1), "unknown entries speed"),
+    "best score is text": (setting("progress", "best_score", value="x"), "'best_score' is 'x', expected a number"),
+    "history holds a tensor": (
+        setting("progress", "history", value=[torch.ones(1)]),
+        "'history' .* expected a list of epoch records",
+    ),
+    "no optimizer": (setting("optimizer", delete=True), r"has no 'optimizer' \(Adam's state\)"),
+    "optimizer of another model": (
+        setting("optimizer", "param_groups", 0, "params", value=[0]),
+        "'optimizer' .* does not fit this model: a group has 1 weights",
+    ),
+    "optimizer moments of the wrong shape": (
+        setting("optimizer", "state", 0, "exp_avg", value=torch.zeros(1)),
+        "'exp_avg' of weight 0 is not a tensor of shape",
+    ),
+    "optimizer lr is text": (
+        setting("optimizer", "param_groups", 0, "lr", value="fast"),
+        "group setting 'lr' is 'fast'",
+    ),
+    "rng of the wrong size": (setting("rng", "torch", value=torch.zeros(3, dtype=torch.uint8)), "'rng' .* cannot"),
+    "rng without torch": (setting("rng", "torch", delete=True), "'rng' .* cannot be restored"),
+    "no model": (setting("model", delete=True), "has no 'model'"),
+}
+
+
+@pytest.mark.parametrize("damage", LAST_DAMAGE, ids=list(LAST_DAMAGE))
+def test_resuming_from_a_last_checkpoint_of_the_wrong_structure_is_a_clear_error_naming_it(
+    run: Path, capsys: Capture, damage: str
+) -> None:
+    change, message = LAST_DAMAGE[damage]
+    rewrite(run / "checkpoints/last.pt", change)
+    before = snapshot(run)
+    status, err = main(capsys, "train", "--resume", run)
+    assert status == 2
+    assert str(run / "checkpoints/last.pt") in err and re.search(message, err, re.S), err
+    assert snapshot(run) == before
+
+
+def test_a_state_dict_that_does_not_fit_is_refused_by_the_python_api_too(run: Path) -> None:
+    rewrite(run / "checkpoints/best.pt", setting("model", "combine.weight", value=torch.zeros(2, 2)))
+    with pytest.raises(RunError, match=r"best\.pt: the checkpoint does not fit.*combine\.weight"):
+        Translator.from_run(RunDir.open(run), discover())
+
+
+# --- vocabularies and tokenizer files changed after training ---------------------------------------------
+
+
+def swap_two_tokens(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["tokens"][4], data["tokens"][5] = data["tokens"][5], data["tokens"][4]
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_checkpoints_record_the_hashes_of_the_vocabularies(run: Path) -> None:
+    for name in ("best.pt", "last.pt"):
+        files = checkpoint.load(run / "checkpoints" / name)["files"]
+        assert set(files) == {"vocab.source.json", "vocab.target.json"}  # the word tokenizer keeps no files
+        assert all(len(digest) == 64 for digest in files.values())
+
+
+@pytest.mark.parametrize("command", ["translate", "evaluate", "resume"])
+def test_two_swapped_tokens_in_a_vocabulary_are_blamed_on_that_file(run: Path, capsys: Capture, command: str) -> None:
+    swap_two_tokens(run / "vocab.target.json")
+    argv = {
+        "translate": ("translate", run, "sept 6 63"),
+        "evaluate": ("evaluate", run),
+        "resume": ("train", "--resume", run),
+    }[command]
+    before = snapshot(run)
+    status, err = main(capsys, *argv)
+    checkpoint_name = "last.pt" if command == "resume" else "best.pt"
+    assert status == 2
+    assert f"{run / 'vocab.target.json'} changed since {checkpoint_name} was saved" in err
+    assert "two swapped tokens give wrong output silently" in err
+    assert snapshot(run) == before
+
+
+def test_a_vocabulary_file_that_is_gone_is_named(run: Path, capsys: Capture) -> None:
+    (run / "vocab.source.json").unlink()
+    status, err = main(capsys, "translate", run, "sept 6 63")
+    assert status == 2 and f"{run / 'vocab.source.json'} is missing: best.pt was saved with it" in err
+
+
+def test_a_changed_tokenizer_file_is_named(run: Path, capsys: Capture) -> None:
+    model = run / "tokenizers" / "target" / "model.txt"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    model.write_text("v1", encoding="utf-8")
+    rewrite(run / "checkpoints/best.pt", setting("files", "tokenizers/target/model.txt", value="0" * 64))
+    status, err = main(capsys, "translate", run, "sept 6 63")
+    assert status == 2
+    assert f"{model} changed since best.pt was saved (the tokenizer would split text differently" in err
+
+
+def test_a_run_saved_without_hashes_still_opens_and_a_shortened_vocabulary_is_blamed_on_its_file(
+    run: Path, capsys: Capture
+) -> None:
+    rewrite(run / "checkpoints/best.pt", setting("files", delete=True))
+    status, _ = main(capsys, "translate", run, "sept 6 63")
+    assert status == 0  # an older run: no record, no check
+    path = run / "vocab.target.json"
+    tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
+    path.write_text(json.dumps({"tokens": tokens[:-3]}), encoding="utf-8")
+    status, err = main(capsys, "translate", run, "sept 6 63")
+    assert status == 2
+    assert f"{path} lists {len(tokens) - 3:,} tokens but best.pt was trained with {len(tokens):,}" in err
+    assert "does not fit" not in err
