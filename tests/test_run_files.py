@@ -242,3 +242,67 @@ def test_a_run_saved_without_hashes_still_opens_and_a_shortened_vocabulary_is_bl
     assert status == 2
     assert f"{path} lists {len(tokens) - 3:,} tokens but best.pt was trained with {len(tokens):,}" in err
     assert "does not fit" not in err
+
+
+# --- a new run that fails before its first checkpoint removes only what it wrote ---------------------------
+
+
+def listing(root: Path) -> list[str]:
+    """Every path under `root`, links shown with their target, so a removed or replaced link shows."""
+    return sorted(
+        f"{p.relative_to(root)} -> {p.readlink()}" if p.is_symlink() else str(p.relative_to(root))
+        for p in root.rglob("*")
+    )
+
+
+def failing_then_fixed(
+    make_recipe: Callable[..., Path], tmp_path: Path, run_dir: Path, capsys: Capture
+) -> tuple[list[str], list[str]]:
+    """Train into `run_dir` with a data file whose bad line stops the run before its first checkpoint, then the
+    fixed command (another recipe); return the listings of tmp_path before and after the failure."""
+    data = tmp_path / "dates.txt"
+    data.write_text("september 27, 1994_1994-09-27\nnot a date line\n", encoding="utf-8")
+    recipe = make_recipe()
+    before = listing(tmp_path)
+    status, out = main(
+        capsys, "train", recipe, "--run-dir", run_dir, "--set", f"data.path={data}", "--set", "data.bad_rows=error"
+    )
+    assert status == 2 and f"{data}:2:" in out
+    after = listing(tmp_path)
+    status, out = main(capsys, "train", recipe, "--run-dir", run_dir)
+    assert status == 0, out  # not refused as "the recipe differs"
+    assert (run_dir / "checkpoints" / "best.pt").is_file()
+    return before, after
+
+
+def test_a_failed_run_into_a_symlinked_directory_leaves_the_link_and_its_folder_as_they_were(
+    make_recipe: Callable[..., Path], tmp_path: Path, capsys: Capture
+) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    before, after = failing_then_fixed(make_recipe, tmp_path, tmp_path / "link", capsys)
+    assert after == before and "link -> " + str(tmp_path / "real") in after
+
+
+def test_a_failed_run_into_a_folder_the_user_made_keeps_the_folder(
+    make_recipe: Callable[..., Path], tmp_path: Path, capsys: Capture
+) -> None:
+    (tmp_path / "run").mkdir()
+    before, after = failing_then_fixed(make_recipe, tmp_path, tmp_path / "run", capsys)
+    assert after == before and "run" in after
+
+
+def test_a_failed_run_removes_the_directories_it_made_and_only_those(
+    make_recipe: Callable[..., Path], tmp_path: Path, capsys: Capture
+) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "other.txt").write_text("mine", encoding="utf-8")
+    before, after = failing_then_fixed(make_recipe, tmp_path, tmp_path / "runs" / "new" / "run", capsys)
+    assert after == before  # runs/new and runs/new/run are gone, runs/ and other.txt stay
+    assert (tmp_path / "runs" / "other.txt").read_bytes() == b"mine"
+
+
+def test_discard_removes_nothing_from_a_run_it_did_not_create(run: Path) -> None:
+    before = snapshot(run)
+    RunDir.open(run).discard()
+    assert snapshot(run) == before

@@ -35,6 +35,9 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.created = False  # by `create`: only then may `discard` remove anything
+        #: Directories `create` made (the run's and missing parents), outermost first; `discard` removes them.
+        self.made: list[Path] = []
 
     recipe = property(lambda self: self.path / "recipe.yaml")
     source_vocab = property(lambda self: self.path / "vocab.source.json")
@@ -66,12 +69,22 @@ class RunDir:
                 f"{path} already exists and is not empty; continue it with "
                 f"`transduce train --resume {path}`, or choose another --run-dir"
             )
-        try:
-            (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunError(f"{path}: cannot write the run directory ({exc.strerror or exc})") from None
+        if path.is_symlink() and not path.exists():
+            raise RunError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; create it first")
+        missing = [p for p in (path, *path.parents) if not p.exists() and not p.is_symlink()][::-1]
         run = cls(path)
-        run.check_writable()
+        run.created = True
+        try:
+            for directory in missing:
+                directory.mkdir()
+                run.made.append(directory)
+            (path / "checkpoints").mkdir(exist_ok=True)
+            run.check_writable()
+        except (OSError, RunError) as exc:
+            run.discard()
+            if isinstance(exc, RunError):
+                raise
+            raise RunError(f"{path}: cannot write the run directory ({exc.strerror or exc})") from None
         return run
 
     @classmethod
@@ -143,13 +156,27 @@ class RunDir:
                 raise RunError(f"{path} changed since {checkpoint.name} was saved ({_why(name)}); {_put_back(name)}")
 
     def discard(self) -> None:
-        """Remove a new run that failed before its first checkpoint, so the same command can run again.
+        """Remove what a new run wrote before its first checkpoint, so the same command can run again.
 
-        Only for a run made by `create`, which accepts only an empty or missing
-        directory: everything inside was written by this run (core, tokenizers,
-        loggers), so the whole directory goes.
+        Only for a run made by `create`, which accepts only an empty or missing directory: everything
+        inside was written by this run (core, tokenizers, loggers) and goes; the directory itself goes only
+        when `create` made it (with the parents it made). A folder the user made, or a symbolic link to
+        one, stays, emptied; links inside are removed, never followed.
         """
-        shutil.rmtree(self.path, ignore_errors=True)
+        if not self.created:
+            return
+        if self.path.is_dir():
+            for entry in self.path.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        for directory in reversed(self.made):
+            try:
+                directory.rmdir()  # only while empty: never what someone else put beside the run
+            except OSError:
+                break
+        self.made, self.created = [], False
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_log.open("a", encoding="utf-8") as handle:
