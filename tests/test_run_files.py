@@ -17,8 +17,9 @@ import torch
 from transduce import checkpoint, cli
 from transduce.errors import RunError
 from transduce.inference import Translator
+from transduce.provenance import data_files
 from transduce.registry import discover
-from transduce.rundir import RunDir
+from transduce.rundir import RunDir, sha256_of
 
 Capture = pytest.CaptureFixture[str]
 
@@ -306,3 +307,76 @@ def test_discard_removes_nothing_from_a_run_it_did_not_create(run: Path) -> None
     before = snapshot(run)
     RunDir.open(run).discard()
     assert snapshot(run) == before
+
+
+# --- data files edited after training ----------------------------------------------------------------------
+
+
+def write_pairs(path: Path, count: int = 200, offset: int = 0) -> Path:
+    path.write_text("".join(f"a{i} b{i % 7}\tc{i} d{i % 5}\n" for i in range(offset, offset + count)), "utf-8")
+    return path
+
+
+@pytest.fixture
+def tsv_run(tmp_path: Path, make_recipe: Callable[..., Path], capsys: Capture) -> tuple[Path, Path]:
+    """(run, data file): a tiny run trained on a tab-separated file split into train, valid and test."""
+    data = write_pairs(tmp_path / "pairs.tsv")
+    recipe = make_recipe(data={"name": "tsv", "path": str(data), "valid_size": 10, "test_size": 10})
+    status, out = main(capsys, "train", recipe, "--run-dir", tmp_path / "run")
+    assert status == 0, out
+    return tmp_path / "run", data
+
+
+def test_a_run_records_the_size_and_hash_of_its_data_files(tsv_run: tuple[Path, Path]) -> None:
+    run, data = tsv_run
+    record = json.loads((run / "data-files.json").read_text(encoding="utf-8"))
+    assert record == {
+        "data.path": {"path": str(data.resolve()), "size": data.stat().st_size, "sha256": sha256_of(data)}
+    }
+
+
+def test_evaluating_a_split_of_a_data_file_edited_after_training_is_refused_unless_accepted(
+    tsv_run: tuple[Path, Path], capsys: Capture
+) -> None:
+    run, data = tsv_run
+    write_pairs(data, offset=3)  # the same size class, other pairs: the test split would change silently
+    before = snapshot(run)
+    status, out = main(capsys, "evaluate", run)
+    assert status == 2
+    assert f"{data.resolve()} (data.path): " in out and "Scoring split 'test' would re-split" in out
+    assert "--accept-changed-data" in out
+    assert snapshot(run) == before
+    status, out = main(capsys, "evaluate", run, "--accept-changed-data")
+    assert status == 0 and "note: data file changed since training:" in out
+    assert main(capsys, "evaluate", run, "--data", data)[0] == 0  # a file named on purpose is scored as it is
+    assert main(capsys, "translate", run, "a1 b1")[0] == 0  # translating reads no data
+
+
+def test_resuming_a_run_whose_data_file_changed_is_refused_unless_accepted(
+    tsv_run: tuple[Path, Path], capsys: Capture
+) -> None:
+    run, data = tsv_run
+    write_pairs(data, count=150)
+    before = snapshot(run)
+    status, out = main(capsys, "train", "--resume", run, "--set", "train.epochs=2")
+    assert status == 2 and "Continuing the run would re-split" in out and str(data.resolve()) in out
+    assert snapshot(run) == before
+    status, out = main(capsys, "train", "--resume", run, "--set", "train.epochs=2", "--accept-changed-data")
+    assert status == 0 and "note: data file changed since training" in out
+    assert json.loads((run / "data-files.json").read_text(encoding="utf-8"))["data.path"]["sha256"] == sha256_of(data)
+
+
+def test_a_run_without_a_data_record_still_evaluates(tsv_run: tuple[Path, Path], capsys: Capture) -> None:
+    run, data = tsv_run
+    (run / "data-files.json").unlink()
+    write_pairs(data, offset=3)
+    assert main(capsys, "evaluate", run)[0] == 0
+
+
+def test_a_directory_in_the_data_spec_contributes_the_files_named_by_its_stems(tmp_path: Path) -> None:
+    for name in ("train.de", "train.en", "val.de", "val.en", "README.md", "other.de"):
+        (tmp_path / name).write_text(name, encoding="utf-8")
+    spec = {"name": "parallel", "path": str(tmp_path), "source_language": "de", "target_language": "en"}
+    recorded = data_files({"data": {**spec, "train": "train", "valid": "val", "test": None}})
+    assert sorted(recorded) == ["data.path/train.de", "data.path/train.en", "data.path/val.de", "data.path/val.en"]
+    assert recorded["data.path/val.en"]["sha256"] == sha256_of(tmp_path / "val.en")

@@ -47,6 +47,7 @@ class RunDir:
     metrics_log = property(lambda self: self.path / "metrics.jsonl")
     data_summary = property(lambda self: self.path / "data.json")
     components = property(lambda self: self.path / "components.json")
+    data_files = property(lambda self: self.path / "data-files.json")
     lock_file = property(lambda self: self.path / "train.lock")
 
     def tokenizer_dir(self, side: str) -> Path:

@@ -30,7 +30,7 @@ from transduce.inference import Translator, load_weights
 from transduce.interrupt import SignalStop, StopSignals, signal_name
 from transduce.lifecycle import Lifecycle
 from transduce.model import sequence_loss
-from transduce.provenance import components_used
+from transduce.provenance import check_data_files, components_used, record_data_files
 from transduce.recipe import dump_recipe, recipe_differences
 from transduce.registry import Registry
 from transduce.report import Report
@@ -608,13 +608,20 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
-def start_run(recipe: dict[str, Any], run: RunDir) -> None:
-    """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it).
+def start_run(recipe: dict[str, Any], run: RunDir, *, accept_changed_data: bool = False) -> list[str]:
+    """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
 
-    A run that holds trained weights but cannot be resumed is refused first (`refuse_retraining`).
+    Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), and
+    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
+    A run that starts from its first epoch records its data files (provenance.record_data_files).
     """
     refuse_retraining(run)
+    resume = run.last_checkpoint.exists()
+    notes = check_data_files(run, recipe, "continuing the run", accept=accept_changed_data) if resume else []
+    if not resume or notes:
+        record_data_files(run, recipe)
     checkpoint.write_text_atomic(run.recipe, dump_recipe(recipe))
+    return notes
 
 
 def refuse_retraining(run: RunDir) -> None:
