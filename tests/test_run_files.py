@@ -380,3 +380,18 @@ def test_a_directory_in_the_data_spec_contributes_the_files_named_by_its_stems(t
     recorded = data_files({"data": {**spec, "train": "train", "valid": "val", "test": None}})
     assert sorted(recorded) == ["data.path/train.de", "data.path/train.en", "data.path/val.de", "data.path/val.en"]
     assert recorded["data.path/val.en"]["sha256"] == sha256_of(tmp_path / "val.en")
+
+
+def test_a_damaged_last_checkpoint_is_refused_before_the_recipe_is_rewritten(run: Path, capsys: Capture) -> None:
+    rewrite(run / "checkpoints/last.pt", setting("progress", "epoch", value="two"))
+    before = snapshot(run)
+    status, out = main(capsys, "train", "--resume", run, "--set", "train.epochs=3")
+    assert status == 2 and "'progress' entry 'epoch' is 'two'" in out
+    assert snapshot(run) == before  # recipe.yaml still says epochs: 2
+
+
+def test_a_components_record_naming_no_component_family_names_no_plugin_to_install(registry: Any) -> None:
+    from transduce.provenance import missing_plugins
+
+    recorded = {"": "None", "nonsense": "x 1", "dataset/gone": "gone-plugin 2.0"}
+    assert missing_plugins(recorded, registry) == {"gone-plugin 2.0": ["dataset/gone"]}

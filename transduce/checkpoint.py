@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -72,7 +73,9 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     if not path.exists():
         raise RunError(f"{path}: checkpoint not found")
     try:
-        saved = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols of damaged files: our error says it
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise RunError(f"{path}: cannot load checkpoint safely ({type(exc).__name__}: {exc})") from None
     if not isinstance(saved, dict):

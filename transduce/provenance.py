@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transduce.components import FAMILIES
 from transduce.errors import RunError
 from transduce.rundir import sha256_of
 
@@ -73,6 +74,8 @@ def missing_plugins(recorded: dict[str, str], registry: Registry) -> dict[str, l
     missing: dict[str, list[str]] = {}
     for component, provider in recorded.items():
         family, _, name = component.partition("/")
+        if family not in FAMILIES:  # not a component: a damaged record names no plugin to install
+            continue
         if registry.get(family, name) is None:
             missing.setdefault(provider, []).append(component)
     return missing

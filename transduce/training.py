@@ -126,6 +126,7 @@ class Trainer:
         seed_everything(self.recipe["seed"])
         self.device = distributed.device(self.settings["device"])
         _check_precision(self.device, self.settings["precision"])
+        saved = resumable_checkpoint(self.run) if resume else {}  # before its vocabularies and tokenizers are read
         self.data = pipeline.data_source(self.registry, self.recipe)
         self.source_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "source")
         self.target_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "target")
@@ -144,7 +145,6 @@ class Trainer:
         self.valid = list(self.data.split("valid"))
         self.test = list(self.data.split(self.recipe["evaluate"]["split"]))
         _check_not_empty(corpus.summary, len(self.valid))
-        self.summary = self._summarize(corpus.summary)
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
         )
@@ -166,12 +166,13 @@ class Trainer:
             self.settings["precision"],  # validation decodes as `evaluate` will
         )
         if resume:
-            self.state = self._restore()
+            self.state = self._restore(saved)
         else:
             refuse_retraining(self.run)
             self.state = TrainingState()
             if distributed.is_main():  # a log from an attempt that stopped before its first checkpoint
                 self.run.metrics_log.unlink(missing_ok=True)
+        self.summary = self._summarize(corpus.summary)  # data.json: written once the checkpoint proved sound
         distributed.seed_rank(self.recipe["seed"], self.state.step)
         if not distributed.is_main():
             self.state.epoch_loss, self.state.epoch_tokens = 0.0, 0  # rank 0 carries the epoch's sums so far
@@ -228,14 +229,13 @@ class Trainer:
         for note in self.summary.notes:
             self.console.print(f"[yellow]data note:[/] {note}")
 
-    def _restore(self) -> TrainingState:
+    def _restore(self, saved: dict[str, Any]) -> TrainingState:
+        """Weights, optimizer, random states and progress from last.pt; its whole structure is checked first."""
         path = self.run.last_checkpoint
-        saved = checkpoint.load(path)
-        self.run.check_fingerprints(saved, path)
         load_weights(self.model, checkpoint.weights(saved, path), path, self.run)
-        _load_optimizer(self.optimizer, checkpoint.require(saved, path, "optimizer", dict, "Adam's state"), path)
-        _restore_rng(checkpoint.require(saved, path, "rng", dict, "the random states"), path, self.device)
-        state = _progress(checkpoint.require(saved, path, "progress", dict, "where training stands"), path)
+        _load_optimizer(self.optimizer, saved["optimizer"], path)
+        _restore_rng(saved["rng"], path, self.device)
+        state = _progress(saved["progress"], path)
         # The log may hold an epoch that ended after this checkpoint was written: rewrite it from the checkpoint.
         if distributed.is_main():
             self.run.metrics_log.write_text("".join(json.dumps(r) + "\n" for r in state.history), encoding="utf-8")
@@ -617,6 +617,8 @@ def start_run(recipe: dict[str, Any], run: RunDir, *, accept_changed_data: bool 
     """
     refuse_retraining(run)
     resume = run.last_checkpoint.exists()
+    if resume:
+        resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
     notes = check_data_files(run, recipe, "continuing the run", accept=accept_changed_data) if resume else []
     if not resume or notes:
         record_data_files(run, recipe)
@@ -634,6 +636,20 @@ def refuse_retraining(run: RunDir) -> None:
             f"`transduce evaluate {run.path}` and `transduce translate {run.path}` still use best.pt; to train "
             "again, start a new run (another --run-dir), or put last.pt back from a copy to continue"
         )
+
+
+def resumable_checkpoint(run: RunDir) -> dict[str, Any]:
+    """last.pt, loaded, with every entry resuming needs, its progress checked, and the vocabularies and
+    tokenizer files it was saved with unchanged. (Weights and optimizer state are checked against the model
+    when they are restored.)"""
+    path = run.last_checkpoint
+    saved = checkpoint.load(path)
+    run.check_fingerprints(saved, path)
+    checkpoint.weights(saved, path)
+    checkpoint.require(saved, path, "optimizer", dict, "Adam's state")
+    checkpoint.require(saved, path, "rng", dict, "the random states")
+    _progress(checkpoint.require(saved, path, "progress", dict, "where training stands"), path)
+    return saved
 
 
 def _progress(saved: dict[str, Any], path: Path) -> TrainingState:
