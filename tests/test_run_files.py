@@ -110,7 +110,9 @@ BEST_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
         "'combine.bias' holds nan",
     ),
     "files is a list": (setting("files", value=[1]), "record of the run's files"),
-    "files names a path outside": (setting("files", value={"../x": "0"}), "outside the run"),
+    "files names a path outside": (setting("files", value={"../x": "0"}), "names '../x', not a file of the run"),
+    "files names a NUL": (setting("files", value={"a\0b": "0"}), "names 'a.x00b', not a file of the run"),
+    "files names a long name": (setting("files", value={"a" * 300: "0"}), "names 'aaaa.*, not a file of the run"),
 }
 
 

@@ -149,8 +149,8 @@ class RunDir:
             raise RunError(f"{checkpoint}: its record of the run's files ('files') is not a mapping of names to hashes")
         for name, digest in recorded.items():
             path = self.path / str(name)
-            if not _inside(path, self.path):
-                raise RunError(f"{checkpoint}: its record of the run's files names {name!r}, outside the run")
+            if not _inside(path, self.path) or not _plain_name(str(name)):
+                raise RunError(f"{checkpoint}: its record of the run's files names {name!r:.80}, not a file of the run")
             if not path.is_file():
                 raise RunError(f"{path} is missing: {checkpoint.name} was saved with it; {_put_back(name)}")
             if sha256_of(path) != digest:
@@ -233,6 +233,11 @@ def sha256_of(path: Path) -> str:
 
 def _inside(path: Path, root: Path) -> bool:
     return os.path.normpath(path).startswith(os.path.normpath(root) + os.sep)
+
+
+def _plain_name(name: str) -> bool:
+    """A name a file system accepts: no NUL byte, no part longer than 255 bytes."""
+    return "\0" not in name and all(len(part.encode("utf-8", "surrogatepass")) <= 255 for part in name.split("/"))
 
 
 def _why(name: str) -> str:
