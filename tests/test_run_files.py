@@ -397,3 +397,19 @@ def test_a_components_record_naming_no_component_family_names_no_plugin_to_insta
 
     recorded = {"": "None", "nonsense": "x 1", "dataset/gone": "gone-plugin 2.0"}
     assert missing_plugins(recorded, registry) == {"gone-plugin 2.0": ["dataset/gone"]}
+
+
+def test_a_trainer_started_afresh_on_a_run_with_weights_refuses_before_writing_anything(run: Path) -> None:
+    from rich.console import Console
+
+    from transduce.recipe import load_recipe
+    from transduce.training import Trainer
+
+    (run / "checkpoints/last.pt").unlink()
+    swap_two_tokens(run / "vocab.target.json")  # what a rebuilt vocabulary would put back in order
+    before = snapshot(run)
+    registry = discover()
+    trainer = Trainer(load_recipe(run / "recipe.yaml", registry), registry, RunDir.open(run), Console(quiet=True))
+    with pytest.raises(RunError, match="holds trained weights"):
+        trainer.train(resume=False)
+    assert snapshot(run) == before  # vocabularies and tokenizer files not rebuilt, best.pt untouched

@@ -126,7 +126,11 @@ class Trainer:
         seed_everything(self.recipe["seed"])
         self.device = distributed.device(self.settings["device"])
         _check_precision(self.device, self.settings["precision"])
-        saved = resumable_checkpoint(self.run) if resume else {}  # before its vocabularies and tokenizers are read
+        saved: dict[str, Any] = {}  # checked before vocabularies and tokenizer files are read or written
+        if resume:
+            saved = resumable_checkpoint(self.run)
+        else:
+            refuse_retraining(self.run)
         self.data = pipeline.data_source(self.registry, self.recipe)
         self.source_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "source")
         self.target_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "target")
@@ -168,7 +172,6 @@ class Trainer:
         if resume:
             self.state = self._restore(saved)
         else:
-            refuse_retraining(self.run)
             self.state = TrainingState()
             if distributed.is_main():  # a log from an attempt that stopped before its first checkpoint
                 self.run.metrics_log.unlink(missing_ok=True)
