@@ -165,7 +165,7 @@ def resolve_params(
         if param.name not in given:
             if param.required:
                 fail(param.name, f"missing required key for {owner}: {param.help or param.describe_type()}")
-            resolved[param.name] = param.default
+            resolved[param.name] = param.coerce(param.default)  # a default path is recorded resolved too
             continue
         value = given[param.name]
         problem = param.problem(value)
