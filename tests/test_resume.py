@@ -233,3 +233,21 @@ def test_non_finite_weights_are_never_checkpointed_even_when_the_loss_was_finite
     assert "a weight became infinite or nan at step 4 (epoch 1); the last good checkpoint" in capsys.readouterr().err
     assert [step for _, step, _ in saves] == [2]
     assert (run / "checkpoints/last.pt").read_bytes() == saves[0][2]
+
+
+def test_a_recipe_yaml_edited_to_another_tokenizer_is_refused_on_resume_and_touches_nothing(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    recipe = run / "recipe.yaml"
+    recipe.write_text(recipe.read_text(encoding="utf-8").replace("name: char", "name: word", 1), encoding="utf-8")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert cli.main(["train", "--resume", str(run), "--set", "train.epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "last.pt: it was trained with tokenizer/char" not in err  # the target side still uses char
+    assert "the recipe names tokenizer/word, which it was not trained with" in err
+    assert "put back the recipe the run was trained with" in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    # A component at a position that may change on resume (the search strategy) is accepted.
+    shutil.copy(trained_run / "recipe.yaml", recipe)
+    assert cli.main(["train", "--resume", str(run), "--set", "search.name=beam"]) == 0

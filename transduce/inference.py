@@ -71,16 +71,26 @@ def pick_device(setting: str) -> torch.device:
 def load_weights(model: Seq2Seq, weights: dict[str, torch.Tensor], path: Path, run: RunDir) -> None:
     """Put a checkpoint's weights into `model`, built with the run's vocabulary sizes.
 
-    Embedding rows that differ from a vocabulary's size blame the vocabulary file (a run saved before
-    checkpoints recorded its files' hashes gets no `check_fingerprints` error first); any other
-    difference is the checkpoint's.
+    A weight whose rows (or columns) differ where the model has a vocabulary's size blames that vocabulary
+    file (a run saved before checkpoints recorded its files' hashes gets no `check_fingerprints` error first):
+    the source embeddings for the source vocabulary, any weight of the decoder network (its target
+    embeddings, its output layer, whatever it names them) for the target one. Any other difference is the
+    checkpoint's.
     """
-    for name, vocab in (("source_embedding.weight", run.source_vocab), ("target_embedding.weight", run.target_vocab)):
-        trained, now = weights.get(name), getattr(model, name.split(".")[0]).num_embeddings
-        if isinstance(trained, torch.Tensor) and trained.dim() == 2 and trained.size(0) != now:
+    shapes = {name: tensor.shape for name, tensor in model.state_dict().items()}
+    for name, trained in weights.items():
+        shape = shapes.get(name)
+        if not isinstance(trained, torch.Tensor) or shape is None or trained.dim() != len(shape):
+            continue
+        differing = [d for d in range(len(shape)) if trained.shape[d] != shape[d]]
+        if not differing:
+            continue
+        vocab = run.source_vocab if name.startswith("source_embedding.") else run.target_vocab
+        listed = model.source_embedding.num_embeddings if vocab == run.source_vocab else len(Vocabulary.load(vocab))
+        if all(shape[d] == listed for d in differing):
             raise RunError(
-                f"{vocab} lists {now:,} tokens but {path.name} was trained with {trained.size(0):,}: the "
-                "vocabulary file changed since training (or comes from another run); put back the one the run "
+                f"{vocab} lists {listed:,} tokens but {path.name} was trained with {trained.shape[differing[0]]:,}: "
+                "the vocabulary file changed since training (or comes from another run); put back the one the run "
                 "was trained with"
             )
     checkpoint.fit(model, weights, path)

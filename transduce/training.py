@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.utils.rnn import PackedSequence
 
-from transduce import checkpoint, distributed, pipeline
+from transduce import checkpoint, distributed, pipeline, positions
 from transduce.batching import Batch, training_batches
 from transduce.components import MAX_OUTPUT_TOKENS, Metric
 from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
@@ -134,6 +134,7 @@ class Trainer:
         saved: dict[str, Any] = {}  # checked before vocabularies and tokenizer files are read or written
         if resume:
             saved = resumable_checkpoint(self.run)
+            check_trained_components(saved, self.recipe, self.registry, self.run.last_checkpoint)
         else:
             refuse_retraining(self.run)
         self.data = pipeline.data_source(self.registry, self.recipe)
@@ -662,17 +663,23 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
-def start_run(recipe: dict[str, Any], run: RunDir, *, accept_changed_data: bool = False) -> list[str]:
+def start_run(
+    recipe: dict[str, Any], run: RunDir, *, accept_changed_data: bool = False, registry: Registry | None = None
+) -> list[str]:
     """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
 
     Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), and
-    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
+    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`; with
+    `registry`, also resuming with components other than those last.pt was trained with
+    (`check_trained_components`; the Trainer checks that again when it resumes).
     A run that starts from its first epoch records its data files (provenance.record_data_files).
     """
     refuse_retraining(run)
     resume = run.last_checkpoint.exists()
     if resume:
-        resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
+        saved = resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
+        if registry is not None:
+            check_trained_components(saved, recipe, registry, run.last_checkpoint)
     notes = check_data_files(run, recipe, "continuing the run", accept=accept_changed_data) if resume else []
     if not resume or notes:
         record_data_files(run, recipe)
@@ -704,6 +711,31 @@ def resumable_checkpoint(run: RunDir) -> dict[str, Any]:
     checkpoint.require(saved, path, "rng", dict, "the random states")
     _progress(checkpoint.require(saved, path, "progress", dict, "where training stands"), path)
     return saved
+
+
+def check_trained_components(saved: dict[str, Any], recipe: dict[str, Any], registry: Registry, path: Path) -> None:
+    """Refuse a recipe whose components that shape the model or its data (every position outside
+    SAFE_TO_CHANGE: tokenizers, encoder, decoder network, attention, data source) are not those `path` was
+    trained with, by its 'components' record (none: an older checkpoint). A recipe.yaml edited by hand would
+    otherwise feed the weights another tokenizer's tokens without any error."""
+    recorded = saved.get("components")
+    if not isinstance(recorded, dict):
+        return
+    used = {
+        f"{family}/{spec['name']}"
+        for family, spec, key in positions.specs(recipe, registry)
+        if not f"{key}.".startswith(SAFE_TO_CHANGE)
+    }
+    families = {name.split("/")[0] for name in used}
+    trained = {str(name) for name in recorded if str(name).split("/")[0] in families}
+    if trained != used:
+        gone, new = ", ".join(sorted(trained - used)), ", ".join(sorted(used - trained))
+        problems = [f"it was trained with {gone}, which the recipe no longer names"] if gone else []
+        problems += [f"the recipe names {new}, which it was not trained with"] if new else []
+        raise RunError(
+            f"{path}: {'; '.join(problems)}. The run's recipe.yaml changed since training: put back the recipe "
+            "the run was trained with (on resuming, only these may change: " + ", ".join(SAFE_TO_CHANGE) + ")"
+        )
 
 
 def _progress(saved: dict[str, Any], path: Path) -> TrainingState:
