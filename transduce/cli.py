@@ -475,12 +475,12 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         refuse_same_file(args.output, source)  # before anything is opened or loaded
     run = RunDir.open(args.run)
     translator = Translator.from_run(run, registry, overrides=args.set)
-    if args.text is not None and args.format == "nbest":
+    if args.text is not None and args.output is None and args.format == "nbest":
         print(_nbest_rows(translator.translate_detailed([args.text]), first=1), end="")
-    elif args.text is not None:
+    elif args.text is not None and args.output is None:
         _print_one(translator, args.text)
         _note_truncated(translator, err)
-    elif args.input is None and args.output is None and sys.stdin.isatty():
+    elif args.text is None and args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
         _translate_lines(translator, args, source, err)
@@ -499,6 +499,8 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
     if source is not None:
         lines = read_lines(source)
         total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
+    elif args.text is not None:  # TEXT --output FILE: one line, written as a file of translations is
+        lines, total = iter([args.text]), 1
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
     render = _nbest_chunk if args.format == "nbest" else _plain_chunk
