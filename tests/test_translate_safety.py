@@ -261,3 +261,21 @@ def test_an_output_in_a_folder_that_cannot_be_written_says_why(
     assert f"{output}: cannot write the output file (Permission denied)" in err
     assert f"it is written as a temporary file in {tmp_path} first" in err and "Traceback" not in err
     assert output.read_bytes() == OLD
+
+
+@pytest.mark.parametrize("format_", ["plain", "nbest"])
+def test_a_text_with_an_output_file_is_written_there_not_to_stdout(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], format_: str
+) -> None:
+    output = tmp_path / "one.txt"
+    code = cli.main(["translate", str(trained_run), SOURCES[0], "--output", str(output), "--format", format_])
+    assert code == 0
+    assert capsys.readouterr().out == ""
+    written = output.read_text(encoding="utf-8")
+    best = expected_output(trained_run, SOURCES[:1]).decode("utf-8")
+    if format_ == "plain":
+        assert written == best
+    else:
+        line, rank, _score, text = written.splitlines()[0].split("\t")
+        assert (line, rank, text + "\n") == ("1", "1", best)
+    assert staged(tmp_path) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,14 +60,88 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+#: What to do about a checkpoint that cannot be used, said in every such error.
+REMEDY = "restore it from a copy (or delete it and train a new run); nothing was changed"
+
+
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint; only tensors and plain containers are accepted, never code."""
+    """Load a checkpoint; only tensors and plain containers are accepted, never code.
+
+    The result is a mapping (anything else is a RunError naming the file); `weights` and
+    `require` check what a caller needs from it.
+    """
     if not path.exists():
         raise RunError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols of damaged files: our error says it
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise RunError(f"{path}: cannot load checkpoint safely ({type(exc).__name__}: {exc})") from None
+    if not isinstance(saved, dict):
+        raise RunError(
+            f"{path}: not a transduce checkpoint: it holds {_kind(saved)}, not a mapping with the weights "
+            f"under 'model'; {REMEDY}"
+        )
+    return saved
+
+
+def require(saved: dict[str, Any], path: Path, key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    """`saved[key]`, checked to be a `kind`; a missing or mistyped entry is a RunError naming file and key."""
+    if key not in saved:
+        keys = ", ".join(repr(k) for k in list(saved)[:8]) or "nothing"
+        raise RunError(f"{path}: the checkpoint has no {key!r} ({what}); it holds {keys}; {REMEDY}")
+    value = saved[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
+        expected = " or ".join(_kind_name(t) for t in _types(kind))
+        raise RunError(f"{path}: {key!r} ({what}) is {_kind(value)}, expected {expected}; {REMEDY}")
+    return value
+
+
+def weights(saved: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's 'model': parameter names to tensors, floating-point ones finite (training never saves
+    a nan or inf weight, so one is damage)."""
+    model = require(saved, path, "model", dict, "the weights")
+    for name, value in model.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise RunError(
+                f"{path}: 'model' (the weights) maps {_kind(name)} to {_kind(value)}; expected parameter "
+                f"names to tensors; {REMEDY}"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise RunError(f"{path}: the weight {name!r} holds nan or infinite values; {REMEDY}")
+    return model
+
+
+def fit(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load `state` into `model`; names or shapes that differ are a RunError naming the file."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError) as exc:  # names or shapes differ
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        raise RunError(
+            f"{path}: the checkpoint does not fit the model the run's recipe describes "
+            "(model settings cannot change after training)" + (f": {details[0]}" if details else "")
+        ) from None
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
+        kind, f"a {kind.__name__}"
+    )
+
+
+def _kind(value: object) -> str:
+    """'a Tensor of shape (3, 2)', 'a list', 'None': how messages describe what a checkpoint holds."""
+    if value is None:
+        return "None"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return _kind_name(type(value))
 
 
 def rng_states(device: torch.device | None = None) -> dict[str, Any]:

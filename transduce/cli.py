@@ -36,7 +36,7 @@ from transduce.inference import Translation, Translator
 from transduce.interrupt import StopSignals
 from transduce.params import Param
 from transduce.plots import PlotsUnavailable, save_heatmap
-from transduce.provenance import components_used
+from transduce.provenance import ACCEPT_CHANGED_DATA, check_data_files, components_used
 from transduce.recipe import TRAIN_PARAMS, dump_recipe, load_recipe
 from transduce.registry import Registry, discover
 from transduce.report import Report
@@ -107,6 +107,10 @@ class _AnyOrder(argparse.ArgumentParser):
             self._intermixing = False
 
 
+def _add_accept_changed_data(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(ACCEPT_CHANGED_DATA, action="store_true", help=help_text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
     parser.add_argument("--version", action="version", version=f"transduce {__version__}")
@@ -129,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/RECIPE-TIMESTAMP)")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in directory RUN")
     _add_set(train, SET_HELP)
+    _add_accept_changed_data(train, "continue a run although a data file changed since its splits were made")
 
     ev = commands.add_parser("evaluate", help="score a trained run on a split or a data file")
     ev.add_argument("run", type=Path)
@@ -145,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_set(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
     _add_threads(ev)
+    _add_accept_changed_data(ev, "score a split although a data file changed since training (it is split anew)")
 
     att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
     att.add_argument("run", type=Path)
@@ -306,7 +312,8 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # before the Trainer builds the model
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
-        start_run(recipe, run)
+        for note in start_run(recipe, run, accept_changed_data=args.accept_changed_data):
+            out.print(f"note: {note}", markup=False)
         run.save_components(components_used(recipe, registry))
         resume = run.last_checkpoint.exists()
         distributed.broadcast((str(run.path), resume))  # to _train_replica
@@ -382,6 +389,8 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
         examples, name, label = list(data.read_file(args.data)), f"report.data-{args.data.stem}", str(args.data)
     else:
         split = args.split or recipe["evaluate"]["split"]
+        for note in check_data_files(run, recipe, f"scoring split {split!r}", accept=args.accept_changed_data):
+            err.print(f"note: {note}", markup=False)
         examples, name, label = list(data.split(split)), f"report.{split}", split
     if not examples:
         raise RunError(f"{label}: no examples to evaluate")
@@ -466,12 +475,12 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         refuse_same_file(args.output, source)  # before anything is opened or loaded
     run = RunDir.open(args.run)
     translator = Translator.from_run(run, registry, overrides=args.set)
-    if args.text is not None and args.format == "nbest":
+    if args.text is not None and args.output is None and args.format == "nbest":
         print(_nbest_rows(translator.translate_detailed([args.text]), first=1), end="")
-    elif args.text is not None:
+    elif args.text is not None and args.output is None:
         _print_one(translator, args.text)
         _note_truncated(translator, err)
-    elif args.input is None and args.output is None and sys.stdin.isatty():
+    elif args.text is None and args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
         _translate_lines(translator, args, source, err)
@@ -490,6 +499,8 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
     if source is not None:
         lines = read_lines(source)
         total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
+    elif args.text is not None:  # TEXT --output FILE: one line, written as a file of translations is
+        lines, total = iter([args.text]), 1
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
     render = _nbest_chunk if args.format == "nbest" else _plain_chunk

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,6 +66,32 @@ def pick_device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         raise RecipeError("CUDA was asked for but torch sees no GPU; use 'auto' or 'cpu'", key="train.device")
     return torch.device(setting)
+
+
+def load_weights(model: Seq2Seq, weights: dict[str, torch.Tensor], path: Path, run: RunDir) -> None:
+    """Put a checkpoint's weights into `model`, built with the run's vocabulary sizes.
+
+    Embedding rows that differ from a vocabulary's size blame the vocabulary file (a run saved before
+    checkpoints recorded its files' hashes gets no `check_fingerprints` error first); any other
+    difference is the checkpoint's.
+    """
+    expected = model.state_dict()
+    sides = (
+        ("source_embedding.", run.source_vocab, model.source_embedding.num_embeddings),
+        ("decoder.", run.target_vocab, model.target_vocab_size),  # the decoder network's vocabulary-sized rows
+    )
+    for prefix, vocab, now in sides:
+        for name, tensor in expected.items():
+            trained = weights.get(name)
+            if not (name.startswith(prefix) and tensor.dim() and tensor.size(0) == now):
+                continue
+            if isinstance(trained, torch.Tensor) and trained.dim() == tensor.dim() and trained.size(0) != now:
+                raise RunError(
+                    f"{vocab} lists {now:,} tokens but {path.name} was trained with {trained.size(0):,}: the "
+                    "vocabulary file changed since training (or comes from another run); put back the one the run "
+                    "was trained with"
+                )
+    checkpoint.fit(model, weights, path)
 
 
 @dataclass
@@ -148,19 +175,14 @@ class Translator:
         passes `recipe`."""
         if recipe is None:
             recipe = load_recipe(run.recipe, registry, overrides)
+        path = run.checkpoint(which)
+        saved = checkpoint.load(path)
+        weights = checkpoint.weights(saved, path)
+        run.check_fingerprints(saved, path)
         source_vocab = Vocabulary.load(run.source_vocab)
         target_vocab = Vocabulary.load(run.target_vocab)
         model = pipeline.model(registry, recipe, len(source_vocab), len(target_vocab))
-        path = run.checkpoint(which)
-        state = checkpoint.load(path)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:  # shapes or names differ: the recipe's model settings were changed
-            details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-            raise RunError(
-                f"{path}: the checkpoint does not fit the model the run's recipe describes "
-                "(model settings cannot change after training)" + (f": {details[0]}" if details else "")
-            ) from None
+        load_weights(model, weights, path, run)
         target = pick_device(device)
         precision = recipe["train"]["precision"]
         model.to(target).eval()

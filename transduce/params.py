@@ -200,7 +200,7 @@ def resolve_params(
         if param.name not in given:
             if param.required:
                 fail(param.name, f"missing required key for {owner}: {param.help or param.describe_type()}")
-            value = param.default
+            value = param.coerce(param.default)  # a default path is recorded resolved too
         else:
             value = given[param.name]
             problem = param.problem(value)

@@ -45,9 +45,26 @@ def read_history(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and isinstance(record.get("epoch"), int) and "loss" in record:
+        if is_epoch_record(record):
             records.append(record)
     return records
+
+
+def is_epoch_record(record: Any) -> bool:
+    """Whether `record` is a metrics.jsonl epoch record the curves can draw: an integer epoch, a numeric loss
+    and, when validated, numeric scores by metric name."""
+    if not isinstance(record, dict) or not _integer(record.get("epoch")) or not _number(record.get("loss")):
+        return False
+    valid = record.get("valid")
+    return not valid or (isinstance(valid, dict) and all(isinstance(k, str) and _number(v) for k, v in valid.items()))
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def write_report_files(run: RunDir, report: Report, name: str = "report") -> WrittenReport:

@@ -10,6 +10,7 @@ JSON (pid, host, start time, command) only names the holder in messages.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -34,6 +35,9 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.created = False  # by `create`: only then may `discard` remove anything
+        #: Directories `create` made (the run's and missing parents), outermost first; `discard` removes them.
+        self.made: list[Path] = []
 
     recipe = property(lambda self: self.path / "recipe.yaml")
     source_vocab = property(lambda self: self.path / "vocab.source.json")
@@ -43,6 +47,7 @@ class RunDir:
     metrics_log = property(lambda self: self.path / "metrics.jsonl")
     data_summary = property(lambda self: self.path / "data.json")
     components = property(lambda self: self.path / "components.json")
+    data_files = property(lambda self: self.path / "data-files.json")
     lock_file = property(lambda self: self.path / "train.lock")
 
     def tokenizer_dir(self, side: str) -> Path:
@@ -65,12 +70,22 @@ class RunDir:
                 f"{path} already exists and is not empty; continue it with "
                 f"`transduce train --resume {path}`, or choose another --run-dir"
             )
-        try:
-            (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunError(f"{path}: cannot write the run directory ({exc.strerror or exc})") from None
+        if path.is_symlink() and not path.exists():
+            raise RunError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; create it first")
+        missing = [p for p in (path, *path.parents) if not p.exists() and not p.is_symlink()][::-1]
         run = cls(path)
-        run.check_writable()
+        run.created = True
+        try:
+            for directory in missing:
+                directory.mkdir()
+                run.made.append(directory)
+            (path / "checkpoints").mkdir(exist_ok=True)
+            run.check_writable()
+        except (OSError, RunError) as exc:
+            run.discard()
+            if isinstance(exc, RunError):
+                raise
+            raise RunError(f"{path}: cannot write the run directory ({exc.strerror or exc})") from None
         return run
 
     @classmethod
@@ -111,14 +126,58 @@ class RunDir:
             f"resume it with `transduce train --resume {self.path}`"
         )
 
-    def discard(self) -> None:
-        """Remove a new run that failed before its first checkpoint, so the same command can run again.
+    # --- what a checkpoint was saved with ----------------------------------------------
 
-        Only for a run made by `create`, which accepts only an empty or missing
-        directory: everything inside was written by this run (core, tokenizers,
-        loggers), so the whole directory goes.
+    def fingerprints(self) -> dict[str, str]:
+        """SHA-256 of the vocabularies and of every file under tokenizers/, by path relative to the run.
+
+        Checkpoints record these: a vocabulary or tokenizer file changed after training maps the model's
+        indices to the wrong tokens without any error, so opening the run checks them (`check_fingerprints`).
         """
-        shutil.rmtree(self.path, ignore_errors=True)
+        files = [self.source_vocab, self.target_vocab]
+        tokenizers = self.path / "tokenizers"
+        if tokenizers.is_dir():
+            files += sorted(p for p in tokenizers.rglob("*") if p.is_file() and not p.is_symlink())
+        return {p.relative_to(self.path).as_posix(): sha256_of(p) for p in files if p.is_file()}
+
+    def check_fingerprints(self, saved: dict[str, Any], checkpoint: Path) -> None:
+        """Refuse files that differ from those `checkpoint` was saved with (its 'files' record; none: older run)."""
+        recorded = saved.get("files")
+        if recorded is None:
+            return
+        if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+            raise RunError(f"{checkpoint}: its record of the run's files ('files') is not a mapping of names to hashes")
+        for name, digest in recorded.items():
+            path = self.path / str(name)
+            if not _inside(path, self.path) or not _plain_name(str(name)):
+                raise RunError(f"{checkpoint}: its record of the run's files names {name!r:.80}, not a file of the run")
+            if not path.is_file():
+                raise RunError(f"{path} is missing: {checkpoint.name} was saved with it; {_put_back(name)}")
+            if sha256_of(path) != digest:
+                raise RunError(f"{path} changed since {checkpoint.name} was saved ({_why(name)}); {_put_back(name)}")
+
+    def discard(self) -> None:
+        """Remove what a new run wrote before its first checkpoint, so the same command can run again.
+
+        Only for a run made by `create`, which accepts only an empty or missing directory: everything
+        inside was written by this run (core, tokenizers, loggers) and goes; the directory itself goes only
+        when `create` made it (with the parents it made). A folder the user made, or a symbolic link to
+        one, stays, emptied; links inside are removed, never followed.
+        """
+        if not self.created:
+            return
+        if self.path.is_dir():
+            for entry in self.path.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        for directory in reversed(self.made):
+            try:
+                directory.rmdir()  # only while empty: never what someone else put beside the run
+            except OSError:
+                break
+        self.made, self.created = [], False
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_log.open("a", encoding="utf-8") as handle:
@@ -158,6 +217,37 @@ class RunDir:
             raise RunError(_disk_message(self, exc)) from None
         finally:
             _release(self.lock_file, handle)
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256 as hex, read in blocks (data files may be large)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return digest.hexdigest()
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return os.path.normpath(path).startswith(os.path.normpath(root) + os.sep)
+
+
+def _plain_name(name: str) -> bool:
+    """A name a file system accepts: no NUL byte, no part longer than 255 bytes."""
+    return "\0" not in name and all(len(part.encode("utf-8", "surrogatepass")) <= 255 for part in name.split("/"))
+
+
+def _why(name: str) -> str:
+    if name.startswith("vocab."):
+        return "the model's outputs would be read as the wrong tokens: two swapped tokens give wrong output silently"
+    return "the tokenizer would split text differently from the way the model was trained"
+
+
+def _put_back(name: str) -> str:
+    return f"put back the {name} the run was trained with (e.g. from a copy of the run), or train a new run"
 
 
 def _to_stderr(message: str) -> None:

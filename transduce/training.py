@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,15 +26,15 @@ from transduce.components import MAX_OUTPUT_TOKENS, Metric
 from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
-from transduce.inference import MAX_SOURCE_TOKENS, Translator
+from transduce.inference import MAX_SOURCE_TOKENS, Translator, load_weights
 from transduce.interrupt import SignalStop, StopSignals, signal_name
 from transduce.lifecycle import Lifecycle
 from transduce.model import sequence_loss
-from transduce.provenance import components_used
+from transduce.provenance import check_data_files, components_used, record_data_files
 from transduce.recipe import dump_recipe, recipe_differences
 from transduce.registry import Registry
 from transduce.report import Report
-from transduce.report_files import WrittenReport, write_report_files
+from transduce.report_files import WrittenReport, is_epoch_record, write_report_files
 from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
 
@@ -130,6 +131,11 @@ class Trainer:
         seed_everything(self.recipe["seed"])
         self.device = distributed.device(self.settings["device"])
         _check_precision(self.device, self.settings["precision"])
+        saved: dict[str, Any] = {}  # checked before vocabularies and tokenizer files are read or written
+        if resume:
+            saved = resumable_checkpoint(self.run)
+        else:
+            refuse_retraining(self.run)
         self.data = pipeline.data_source(self.registry, self.recipe)
         self.source_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "source")
         self.target_tokenizer = pipeline.tokenizer(self.registry, self.recipe, "target")
@@ -144,12 +150,12 @@ class Trainer:
                 self._vocabulary_maker(load),
             )
         self.source_vocab, self.target_vocab = corpus.source_vocab, corpus.target_vocab
+        self.fingerprints = self.run.fingerprints()  # recorded in every checkpoint: see RunDir.check_fingerprints
         self.train_pairs = corpus.pairs
         self.valid = list(self.data.split("valid"))
         self.test = list(self.data.split(self.recipe["evaluate"]["split"]))
         _check_not_empty(corpus.summary, self.data.notes())
         _check_held_out(self.recipe, len(self.valid), len(self.test))
-        self.summary = self._summarize(corpus.summary)
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
         )
@@ -171,11 +177,12 @@ class Trainer:
             self.settings["precision"],  # validation decodes as `evaluate` will
         )
         if resume:
-            self.state = self._restore()
+            self.state = self._restore(saved)
         else:
             self.state = TrainingState()
             if distributed.is_main():  # a log from an attempt that stopped before its first checkpoint
                 self.run.metrics_log.unlink(missing_ok=True)
+        self.summary = self._summarize(corpus.summary)  # data.json: written once the checkpoint proved sound
         distributed.seed_rank(self.recipe["seed"], self.state.step)
         if not distributed.is_main():
             self.state.epoch_loss, self.state.epoch_tokens = 0.0, 0  # rank 0 carries the epoch's sums so far
@@ -234,12 +241,13 @@ class Trainer:
         for note in self.summary.notes:
             self.console.print(f"[yellow]data note:[/] {note}")
 
-    def _restore(self) -> TrainingState:
-        saved = checkpoint.load(self.run.last_checkpoint)
-        self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        checkpoint.restore_rng_states(saved["rng"], self.device)
-        state = TrainingState(**saved["progress"])
+    def _restore(self, saved: dict[str, Any]) -> TrainingState:
+        """Weights, optimizer, random states and progress from last.pt; its whole structure is checked first."""
+        path = self.run.last_checkpoint
+        load_weights(self.model, checkpoint.weights(saved, path), path, self.run)
+        _load_optimizer(self.optimizer, saved["optimizer"], path)
+        _restore_rng(saved["rng"], path, self.device)
+        state = _progress(saved["progress"], path)
         # The log may hold an epoch that ended after this checkpoint was written: rewrite it from the checkpoint.
         if distributed.is_main():
             self.run.metrics_log.write_text("".join(json.dumps(r) + "\n" for r in state.history), encoding="utf-8")
@@ -489,9 +497,8 @@ class Trainer:
         improved = best is None or (score > best if metric.higher_is_better else score < best)
         if improved:
             self.state.best_score, self.state.best_epoch, self.state.stale = score, epoch, 0
-            checkpoint.save_atomic(
-                {"model": self.model.state_dict(), "epoch": epoch, "score": score}, self.run.best_checkpoint
-            )
+            weights = {"model": self.model.state_dict(), "epoch": epoch, "score": score, "files": self.fingerprints}
+            checkpoint.save_atomic(weights, self.run.best_checkpoint)
             record["best"] = True
             self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
         else:
@@ -529,6 +536,7 @@ class Trainer:
             "rng": checkpoint.rng_states(self.device),
             "progress": asdict(self.state),
             "components": components_used(self.recipe, self.registry),
+            "files": self.fingerprints,
         }
 
     def _save_last(self) -> None:
@@ -538,8 +546,11 @@ class Trainer:
     # --- the end ---------------------------------------------------------------
 
     def _final_report(self) -> Report:
-        if self.run.best_checkpoint.exists():
-            self.model.load_state_dict(checkpoint.load(self.run.best_checkpoint)["model"])
+        path = self.run.best_checkpoint
+        if path.exists():
+            saved = checkpoint.load(path)
+            self.run.check_fingerprints(saved, path)
+            load_weights(self.model, checkpoint.weights(saved, path), path, self.run)
         settings = self.recipe["evaluate"]
         report = evaluate(
             self.translator,
@@ -644,9 +655,131 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
-def start_run(recipe: dict[str, Any], run: RunDir) -> None:
-    """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it)."""
+def start_run(recipe: dict[str, Any], run: RunDir, *, accept_changed_data: bool = False) -> list[str]:
+    """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
+
+    Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), and
+    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
+    A run that starts from its first epoch records its data files (provenance.record_data_files).
+    """
+    refuse_retraining(run)
+    resume = run.last_checkpoint.exists()
+    if resume:
+        resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
+    notes = check_data_files(run, recipe, "continuing the run", accept=accept_changed_data) if resume else []
+    if not resume or notes:
+        record_data_files(run, recipe)
     checkpoint.write_text_atomic(run.recipe, dump_recipe(recipe))
+    return notes
+
+
+def refuse_retraining(run: RunDir) -> None:
+    """A run with best.pt but no last.pt would be trained from the start, replacing its best weights with
+    worse ones: refuse, and say what still works."""
+    if run.best_checkpoint.exists() and not run.last_checkpoint.exists():
+        raise RunError(
+            f"{run.path} holds trained weights ({run.best_checkpoint}) but not {run.last_checkpoint}, which "
+            "continuing needs; training it from the start would replace them, so nothing was changed. "
+            f"`transduce evaluate {run.path}` and `transduce translate {run.path}` still use best.pt; to train "
+            "again, start a new run (another --run-dir), or put last.pt back from a copy to continue"
+        )
+
+
+def resumable_checkpoint(run: RunDir) -> dict[str, Any]:
+    """last.pt, loaded, with every entry resuming needs, its progress checked, and the vocabularies and
+    tokenizer files it was saved with unchanged. (Weights and optimizer state are checked against the model
+    when they are restored.)"""
+    path = run.last_checkpoint
+    saved = checkpoint.load(path)
+    run.check_fingerprints(saved, path)
+    checkpoint.weights(saved, path)
+    checkpoint.require(saved, path, "optimizer", dict, "Adam's state")
+    checkpoint.require(saved, path, "rng", dict, "the random states")
+    _progress(checkpoint.require(saved, path, "progress", dict, "where training stands"), path)
+    return saved
+
+
+def _progress(saved: dict[str, Any], path: Path) -> TrainingState:
+    """The checkpoint's 'progress' as a TrainingState; each entry must have the type of its field's default."""
+    defaults = asdict(TrainingState())
+    unknown = [str(key) for key in saved if key not in defaults]
+    missing = [key for key in ("epoch", "step") if key not in saved]
+    if unknown or missing:
+        what = f"unknown entries {', '.join(unknown)}" if unknown else f"no {' or '.join(missing)}"
+        raise RunError(f"{path}: 'progress' (where training stands) has {what}; {checkpoint.REMEDY}")
+    for key, value in saved.items():
+        expected = _expected(value, defaults[key])
+        if expected is not None:
+            raise RunError(
+                f"{path}: 'progress' entry {key!r} is {value!r:.60}, expected {expected}; {checkpoint.REMEDY}"
+            )
+    return TrainingState(**saved)
+
+
+def _expected(value: Any, default: Any) -> str | None:
+    """What a progress entry whose field defaults to `default` must be, when `value` is not that; else None."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, list):
+        return None if isinstance(value, list) and all(map(is_epoch_record, value)) else "a list of epoch records"
+    if default is None or isinstance(default, float):
+        return None if number or (value is None and default is None) else "a number"
+    return None if number and isinstance(value, int) and value >= 0 else "a whole number >= 0"
+
+
+def _restore_rng(states: dict[str, Any], path: Path, device: torch.device) -> None:
+    try:
+        checkpoint.restore_rng_states(states, device)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError, OverflowError) as exc:
+        raise RunError(f"{path}: 'rng' (the random states) cannot be restored ({exc}); {checkpoint.REMEDY}") from None
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], path: Path) -> None:
+    """Restore Adam's state; its groups and per-weight moments must match this model's weights."""
+    problem = _optimizer_problem(optimizer, saved)
+    if problem is None:
+        try:
+            optimizer.load_state_dict(saved)
+            return
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    raise RunError(f"{path}: 'optimizer' (Adam's state) does not fit this model: {problem}; {checkpoint.REMEDY}")
+
+
+def _optimizer_problem(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> str | None:
+    """What is wrong with a saved optimizer state dict, compared with `optimizer`'s own; None when it fits."""
+    groups, state = saved.get("param_groups"), saved.get("state")
+    live = optimizer.state_dict()["param_groups"]
+    if not isinstance(groups, list) or not isinstance(state, dict) or len(groups) != len(live):
+        return f"expected 'state' and {len(live)} 'param_groups'"
+    shapes: dict[Any, torch.Size] = {}
+    for group, mine, params in zip(groups, live, optimizer.param_groups, strict=True):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+            return "a parameter group is not a mapping with 'params'"
+        if len(group["params"]) != len(mine["params"]):
+            return f"a group has {len(group['params'])} weights, this model {len(mine['params'])}"
+        for key, value in mine.items():
+            if key != "params" and key in group and not _same_kind(group[key], value):
+                return f"group setting {key!r} is {group[key]!r:.40}, expected a value like {value!r}"
+        shapes.update(zip(group["params"], (p.shape for p in params["params"]), strict=True))
+    for index, moments in state.items():
+        if index not in shapes or not isinstance(moments, dict):
+            return f"state for an unknown weight {index!r:.40}"
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            value = moments.get(key)
+            if value is not None and not (isinstance(value, torch.Tensor) and value.shape == shapes[index]):
+                return f"{key!r} of weight {index} is not a tensor of shape {tuple(shapes[index])}"
+        if not isinstance(moments.get("step"), torch.Tensor) or moments["step"].numel() != 1:
+            return f"'step' of weight {index} is not a one-element tensor"
+    return None
+
+
+def _same_kind(saved: Any, live: Any) -> bool:
+    """Group settings (lr, betas, eps, flags) keep their type; integers and floats may stand for each other."""
+    if isinstance(live, (int, float)) and not isinstance(live, bool):
+        return isinstance(saved, (int, float)) and not isinstance(saved, bool)
+    if isinstance(live, (tuple, list)):
+        return isinstance(saved, (tuple, list)) and len(saved) == len(live) and all(map(_same_kind, saved, live))
+    return type(saved) is type(live)
 
 
 def check_resumable(saved: dict[str, Any], recipe: dict[str, Any]) -> None:

@@ -66,7 +66,7 @@ class Vocabulary:
     def load(cls, path: Path) -> Vocabulary:
         try:
             tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: deep nesting
             raise RunError(f"{path}: not a readable vocabulary file ({exc})") from None
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise RunError(f"{path}: not a readable vocabulary file ('tokens' is not a list of strings)")
