@@ -102,7 +102,7 @@ BEST_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     ),
     "a missing weight": (
         setting("model", "decoder.combine.bias", delete=True),
-        "does not fit the model.*decoder.combine.bias",
+        "does not fit the model.*decoder\\.combine\\.bias",
     ),
     "an unexpected weight": (
         setting("model", "extra", value=torch.zeros(1)),

@@ -71,28 +71,26 @@ def pick_device(setting: str) -> torch.device:
 def load_weights(model: Seq2Seq, weights: dict[str, torch.Tensor], path: Path, run: RunDir) -> None:
     """Put a checkpoint's weights into `model`, built with the run's vocabulary sizes.
 
-    A weight whose rows (or columns) differ where the model has a vocabulary's size blames that vocabulary
-    file (a run saved before checkpoints recorded its files' hashes gets no `check_fingerprints` error first):
-    the source embeddings for the source vocabulary, any weight of the decoder network (its target
-    embeddings, its output layer, whatever it names them) for the target one. Any other difference is the
-    checkpoint's.
+    Embedding rows that differ from a vocabulary's size blame the vocabulary file (a run saved before
+    checkpoints recorded its files' hashes gets no `check_fingerprints` error first); any other
+    difference is the checkpoint's.
     """
-    shapes = {name: tensor.shape for name, tensor in model.state_dict().items()}
-    for name, trained in weights.items():
-        shape = shapes.get(name)
-        if not isinstance(trained, torch.Tensor) or shape is None or trained.dim() != len(shape):
-            continue
-        differing = [d for d in range(len(shape)) if trained.shape[d] != shape[d]]
-        if not differing:
-            continue
-        vocab = run.source_vocab if name.startswith("source_embedding.") else run.target_vocab
-        listed = model.source_embedding.num_embeddings if vocab == run.source_vocab else len(Vocabulary.load(vocab))
-        if all(shape[d] == listed for d in differing):
-            raise RunError(
-                f"{vocab} lists {listed:,} tokens but {path.name} was trained with {trained.shape[differing[0]]:,}: "
-                "the vocabulary file changed since training (or comes from another run); put back the one the run "
-                "was trained with"
-            )
+    expected = model.state_dict()
+    sides = (
+        ("source_embedding.", run.source_vocab, model.source_embedding.num_embeddings),
+        ("decoder.", run.target_vocab, model.target_vocab_size),  # the decoder network's vocabulary-sized rows
+    )
+    for prefix, vocab, now in sides:
+        for name, tensor in expected.items():
+            trained = weights.get(name)
+            if not (name.startswith(prefix) and tensor.dim() and tensor.size(0) == now):
+                continue
+            if isinstance(trained, torch.Tensor) and trained.dim() == tensor.dim() and trained.size(0) != now:
+                raise RunError(
+                    f"{vocab} lists {now:,} tokens but {path.name} was trained with {trained.size(0):,}: the "
+                    "vocabulary file changed since training (or comes from another run); put back the one the run "
+                    "was trained with"
+                )
     checkpoint.fit(model, weights, path)
 
 

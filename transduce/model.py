@@ -33,6 +33,7 @@ class Seq2Seq(nn.Module):
         encoder: Encoder,
         decoder: DecoderNetwork,
         embedding_dim: int,
+        target_vocab_size: int | None = None,
         dropout: float = 0.0,
         pad_index: int = Vocabulary.pad_index,
         bos_index: int = Vocabulary.bos_index,
@@ -40,6 +41,8 @@ class Seq2Seq(nn.Module):
     ) -> None:
         super().__init__()
         self.pad_index, self.bos_index, self.eos_index = pad_index, bos_index, eos_index
+        #: The size of the target vocabulary the decoder network was built with (None: not told).
+        self.target_vocab_size = target_vocab_size
         self.source_embedding = nn.Embedding(source_vocab_size, embedding_dim, padding_idx=pad_index)
         self.encoder = encoder
         self.decoder = decoder

@@ -92,6 +92,7 @@ def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, ta
         encoder=encoder,
         decoder=decoder,
         embedding_dim=settings["embedding_dim"],
+        target_vocab_size=target_vocab_size,
         dropout=settings["dropout"],
     )
 
