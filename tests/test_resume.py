@@ -235,19 +235,18 @@ def test_non_finite_weights_are_never_checkpointed_even_when_the_loss_was_finite
     assert (run / "checkpoints/last.pt").read_bytes() == saves[0][2]
 
 
-def test_a_recipe_yaml_edited_to_another_tokenizer_is_refused_on_resume_and_touches_nothing(
-    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_recipe_yaml_naming_other_tokenizers_than_last_pt_is_refused_and_nothing_changes(
+    tmp_path: Path, trained_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = shutil.copytree(trained_run, tmp_path / "run")
-    recipe = run / "recipe.yaml"
-    recipe.write_text(recipe.read_text(encoding="utf-8").replace("name: char", "name: word", 1), encoding="utf-8")
-    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    # An edited (or damaged) recipe.yaml is both the saved and the new recipe, so the recipe comparison finds
+    # nothing: the components last.pt records are what tell.
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    recipe = (run / "recipe.yaml").read_text(encoding="utf-8")
+    (run / "recipe.yaml").write_text(recipe.replace("name: char", "name: word", 1), encoding="utf-8")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
     assert cli.main(["train", "--resume", str(run), "--set", "train.epochs=3"]) == 2
-    err = capsys.readouterr().err
-    assert "last.pt: it was trained with tokenizer/char" not in err  # the target side still uses char
-    assert "the recipe names tokenizer/word, which it was not trained with" in err
-    assert "put back the recipe the run was trained with" in err
-    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
-    # A component at a position that may change on resume (the search strategy) is accepted.
-    shutil.copy(trained_run / "recipe.yaml", recipe)
-    assert cli.main(["train", "--resume", str(run), "--set", "search.name=beam"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "last.pt does not fit the recipe: the recipe names tokenizer/word, which it was not trained with." in err
+    assert "Put back the run's recipe.yaml as it was" in err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before

@@ -312,9 +312,10 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # before the Trainer builds the model
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
-        for note in start_run(recipe, run, accept_changed_data=args.accept_changed_data, registry=registry):
+        used = components_used(recipe, registry)
+        for note in start_run(recipe, run, accept_changed_data=args.accept_changed_data, components=used):
             out.print(f"note: {note}", markup=False)
-        run.save_components(components_used(recipe, registry))
+        run.save_components(used)
         resume = run.last_checkpoint.exists()
         distributed.broadcast((str(run.path), resume))  # to _train_replica
         if not created and not resume:

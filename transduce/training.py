@@ -9,7 +9,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.utils.rnn import PackedSequence
 
-from transduce import checkpoint, distributed, pipeline, positions
+from transduce import checkpoint, distributed, pipeline
 from transduce.batching import Batch, training_batches
 from transduce.components import MAX_OUTPUT_TOKENS, Metric
 from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
@@ -134,7 +134,6 @@ class Trainer:
         saved: dict[str, Any] = {}  # checked before vocabularies and tokenizer files are read or written
         if resume:
             saved = resumable_checkpoint(self.run)
-            check_trained_components(saved, self.recipe, self.registry, self.run.last_checkpoint)
         else:
             refuse_retraining(self.run)
         self.data = pipeline.data_source(self.registry, self.recipe)
@@ -664,22 +663,25 @@ def _progress_bar(console: Console) -> Progress:
 
 
 def start_run(
-    recipe: dict[str, Any], run: RunDir, *, accept_changed_data: bool = False, registry: Registry | None = None
+    recipe: dict[str, Any],
+    run: RunDir,
+    *,
+    accept_changed_data: bool = False,
+    components: dict[str, str] | None = None,
 ) -> list[str]:
     """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
 
-    Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), and
-    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`; with
-    `registry`, also resuming with components other than those last.pt was trained with
-    (`check_trained_components`; the Trainer checks that again when it resumes).
+    Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), resuming
+    with a recipe that names other data, tokenizer or model `components` than last.pt records, and
+    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
     A run that starts from its first epoch records its data files (provenance.record_data_files).
     """
     refuse_retraining(run)
     resume = run.last_checkpoint.exists()
     if resume:
         saved = resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
-        if registry is not None:
-            check_trained_components(saved, recipe, registry, run.last_checkpoint)
+        if components is not None:
+            check_trained_components(saved, components, run.last_checkpoint)
     notes = check_data_files(run, recipe, "continuing the run", accept=accept_changed_data) if resume else []
     if not resume or notes:
         record_data_files(run, recipe)
@@ -699,6 +701,34 @@ def refuse_retraining(run: RunDir) -> None:
         )
 
 
+#: Families whose components define what a checkpoint's weights mean: resuming with others is refused.
+TRAINED_FAMILIES = ("dataset", "tokenizer", "encoder", "decoder", "attention")
+
+
+def check_trained_components(saved: dict[str, Any], used: dict[str, str], path: Path) -> None:
+    """Refuse to resume when the recipe names other data, tokenizer or model components than the checkpoint
+    records (an edited or damaged recipe.yaml), before anything is read or written; a checkpoint without a
+    record passes."""
+    recorded = saved.get("components")
+    if not isinstance(recorded, dict):
+        return
+
+    def trained(names: Iterable[str]) -> set[str]:
+        return {str(name) for name in names if str(name).partition("/")[0] in TRAINED_FAMILIES}
+
+    then, now = trained(recorded), trained(used)
+    if then != now:
+        told = []
+        if then - now:
+            told.append(f"it was trained with {', '.join(sorted(then - now))}, which the recipe no longer names")
+        if now - then:
+            told.append(f"the recipe names {', '.join(sorted(now - then))}, which it was not trained with")
+        raise RunError(
+            f"{path} does not fit the recipe: {'; '.join(told)}. Put back the run's recipe.yaml as it was, or "
+            "start a new run (another --run-dir)"
+        )
+
+
 def resumable_checkpoint(run: RunDir) -> dict[str, Any]:
     """last.pt, loaded, with every entry resuming needs, its progress checked, and the vocabularies and
     tokenizer files it was saved with unchanged. (Weights and optimizer state are checked against the model
@@ -711,31 +741,6 @@ def resumable_checkpoint(run: RunDir) -> dict[str, Any]:
     checkpoint.require(saved, path, "rng", dict, "the random states")
     _progress(checkpoint.require(saved, path, "progress", dict, "where training stands"), path)
     return saved
-
-
-def check_trained_components(saved: dict[str, Any], recipe: dict[str, Any], registry: Registry, path: Path) -> None:
-    """Refuse a recipe whose components that shape the model or its data (every position outside
-    SAFE_TO_CHANGE: tokenizers, encoder, decoder network, attention, data source) are not those `path` was
-    trained with, by its 'components' record (none: an older checkpoint). A recipe.yaml edited by hand would
-    otherwise feed the weights another tokenizer's tokens without any error."""
-    recorded = saved.get("components")
-    if not isinstance(recorded, dict):
-        return
-    used = {
-        f"{family}/{spec['name']}"
-        for family, spec, key in positions.specs(recipe, registry)
-        if not f"{key}.".startswith(SAFE_TO_CHANGE)
-    }
-    families = {name.split("/")[0] for name in used}
-    trained = {str(name) for name in recorded if str(name).split("/")[0] in families}
-    if trained != used:
-        gone, new = ", ".join(sorted(trained - used)), ", ".join(sorted(used - trained))
-        problems = [f"it was trained with {gone}, which the recipe no longer names"] if gone else []
-        problems += [f"the recipe names {new}, which it was not trained with"] if new else []
-        raise RunError(
-            f"{path}: {'; '.join(problems)}. The run's recipe.yaml changed since training: put back the recipe "
-            "the run was trained with (on resuming, only these may change: " + ", ".join(SAFE_TO_CHANGE) + ")"
-        )
 
 
 def _progress(saved: dict[str, Any], path: Path) -> TrainingState:
