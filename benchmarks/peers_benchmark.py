@@ -356,10 +356,9 @@ def transduce_recipe(settings: Settings, seed: int) -> dict[str, Any]:
         "target": dict(side),
         "model": {
             "embedding_dim": task.embedding_dim,
-            "hidden_size": HIDDEN,
             "dropout": task.dropout,
             "encoder": {"name": "lstm", "hidden_size": HIDDEN, "bidirectional": True, "layers": 1},
-            "attention": "general",
+            "decoder": {"name": "lstm", "hidden_size": HIDDEN, "dropout": task.dropout, "attention": "general"},
         },
         "train": {
             "epochs": settings.epochs,
@@ -373,7 +372,7 @@ def transduce_recipe(settings: Settings, seed: int) -> dict[str, Any]:
             "threads": settings.threads,
             "valid_every": settings.epochs,
         },
-        "decoder": {"name": "greedy", "max_length": task.max_output},
+        "search": {"name": "greedy", "max_length": task.max_output},
         "evaluate": evaluate,
     }
 
@@ -472,9 +471,9 @@ def decode_main(argv: Sequence[str]) -> int:
 
     # The kernel cache `transduce translate` keeps (set before the first kernel), so the figures are what it does.
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_DEFAULT)
-    overrides = [f"decoder.max_length={args.max_length}", f"train.precision={args.precision}"]
+    overrides = [f"search.max_length={args.max_length}", f"train.precision={args.precision}"]
     if args.beam > 1:
-        overrides += ["decoder.name=beam", f"decoder.size={args.beam}", "decoder.length_penalty=0.0"]
+        overrides += ["search.name=beam", f"search.size={args.beam}", "search.length_penalty=0.0"]
     translator = Translator.from_run(RunDir.open(args.run), discover(), device="cpu", overrides=overrides)
     texts = args.input.read_text(encoding="utf-8").splitlines()
     started = time.perf_counter()

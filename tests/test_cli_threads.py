@@ -96,14 +96,14 @@ def test_threads_is_one_option_declared_once() -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["RUN", "--set", "decoder.max_length=8", "TEXT"],
-        ["--set", "decoder.max_length=8", "RUN", "TEXT"],
-        ["RUN", "TEXT", "--set", "decoder.max_length=8"],
-        ["--threads", "1", "RUN", "--set", "decoder.max_length=8", "TEXT", "--batch-size", "4"],
+        ["RUN", "--set", "search.max_length=8", "TEXT"],
+        ["--set", "search.max_length=8", "RUN", "TEXT"],
+        ["RUN", "TEXT", "--set", "search.max_length=8"],
+        ["--threads", "1", "RUN", "--set", "search.max_length=8", "TEXT", "--batch-size", "4"],
     ],
 )
 def test_translate_takes_options_and_text_in_any_order(trained_run: Path, capsys, argv: list[str]) -> None:
-    status, expected, _ = run_cli(capsys, "translate", trained_run, "march 3, 2001", "--set", "decoder.max_length=8")
+    status, expected, _ = run_cli(capsys, "translate", trained_run, "march 3, 2001", "--set", "search.max_length=8")
     assert status == 0
     given = [{"RUN": str(trained_run), "TEXT": "march 3, 2001"}.get(arg, arg) for arg in argv]
     status, out, err = run_cli(capsys, "translate", *given)
@@ -112,7 +112,7 @@ def test_translate_takes_options_and_text_in_any_order(trained_run: Path, capsys
 
 
 def test_a_text_that_looks_like_an_option_follows_a_double_dash(trained_run: Path, capsys) -> None:
-    status, out, err = run_cli(capsys, "translate", trained_run, "--set", "decoder.max_length=8", "--", "-3 jan")
+    status, out, err = run_cli(capsys, "translate", trained_run, "--set", "search.max_length=8", "--", "-3 jan")
     assert status == 0, err
     assert len(out.splitlines()) == 1
 

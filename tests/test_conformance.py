@@ -17,7 +17,6 @@ from transduce import cli
 from transduce.api import (
     AttentionScorer,
     DataSource,
-    DecodingStrategy,
     Encoder,
     EncoderOutput,
     Example,
@@ -27,6 +26,7 @@ from transduce.api import (
     Metric,
     Param,
     Score,
+    SearchStrategy,
     Seq2Seq,
     Tokenizer,
 )
@@ -35,8 +35,8 @@ from transduce.testing import (
     ConformanceError,
     assert_conforms,
     check_component,
-    check_decoder,
     check_encoder,
+    check_search,
     conformance,
 )
 
@@ -68,7 +68,7 @@ VARIANTS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"hidden_size": 8, "layers": 3, "residual": True},
     ],
     ("attention", "additive"): [{"hidden_size": 4}],
-    ("decoder", "greedy"): [{"max_length": 1}],
+    ("search", "greedy"): [{"max_length": 1}],
     ("dataset", "dates"): [{"train_size": 200, "valid_size": 20, "test_size": 20, "seed": 3}],
     ("metric", "exact_match"): [{"strip": False}],
     ("metric", "bleu"): [{"tokenize": "char", "lowercase": True}],
@@ -95,7 +95,7 @@ def test_every_builtin_component_conforms(info, tmp_path: Path) -> None:
 
 def test_the_builtins_are_all_there() -> None:
     families = {info.family for info in BUILTINS}
-    assert {"tokenizer", "encoder", "attention", "decoder", "dataset", "metric"} <= families
+    assert {"tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric"} <= families
 
 
 def test_a_component_that_needs_a_parameter_is_checked_partly_and_says_so() -> None:
@@ -231,7 +231,7 @@ class PeekingScorer(AttentionScorer):
         return torch.bmm(query + query.mean(dim=1, keepdim=True), prepared.transpose(1, 2))
 
 
-class EndlessDecoding(DecodingStrategy):
+class EndlessDecoding(SearchStrategy):
     """Greedy decoding that ignores both `</s>` and max_length."""
 
     name = "endless"
@@ -251,7 +251,7 @@ class EndlessDecoding(DecodingStrategy):
             out.append(tokens)
 
 
-class EosKeepingDecoding(DecodingStrategy):
+class EosKeepingDecoding(SearchStrategy):
     """Greedy decoding that leaves `</s>` in its output."""
 
     name = "eos_keeping"
@@ -332,8 +332,11 @@ BROKEN: list[tuple[type, str]] = [
         ForgetfulTokenizer,
         "load(directory) into a new instance, after fit: 'hello world' -> ['hello', 'world'] after fit",
     ),
-    (UnjoinedEncoder, "final h must be (layers, batch, output_size) = (1, 4, 8), got (2, 4, 4)"),
-    (PaddingEncoder, "padding invariance: sequence 0 (length 3) gets different final h in a padded batch than alone"),
+    (UnjoinedEncoder, "final state tensor 0 must be (layers, batch, output_size) = (1, 4, 8), got (2, 4, 4)"),
+    (
+        PaddingEncoder,
+        "padding invariance: sequence 0 (length 3) gets different final state tensor 0 in a padded batch than alone",
+    ),
     (TransposedScorer, "scores must be (batch, tgt_len, src_len) = (3, 4, 5), got (3, 5, 4)"),
     (
         PeekingScorer,
@@ -361,9 +364,9 @@ def test_a_broken_component_fails_with_the_contract_point(cls: type, expected: s
     assert any(expected in problem for problem in problems), problems
 
 
-def test_a_decoder_that_never_stops_is_cut_off_after_a_bounded_number_of_steps() -> None:
+def test_a_search_strategy_that_never_stops_is_cut_off_after_a_bounded_number_of_steps() -> None:
     EndlessDecoding.steps = 0
-    assert check_decoder(EndlessDecoding, {"max_length": 3})
+    assert check_search(EndlessDecoding, {"max_length": 3})
     assert EndlessDecoding.steps == 20 * (3 + 2) * 4 + 1
 
 

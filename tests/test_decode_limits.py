@@ -48,25 +48,25 @@ def cli_main(capsys: Capture, *args: str) -> tuple[int, str, str]:
 
 def test_every_numeric_search_parameter_of_the_built_in_strategies_has_an_upper_bound(registry: Registry) -> None:
     for name in ("greedy", "beam", "sample"):
-        for param in registry.get("decoder", name).cls.params:
+        for param in registry.get("search", name).cls.params:
             if param.type in (int, float):
                 assert param.max is not None, f"{name}.{param.name} has no upper bound"
 
 
 def test_translate_refuses_a_huge_beam_before_loading_anything(trained_run: Path, capsys: Capture) -> None:
     status, out, err = cli_main(
-        capsys, "translate", trained_run, "june 3", "--set", "decoder.name=beam", "--set", "decoder.size=1000000"
+        capsys, "translate", trained_run, "june 3", "--set", "search.name=beam", "--set", "search.size=1000000"
     )
     assert status == 2 and out == ""
-    assert "decoder.size: expected integer >= 1 and <= 256, got 1000000 (too large)" in err
+    assert "search.size: expected integer >= 1 and <= 256, got 1000000 (too large)" in err
 
 
 def test_a_strategy_whose_memory_would_be_absurd_is_refused_with_the_estimate(
     trained_run: Path, capsys: Capture
 ) -> None:
     status, out, err = cli_main(
-        capsys, "translate", trained_run, "june 3", "--set", "decoder.name=beam", "--set", "decoder.size=256",
-        "--set", "decoder.max_length=4096",
+        capsys, "translate", trained_run, "june 3", "--set", "search.name=beam", "--set", "search.size=256",
+        "--set", "search.max_length=4096",
     )  # fmt: skip
     assert status == 2 and out == ""
     assert f"decoding one input of {MAX_SOURCE_TOKENS:,} source tokens with 'beam'" in err
@@ -75,7 +75,7 @@ def test_a_strategy_whose_memory_would_be_absurd_is_refused_with_the_estimate(
 
 
 def test_with_decoding_refuses_a_strategy_over_the_budget(translator: Translator, registry: Registry) -> None:
-    beam = registry.get("decoder", "beam").cls
+    beam = registry.get("search", "beam").cls
     with pytest.raises(RecipeError, match="would take about"):
         translator.with_decoding(beam(size=10**6))
     translator.with_decoding(beam(size=8))  # a sensible one is taken
@@ -84,7 +84,7 @@ def test_with_decoding_refuses_a_strategy_over_the_budget(translator: Translator
 def test_a_batch_over_the_budget_is_split_and_gives_the_same_outputs(
     translator: Translator, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    beam = translator.with_decoding(registry.get("decoder", "beam").cls(size=4, n_best=2, max_length=12))
+    beam = translator.with_decoding(registry.get("search", "beam").cls(size=4, n_best=2, max_length=12))
     whole = beam.translate_detailed(QUESTIONS)
     longest = max(len(tokens) for tokens in beam.source_tokens(QUESTIONS))
     two = beam._batch_bytes(2, longest)  # room for two of the questions per batch
@@ -100,23 +100,23 @@ def test_a_batch_over_the_budget_is_split_and_gives_the_same_outputs(
     assert [[a.text for a in t.alternatives] for t in split] == [[a.text for a in t.alternatives] for t in whole]
 
 
-def test_a_refused_chat_switch_keeps_the_previous_decoder_and_the_chat_goes_on(
+def test_a_refused_chat_switch_keeps_the_previous_strategy_and_the_chat_goes_on(
     trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
 ) -> None:
-    lines = ["/beam 3", "/beam 100000000", "/decoder beam size=256 max_length=4096", "/show", QUESTIONS[0]]
+    lines = ["/beam 3", "/beam 100000000", "/search beam size=256 max_length=4096", "/show", QUESTIONS[0]]
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
     status, out, err = cli_main(capsys, "chat", trained_run)
     assert status == 0
     assert len(out.splitlines()) == 1  # the message is still answered
     errors = err.splitlines()
-    assert errors[1].startswith("error: /beam 100000000: decoder.size: expected integer >= 1 and <= 256")
-    assert errors[2].startswith("error: /decoder beam size=256 max_length=4096: decoding one input of")
-    assert errors[3].startswith("decoder: beam (size=3,")  # /show: the setting before the refused switches
+    assert errors[1].startswith("error: /beam 100000000: search.size: expected integer >= 1 and <= 256")
+    assert errors[2].startswith("error: /search beam size=256 max_length=4096: decoding one input of")
+    assert errors[3].startswith("search: beam (size=3,")  # /show: the setting before the refused switches
 
 
 def test_evaluate_compare_refuses_a_huge_or_absurd_strategy_before_decoding(trained_run: Path, capsys: Capture) -> None:
     status, _, err = cli_main(capsys, "evaluate", trained_run, "--compare", "beam:size=1000000")
-    assert status == 2 and "--compare beam:size=1000000: decoder.size: expected integer >= 1 and <= 256" in err
+    assert status == 2 and "--compare beam:size=1000000: search.size: expected integer >= 1 and <= 256" in err
     status, out, err = cli_main(capsys, "evaluate", trained_run, "--compare", "beam:size=256,max_length=4096")
     assert status == 2 and "Scores" not in out
     assert "compare beam:size=256,max_length=4096: decoding one input of" in err

@@ -29,14 +29,14 @@ SHRINK = {
     "data.valid_size": 50,
     "data.test_size": 50,
     "model.embedding_dim": 16,
-    "model.hidden_size": 32,
+    "model.decoder.hidden_size": 32,
     "model.encoder.hidden_size": 32,
     "train.epochs": 1,
     "train.batch_size": 64,
     "train.lr": 0.01,
     "train.device": "cpu",
     "train.threads": 1,
-    "decoder.max_length": 12,
+    "search.max_length": 12,
     "evaluate.examples": 3,
     "evaluate.batch_size": 64,
 }
@@ -78,7 +78,7 @@ def test_the_example_recipe_trains_with_the_example_components(tmp_path: Path):
     assert cli.main(["train", str(EXAMPLE / "recipe.yaml"), "--run-dir", str(run), *overrides]) == 0
     resolved = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
     assert resolved["model"]["encoder"]["name"] == "gru"
-    assert resolved["model"]["attention"]["name"] == "scaled_dot"
+    assert resolved["model"]["decoder"]["attention"]["name"] == "scaled_dot"
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
     assert list(report["metrics"]) == ["ter", "exact_match", "chrf"]
     assert 0.0 <= report["metrics"]["ter"] <= 100.0

@@ -81,7 +81,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
         root,
         data={"name": "tsv", "path": str(data), "valid_size": 5, "test_size": 5},
         source={"tokenizer": {"name": "subword", "vocab_size": 40}},
-        model={"embedding_dim": 8, "hidden_size": 8, "encoder": {"name": "lstm", "hidden_size": 8}},
+        model={"embedding_dim": 8, "encoder": {"name": "lstm", "hidden_size": 8}, "decoder": {"hidden_size": 8}},
         train={"epochs": 1},
         evaluate={"examples": 1, "buckets": 1, "extremes": 1, "heatmaps": 0},
     )

@@ -1,7 +1,7 @@
 """Fuzzing the search parameters of every built-in strategy through each front door that takes them.
 
 Generated values (huge, negative, zero, NaN, inf, strings, lists, nested maps, YAML oddities, unknown keys)
-go to every parameter of greedy, beam and sample through `translate --set decoder.*`, chat switches and
+go to every parameter of greedy, beam and sample through `translate --set search.*`, chat switches and
 `evaluate --compare`. Every case must end in a result or one of our errors, within its time limit, never
 allocating without bound (the parameters' upper bounds and the Translator's memory budget); afterwards a
 good request still works, and the chat session survives every switch.
@@ -33,7 +33,7 @@ from transduce.rundir import RunDir
 
 REGISTRY = discover()
 NAMES = ("greedy", "beam", "sample")
-PARAMS = sorted({param.name for name in NAMES for param in REGISTRY.get("decoder", name).cls.params})
+PARAMS = sorted({param.name for name in NAMES for param in REGISTRY.get("search", name).cls.params})
 KEYS = st.one_of(st.sampled_from(PARAMS), st.sampled_from(["name", "width", "", "size.x", "Size", "n-best"]))
 #: Values as a user would type them (YAML scalars and flow collections), the awkward ones first.
 ODD = [
@@ -72,18 +72,18 @@ def recipe(trained_run: Path) -> dict[str, Any]:
 
 
 def _sets(name: str, assignments: list[tuple[str, str]]) -> list[str]:
-    args = ["--set", f"decoder.name={name}"]
+    args = ["--set", f"search.name={name}"]
     for key, value in assignments:
-        args += ["--set", f"decoder.{key}={value}"]
+        args += ["--set", f"search.{key}={value}"]
     return args
 
 
-# --- translate --set decoder.* ---------------------------------------------------
+# --- translate --set search.* ---------------------------------------------------
 
 
 @fuzz(1000)
 @given(name=st.sampled_from(NAMES), assignments=ASSIGNMENTS)
-def test_translate_set_decoder(
+def test_translate_set_search(
     trained_run: Path, name: str, assignments: list[tuple[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     def run() -> None:
@@ -93,9 +93,9 @@ def test_translate_set_decoder(
         out, err = capsys.readouterr()
         assert status in (0, 2) and "Traceback" not in out + err, out + err
         assert (status == 0) == (len(out.splitlines()) >= 1), out + err
-        CASES["search: translate --set decoder.* (decoded)"] += status == 0
+        CASES["search: translate --set search.* (decoded)"] += status == 0
 
-    ends_cleanly("search: translate --set decoder.*", run, seconds=20)
+    ends_cleanly("search: translate --set search.*", run, seconds=20)
 
 
 def test_translate_still_works_after_the_fuzzing(
@@ -103,10 +103,9 @@ def test_translate_still_works_after_the_fuzzing(
 ) -> None:
     capsys.readouterr()
     assert (
-        cli.main(["translate", str(trained_run), QUESTION, "--set", "decoder.name=beam", "--set", "decoder.size=3"])
-        == 0
+        cli.main(["translate", str(trained_run), QUESTION, "--set", "search.name=beam", "--set", "search.size=3"]) == 0
     )
-    beam = translator.with_decoding(REGISTRY.get("decoder", "beam").cls(size=3, max_length=12))
+    beam = translator.with_decoding(REGISTRY.get("search", "beam").cls(size=3, max_length=12))
     assert capsys.readouterr().out == beam.translate([QUESTION])[0] + "\n"
 
 
@@ -115,8 +114,8 @@ def test_a_value_with_a_bad_yaml_tag_is_a_clear_error(
     trained_run: Path, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
-    assert cli.main(["translate", str(trained_run), QUESTION, "--set", f"decoder.max_ratio={value}"]) == 2
-    assert f"decoder.max_ratio: expected number >= 0 and <= 100.0 or null, got str '{value}'" in capsys.readouterr().err
+    assert cli.main(["translate", str(trained_run), QUESTION, "--set", f"search.max_ratio={value}"]) == 2
+    assert f"search.max_ratio: expected number >= 0 and <= 100.0 or null, got str '{value}'" in capsys.readouterr().err
 
 
 # --- chat switches ------------------------------------------------------------------
@@ -127,7 +126,7 @@ SWITCHES = st.one_of(
     st.tuples(VALUES, VALUES).map(lambda vs: f"/sample {vs[0]} {vs[1]}"),
     VALUES.map(lambda v: f"/greedy {v}"),
     st.tuples(st.sampled_from([*NAMES, "bean", "", "beam:size=3"]), ASSIGNMENTS).map(
-        lambda case: f"/decoder {case[0]} " + " ".join(f"{k}={v}" for k, v in case[1])
+        lambda case: f"/search {case[0]} " + " ".join(f"{k}={v}" for k, v in case[1])
     ),
     st.text(max_size=20).map(lambda t: "/" + t),
     st.sampled_from(["/show", "/help", "/?", "/", "//", "/greedy", "/beam", "/sample"]),
@@ -138,7 +137,7 @@ SWITCHES = st.one_of(
 @given(switch=SWITCHES)
 def test_chat_switches(translator: Translator, recipe: dict[str, Any], switch: str) -> None:
     """Piped, as `transduce chat` reads stdin: the switch, then a message that must still get one reply."""
-    talk = Chat(translator, REGISTRY, dict(recipe["decoder"]), dict(recipe["decoder"]))
+    talk = Chat(translator, REGISTRY, dict(recipe["search"]), dict(recipe["search"]))
 
     def run() -> None:
         out, err = io.StringIO(), io.StringIO()
@@ -148,13 +147,13 @@ def test_chat_switches(translator: Translator, recipe: dict[str, Any], switch: s
         assert "Traceback" not in err.getvalue()
         expected = 2 if switch.startswith("//") else 1  # '//text' is a message, not a switch
         assert len(replies) == expected, (switch, out.getvalue(), err.getvalue())
-        CASES["search: chat switches (taken)"] += err.getvalue().startswith("decoder: ")
+        CASES["search: chat switches (taken)"] += err.getvalue().startswith("search: ")
 
     ends_cleanly("search: chat switches", run, seconds=20)
 
 
 def test_the_chat_session_survives_every_bad_switch(translator: Translator, recipe: dict[str, Any]) -> None:
-    talk = Chat(translator, REGISTRY, dict(recipe["decoder"]), dict(recipe["decoder"]))
+    talk = Chat(translator, REGISTRY, dict(recipe["search"]), dict(recipe["search"]))
     sizes = ["0", "-1", "257", "100000000", "99999999999999999999999", ".nan", "-.inf", "null", "[1, 2]", "'5'"]
     temperatures = ["0", "-1", ".nan", "1e309", "1e-320", "0.0009", "1001", "{a: {b: [1]}}", "!!float x", "hot"]
     bad = [*(f"/beam {v}" for v in sizes), *(f"/sample {v}" for v in temperatures), "/sample 1 -1", "/greedy 1"]
@@ -162,10 +161,10 @@ def test_the_chat_session_survives_every_bad_switch(translator: Translator, reci
     out, err = io.StringIO(), io.StringIO()
     answer_lines(talk, [line + "\n" for line in lines if _printable(line)], out, Console(file=err, width=300))
     assert out.getvalue().splitlines() == [talk.translator.translate([QUESTION])[0]]
-    assert talk.decoder["name"] == "beam" and talk.decoder["size"] == 3  # every bad switch left it as it was
+    assert talk.search["name"] == "beam" and talk.search["size"] == 3  # every bad switch left it as it was
     told = err.getvalue().splitlines()
     assert len(told) == len(bad) + 2 and all(line.startswith("error: ") for line in told[1:-1])
-    assert told[-1].startswith("decoder: beam (size=3,")
+    assert told[-1].startswith("search: beam (size=3,")
 
 
 # --- evaluate --compare -------------------------------------------------------------

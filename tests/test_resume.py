@@ -233,3 +233,20 @@ def test_non_finite_weights_are_never_checkpointed_even_when_the_loss_was_finite
     assert "a weight became infinite or nan at step 4 (epoch 1); the last good checkpoint" in capsys.readouterr().err
     assert [step for _, step, _ in saves] == [2]
     assert (run / "checkpoints/last.pt").read_bytes() == saves[0][2]
+
+
+def test_a_recipe_yaml_naming_other_tokenizers_than_last_pt_is_refused_and_nothing_changes(
+    tmp_path: Path, trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An edited (or damaged) recipe.yaml is both the saved and the new recipe, so the recipe comparison finds
+    # nothing: the components last.pt records are what tell.
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    recipe = (run / "recipe.yaml").read_text(encoding="utf-8")
+    (run / "recipe.yaml").write_text(recipe.replace("name: char", "name: word", 1), encoding="utf-8")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert cli.main(["train", "--resume", str(run), "--set", "train.epochs=3"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "last.pt does not fit the recipe: the recipe names tokenizer/word, which it was not trained with." in err
+    assert "Put back the run's recipe.yaml as it was" in err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before

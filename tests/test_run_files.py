@@ -93,21 +93,24 @@ BEST_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "a list": (lambda s: [1, 2], "holds a list, not a mapping"),
     "model is a list": (setting("model", value=[1]), r"'model' \(the weights\) is a list, expected a mapping"),
     "a weight is a string": (
-        setting("model", "output.bias", value="x"),
+        setting("model", "decoder.output.bias", value="x"),
         "'model' .* maps a string to a string; expected parameter names to tensors",
     ),
     "a weight of the wrong shape": (
-        setting("model", "combine.bias", value=torch.zeros(5)),
+        setting("model", "decoder.combine.bias", value=torch.zeros(5)),
         "does not fit the model the run's recipe describes",
     ),
-    "a missing weight": (setting("model", "combine.bias", delete=True), "does not fit the model.*combine.bias"),
+    "a missing weight": (
+        setting("model", "decoder.combine.bias", delete=True),
+        "does not fit the model.*decoder\\.combine\\.bias",
+    ),
     "an unexpected weight": (
         setting("model", "extra", value=torch.zeros(1)),
         "does not fit the model.*extra",
     ),
     "a nan weight": (
-        setting("model", "combine.bias", value=torch.full((32,), float("nan"))),
-        "'combine.bias' holds nan",
+        setting("model", "decoder.combine.bias", value=torch.full((32,), float("nan"))),
+        "'decoder.combine.bias' holds nan",
     ),
     "files is a list": (setting("files", value=[1]), "record of the run's files"),
     "files names a path outside": (setting("files", value={"../x": "0"}), "names '../x', not a file of the run"),
@@ -178,7 +181,7 @@ def test_resuming_from_a_last_checkpoint_of_the_wrong_structure_is_a_clear_error
 
 
 def test_a_state_dict_that_does_not_fit_is_refused_by_the_python_api_too(run: Path) -> None:
-    rewrite(run / "checkpoints/best.pt", setting("model", "combine.weight", value=torch.zeros(2, 2)))
+    rewrite(run / "checkpoints/best.pt", setting("model", "decoder.combine.weight", value=torch.zeros(2, 2)))
     with pytest.raises(RunError, match=r"best\.pt: the checkpoint does not fit.*combine\.weight"):
         Translator.from_run(RunDir.open(run), discover())
 

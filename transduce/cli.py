@@ -8,6 +8,7 @@ for training stopped by SIGTERM, 143.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -144,10 +145,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="STRATEGY",
-        help="also score and time another decoding strategy, e.g. --compare beam:size=5 "
-        "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's decoder shares are kept)",
+        help="also score and time another search strategy, e.g. --compare beam:size=5 "
+        "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's search shares are kept)",
     )
-    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set decoder.max_length=50")
+    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
     _add_threads(ev)
     _add_accept_changed_data(ev, "score a split although a data file changed since training (it is split anew)")
 
@@ -157,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument(
         "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
     )
-    _add_set(att, "override the run's recipe, e.g. --set decoder.max_length=50")
+    _add_set(att, "override the run's recipe, e.g. --set search.max_length=50")
     _add_threads(att)
 
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
@@ -178,9 +179,9 @@ def _parser() -> argparse.ArgumentParser:
         default="plain",
         help="plain: one translation per input line (default); nbest: one line per candidate, "
         "LINE<TAB>RANK<TAB>SCORE<TAB>TEXT (LINE and RANK from 1, SCORE the log-probability), "
-        "e.g. with --set decoder.name=beam --set decoder.n_best=3",
+        "e.g. with --set search.name=beam --set search.n_best=3",
     )
-    _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
+    _add_set(tr, "override the run's recipe, e.g. --set search.max_length=50")
     _add_threads(tr)
 
     _add_threads(add_chat_parser(commands))
@@ -289,8 +290,7 @@ def _describe_param(param: Param) -> str:
 
 
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
-    recipe = load_recipe(args.recipe, registry, args.set)
-    pipeline.check(registry, recipe)
+    recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
     _open_data(pipeline.data_source(registry, recipe))
     print(dump_recipe(recipe), end="")
     err.print(f"[green]{escape(str(args.recipe))}: valid[/] (the first pair of each split read)")
@@ -312,9 +312,10 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # before the Trainer builds the model
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
-        for note in start_run(recipe, run, accept_changed_data=args.accept_changed_data):
+        used = components_used(recipe, registry)
+        for note in start_run(recipe, run, accept_changed_data=args.accept_changed_data, components=used):
             out.print(f"note: {note}", markup=False)
-        run.save_components(components_used(recipe, registry))
+        run.save_components(used)
         resume = run.last_checkpoint.exists()
         distributed.broadcast((str(run.path), resume))  # to _train_replica
         if not created and not resume:
@@ -358,8 +359,7 @@ def _training_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir,
         return run, recipe, False
     if args.recipe is None:
         raise RecipeError("name a recipe to train (e.g. recipes/dates.yaml), or --resume RUN")
-    recipe = load_recipe(args.recipe, registry, args.set)
-    pipeline.check(registry, recipe)
+    recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
     return RunDir.create(args.run_dir or RunDir.default_path(args.recipe)), recipe, True
 
 
@@ -407,7 +407,7 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
         notes=data.notes(),
         analysis=Analysis.from_settings(settings),
         compare_with=compare_with,
-        decoder=strategy_label(registry, recipe["decoder"]),
+        search=strategy_label(registry, recipe["search"]),
     )
     written = write_report_files(run, report, name)
     if args.json:
@@ -422,19 +422,27 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
 
 def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     run = RunDir.open(args.run)
-    translator = Translator.from_run(run, registry, overrides=args.set)
+    recipe = load_recipe(run.recipe, registry, args.set)
+    translator = Translator.from_run(run, registry, recipe=recipe)
     translation = translator.translate_detailed([args.text])[0]
     if not translation.source_tokens:
         raise RunError("the text is empty after tokenizing: give some words to translate")
     if translation.attention is None:
+        decoder = recipe["model"]["decoder"]
+        if "attention" in decoder and decoder["attention"] is None:
+            raise RunError(
+                f"this model has no attention (model.decoder.attention: none): its decoder network "
+                f"{decoder['name']!r} reads the source only through the encoder's final state, so there is no "
+                "heat map to draw"
+            )
         raise RunError(
-            f"the decoder {translator.decoding.name!r} gives no attention weights; try --set decoder.name=greedy"
+            f"the search strategy {translator.decoding.name!r} gives no attention weights; try --set search.name=greedy"
         )
     try:
         heatmap = Heatmap.from_translation(translation)
     except ValueError as exc:
         raise RunError(
-            f"the decoder {translator.decoding.name!r} gave attention that does not fit its output: {exc}"
+            f"the search strategy {translator.decoding.name!r} gave attention that does not fit its output: {exc}"
         ) from None
     out.print(f"{escape(args.text)}  →  [bold]{escape(translation.text)}[/]", highlight=False)
     render_terminal(heatmap, out)

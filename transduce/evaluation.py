@@ -4,7 +4,7 @@
 metrics. A full evaluation (`analysis=Analysis(...)`) adds what helps read the
 scores: the length ratio, the scores per source-length bucket, the best and
 worst examples by sentence-level chrF and attention heat maps of a few
-examples; `compare_with` adds other decoding strategies scored and timed on the
+examples; `compare_with` adds other search strategies scored and timed on the
 same examples.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from sacrebleu.metrics import CHRF
 
 from transduce import pipeline
-from transduce.components import DecodingStrategy, Example, Metric
+from transduce.components import Example, Metric, SearchStrategy
 from transduce.corpus import DataSummary, summarize
 from transduce.errors import RecipeError
 from transduce.heatmap import Heatmap
@@ -52,10 +52,10 @@ class Analysis:
 
 @dataclass
 class Strategy:
-    """A decoding strategy to compare, with the label the report shows (e.g. 'beam:size=5,max_length=16')."""
+    """A search strategy to compare, with the label the report shows (e.g. 'beam:size=5,max_length=16')."""
 
     label: str
-    decoding: DecodingStrategy
+    decoding: SearchStrategy
 
 
 def evaluate(
@@ -70,13 +70,13 @@ def evaluate(
     notes: Sequence[str] = (),
     analysis: Analysis | None = None,
     compare_with: Sequence[Strategy] = (),
-    decoder: str = "",
+    search: str = "",
 ) -> Report:
     """Translate every source, score the outputs against the raw references.
 
     With `coverage`, the report also gives the vocabulary coverage (UNK rate) of the examples; with
     `analysis`, the length ratio, buckets, best/worst examples and heat maps; with `compare_with`, a table
-    of strategies whose first row is the translator's own (labelled `decoder`).
+    of strategies whose first row is the translator's own (labelled `search`).
     """
     for strategy in compare_with:  # one the memory budget refuses is refused before any decoding
         _variant(translator, strategy)
@@ -91,7 +91,7 @@ def evaluate(
         ExampleResult(shortened(e.source), shortened(e.target), h)
         for e, h in zip(examples[:shown], hypotheses, strict=False)
     ]
-    report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds, decoder=decoder)
+    report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds, search=search)
     cut = translator.truncation_note(cut_before)
     notes = [*notes, cut] if cut else list(notes)
     if cut and not coverage:
@@ -108,7 +108,7 @@ def evaluate(
     if analysis is not None:
         _analyze(report, translator, examples, hypotheses, metrics, analysis, batch_size)
     if compare_with:  # the translator's own strategy is decoded again, so every row is timed alike (warm)
-        own = Strategy(decoder or "recipe decoder", translator.decoding)
+        own = Strategy(search or "recipe search", translator.decoding)
         report.comparison = compare(translator, examples, metrics, [own, *compare_with], batch_size)
     return report
 
@@ -197,7 +197,7 @@ def best_and_worst(
 
 def heatmaps(translator: Translator, texts: Sequence[str], batch_size: int = 256) -> list[Heatmap]:
     """Attention heat maps of `texts` (one row per output token, one column per source token); none for a
-    text whose decoding strategy gives no attention weights."""
+    text whose search strategy (or decoder network) gives no attention weights."""
     if not texts:
         return []
     translations = translator.translate_detailed(list(texts), batch_size=batch_size)
@@ -238,7 +238,7 @@ def compare(
 
 def strategy_label(registry: Registry, spec: Mapping[str, Any], given: Sequence[str] = ()) -> str:
     """The strategy's name, the settings `given` and those that differ from its defaults: 'beam:size=4'."""
-    info = registry.get("decoder", spec["name"])
+    info = registry.get("search", spec["name"])
     defaults = {param.name: param.default for param in info.params} if info is not None else {}
     changed = [(k, v) for k, v in spec.items() if k != "name" and (k in given or k not in defaults or defaults[k] != v)]
     settings = ",".join(f"{key}={_yaml_scalar(value)}" for key, value in changed)
@@ -254,10 +254,10 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def parse_strategy(registry: Registry, text: str, inherit: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read 'NAME' or 'NAME:KEY=VALUE,KEY=VALUE' (e.g. 'beam:size=5') into a validated decoder spec.
+    """Read 'NAME' or 'NAME:KEY=VALUE,KEY=VALUE' (e.g. 'beam:size=5') into a validated search spec.
 
     Values are read as YAML scalars (5 -> int, 0.8 -> float, true -> bool). Settings of `inherit` (the
-    recipe's decoder) that the named strategy also declares and the text does not give are kept, so that
+    recipe's search strategy) that the named one also declares and the text does not give are kept, so that
     e.g. max_length stays the same across the compared strategies. Mistakes raise a RecipeError naming
     `--compare TEXT`.
     """
@@ -272,20 +272,20 @@ def parse_strategy(registry: Registry, text: str, inherit: Mapping[str, Any] | N
         if not equals or not key.strip():
             raise RecipeError(f"expected NAME:KEY=VALUE,KEY=VALUE (e.g. beam:size=5), got {item!r}", source=source)
         given[key.strip()] = read_value(raw)
-    return resolve_component(registry, "decoder", {"name": name, **given}, inherit=inherit, source=source)
+    return resolve_component(registry, "search", {"name": name, **given}, inherit=inherit, source=source)
 
 
 def strategies(registry: Registry, recipe: Mapping[str, Any], texts: Sequence[str] = ()) -> list[Strategy]:
-    """The recipe's `evaluate.compare` decoders, then those `texts` name (see `parse_strategy`)."""
+    """The recipe's `evaluate.compare` strategies, then those `texts` name (see `parse_strategy`)."""
     built = []
     for i, spec in enumerate(recipe["evaluate"].get("compare", [])):
-        decoding = pipeline.build(registry, "decoder", spec, f"evaluate.compare.{i}")
+        decoding = pipeline.build(registry, "search", spec, f"evaluate.compare.{i}")
         built.append(Strategy(strategy_label(registry, spec), decoding))
     for text in texts:
-        spec = parse_strategy(registry, text, inherit=recipe["decoder"])
+        spec = parse_strategy(registry, text, inherit=recipe["search"])
         given = [item.partition("=")[0].strip() for item in text.partition(":")[2].split(",")]
         try:
-            decoding = pipeline.build(registry, "decoder", spec, "")
+            decoding = pipeline.build(registry, "search", spec, "")
         except RecipeError as exc:
             raise RecipeError(exc.detail, source=f"--compare {text}") from None
         built.append(Strategy(strategy_label(registry, spec, given), decoding))

@@ -13,7 +13,7 @@ import torch
 
 from transduce import checkpoint, pipeline
 from transduce.batching import by_length, source_tensors
-from transduce.components import DecodingStrategy, Hypotheses, Tokenizer
+from transduce.components import Hypotheses, SearchStrategy, Tokenizer
 from transduce.errors import RecipeError, RunError
 from transduce.model import Seq2Seq
 from transduce.recipe import load_recipe
@@ -75,20 +75,28 @@ def load_weights(model: Seq2Seq, weights: dict[str, torch.Tensor], path: Path, r
     checkpoints recorded its files' hashes gets no `check_fingerprints` error first); any other
     difference is the checkpoint's.
     """
-    for name, vocab in (("source_embedding.weight", run.source_vocab), ("target_embedding.weight", run.target_vocab)):
-        trained, now = weights.get(name), getattr(model, name.split(".")[0]).num_embeddings
-        if isinstance(trained, torch.Tensor) and trained.dim() == 2 and trained.size(0) != now:
-            raise RunError(
-                f"{vocab} lists {now:,} tokens but {path.name} was trained with {trained.size(0):,}: the "
-                "vocabulary file changed since training (or comes from another run); put back the one the run "
-                "was trained with"
-            )
+    expected = model.state_dict()
+    sides = (
+        ("source_embedding.", run.source_vocab, model.source_embedding.num_embeddings),
+        ("decoder.", run.target_vocab, model.target_vocab_size),  # the decoder network's vocabulary-sized rows
+    )
+    for prefix, vocab, now in sides:
+        for name, tensor in expected.items():
+            trained = weights.get(name)
+            if not (name.startswith(prefix) and tensor.dim() and tensor.size(0) == now):
+                continue
+            if isinstance(trained, torch.Tensor) and trained.dim() == tensor.dim() and trained.size(0) != now:
+                raise RunError(
+                    f"{vocab} lists {now:,} tokens but {path.name} was trained with {trained.size(0):,}: the "
+                    "vocabulary file changed since training (or comes from another run); put back the one the run "
+                    "was trained with"
+                )
     checkpoint.fit(model, weights, path)
 
 
 @dataclass
 class Translation:
-    """One input's translation with what the decoder knows about it.
+    """One input's translation with what the search strategy knows about it.
 
     source_tokens: the source as the tokenizer split it.
     tokens: output tokens, without `<s>` and `</s>`; text: them detokenized.
@@ -110,7 +118,7 @@ class Translation:
 
 @dataclass
 class Translator:
-    """Tokenizers, vocabularies, model and decoding strategy of one run.
+    """Tokenizers, vocabularies, model and search strategy of one run.
 
     precision: "bf16" decodes on the CPU with the decoding steps' matrix products in bfloat16
     (Seq2Seq.reduced_products; a run trained with `train.precision: bf16` decodes so by default). On CPUs with
@@ -128,7 +136,7 @@ class Translator:
     target_tokenizer: Tokenizer
     source_vocab: Vocabulary
     target_vocab: Vocabulary
-    decoding: DecodingStrategy
+    decoding: SearchStrategy
     device: torch.device
     precision: str = "fp32"
     max_source_tokens: int = MAX_SOURCE_TOKENS
@@ -148,7 +156,7 @@ class Translator:
                 f"{len(self.target_vocab):,}) would take about {_size(need)}, more than the "
                 f"{_size(self.memory_budget)} one decoding batch may take: lower the beam size, max_length or "
                 "max_ratio",
-                key="decoder",
+                key="search",
             )
 
     @classmethod
@@ -162,9 +170,9 @@ class Translator:
         overrides: Sequence[str] = (),
         recipe: dict[str, Any] | None = None,
     ) -> Translator:
-        """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the
-        decoder, or `train.precision` to decode in another precision) unless the caller already resolved it
-        and passes `recipe`."""
+        """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the search
+        strategy, or `train.precision` to decode in another precision) unless the caller already resolved it and
+        passes `recipe`."""
         if recipe is None:
             recipe = load_recipe(run.recipe, registry, overrides)
         path = run.checkpoint(which)
@@ -187,7 +195,7 @@ class Translator:
             target_tokenizer=tokenizers["target"],
             source_vocab=source_vocab,
             target_vocab=target_vocab,
-            decoding=pipeline.decoding(registry, recipe),
+            decoding=pipeline.search(registry, recipe),
             device=target,
             precision=precision,
         )
@@ -201,7 +209,7 @@ class Translator:
             source_length,
             strategy.most_output_tokens(source_length),
             len(self.target_vocab),
-            self.model.combine.in_features,
+            2 * self.model.encoder.output_size,  # the states, and a decoder network's vector per position
         )
 
     def truncation_note(self, since: int = 0) -> str | None:
@@ -236,7 +244,7 @@ class Translator:
 
     def translate_detailed(self, texts: Sequence[str], batch_size: int = 256) -> list[Translation]:
         """A `Translation` per text, in the order of `texts`: tokens, score, attention and n-best when the
-        decoding strategy gives them. An empty text gives an empty Translation."""
+        search strategy gives them. An empty text gives an empty Translation."""
         sources = self.source_tokens(texts)
         encoded = [self.source_vocab.encode(tokens) for tokens in sources]
         outputs = [Translation(tokens, [], self.target_tokenizer.detokenize([])) for tokens in sources]
@@ -257,8 +265,8 @@ class Translator:
             sources.append(tokens)
         return sources
 
-    def with_decoding(self, strategy: DecodingStrategy) -> Translator:
-        """The same model, vocabularies and tokenizers with another decoding strategy; a RecipeError when
+    def with_decoding(self, strategy: SearchStrategy) -> Translator:
+        """The same model, vocabularies and tokenizers with another search strategy; a RecipeError when
         the strategy would need more memory than the budget (see __post_init__)."""
         return dataclasses.replace(self, decoding=strategy)
 

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transduce import positions
 from transduce.components import FAMILIES
 from transduce.errors import RunError
 from transduce.rundir import sha256_of
@@ -31,19 +32,9 @@ ACCEPT_CHANGED_DATA = "--accept-changed-data"
 
 
 def components_used(recipe: dict[str, Any], registry: Registry) -> dict[str, str]:
-    """'family/name' -> 'distribution version' for every component a resolved recipe names."""
-    used = [
-        ("dataset", recipe["data"]),
-        ("tokenizer", recipe["source"]["tokenizer"]),
-        ("tokenizer", recipe["target"]["tokenizer"]),
-        ("encoder", recipe["model"]["encoder"]),
-        ("attention", recipe["model"]["attention"]),
-        ("decoder", recipe["decoder"]),
-        *(("metric", spec) for spec in recipe["evaluate"]["metrics"]),
-        *(("logger", spec) for spec in recipe.get("loggers", [])),
-    ]
+    """'family/name' -> 'distribution version' for every component a resolved recipe names (nested ones too)."""
     out: dict[str, str] = {}
-    for family, spec in used:
+    for family, spec, _ in positions.specs(recipe, registry):
         info = registry.get(family, spec["name"])
         if info is not None:
             out[f"{family}/{spec['name']}"] = f"{info.provider.distribution} {info.provider.version}"

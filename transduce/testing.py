@@ -9,7 +9,7 @@ and `transduce plugins --check` runs it over every installed component. Each
 check builds the component with small sizes, feeds it generated inputs and
 compares what it does with the contract in `transduce.components`; every
 problem names the contract point and what was observed. Nothing is downloaded,
-the caller's random state is left as it was, and a decoding strategy that never
+the caller's random state is left as it was, and a search strategy that never
 stops is cut off after a bounded number of model steps.
 """
 
@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
+from transduce import positions
 from transduce import recipe as recipes
 from transduce.components import (
     BASES,
@@ -38,21 +39,29 @@ from transduce.components import (
     AttentionScorer,
     Component,
     DataSource,
-    DecodingStrategy,
+    Decodable,
+    DecoderNetwork,
     Encoder,
     EncoderOutput,
     Hypotheses,
+    Memory,
     Metric,
     Score,
+    SearchStrategy,
     Tokenizer,
+    map_tensors,
 )
-from transduce.model import Memory, Seq2Seq, State
+from transduce.model import Seq2Seq
 from transduce.params import Param, resolve_params
 from transduce.registry import discover
 from transduce.report import Report
 
 #: Sizes the core passes to model parts, by family; they are not declared as `Param`s.
-SIZE_ARGUMENTS = {"encoder": ("input_size",), "attention": ("query_size", "key_size")}
+SIZE_ARGUMENTS = {
+    "encoder": ("input_size",),
+    "attention": ("query_size", "key_size"),
+    "decoder": ("embedding_dim", "vocab_size", "memory_size", "pad_index"),
+}
 
 #: Texts every tokenizer must round-trip (up to case and whitespace); the empty string included.
 SAMPLE_TEXTS = (
@@ -67,7 +76,7 @@ SAMPLE_TEXTS = (
 #: Examples read per split of a data source: enough to see its behaviour, bounded for large corpora.
 DATA_LIMIT = 1000
 
-#: max_length given to a decoding strategy that declares one and was given none.
+#: max_length given to a search strategy that declares one and was given none.
 DECODE_MAX_LENGTH = 5
 
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
@@ -118,7 +127,7 @@ def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conforman
     if not _check_declarations(cls, report):
         return report
     given = dict(params or {})
-    if cls.family == "decoder" and "max_length" in {p.name for p in cls.params}:
+    if cls.family == "search" and "max_length" in {p.name for p in cls.params}:
         given.setdefault("max_length", DECODE_MAX_LENGTH)  # short decodes keep the checks fast
     resolved = _resolve(cls, given, report)
     if resolved is None:
@@ -177,7 +186,7 @@ def _family_check(family: str) -> Callable[[type, Mapping[str, Any] | None], lis
 check_tokenizer = _family_check("tokenizer")
 check_encoder = _family_check("encoder")
 check_attention = _family_check("attention")
-check_decoder = _family_check("decoder")
+check_search = _family_check("search")
 check_dataset = _family_check("dataset")
 check_metric = _family_check("metric")
 check_logger = _family_check("logger")
@@ -345,7 +354,7 @@ def _encoder(cls: type[Encoder], params: dict[str, Any], report: Conformance) ->
         batch = _encoder_output(encoder(embedded, lengths), len(LENGTHS), max(LENGTHS), size, layers, report)
         if batch is None:
             return
-        states, (h, c) = batch
+        states, final = batch
         for row, length in enumerate(LENGTHS):
             report.at(f"forward of sequence {row} alone (batch size 1, length {length})")
             alone = _encoder_output(
@@ -354,10 +363,10 @@ def _encoder(cls: type[Encoder], params: dict[str, Any], report: Conformance) ->
             if alone is None:
                 return
             report.at("padding invariance")
-            same = [
-                ("states", states[row, :length], alone.states[0]),
-                ("final h", h[:, row], alone.final[0][:, 0]),
-                ("final c", c[:, row], alone.final[1][:, 0]),
+            same = [("states", states[row, :length], alone.states[0])]
+            same += [
+                (f"final state tensor {i}", in_batch[:, row], by_itself[:, 0])
+                for i, (in_batch, by_itself) in enumerate(zip(_tensors(final), _tensors(alone.final), strict=True))
             ]
             for what, in_batch, by_itself in same:
                 if not torch.allclose(in_batch, by_itself, **TOLERANCE):
@@ -374,22 +383,32 @@ def _encoder_output(
 ) -> EncoderOutput | None:
     """The output unpacked if its shapes follow the contract; None (after failing) otherwise."""
     try:
-        states, (h, c) = output
+        states, final = output
     except (TypeError, ValueError):
-        report.fail(f"expected EncoderOutput(states, final=(h, c)), got {type(output).__name__}")
+        report.fail(f"expected EncoderOutput(states, final), got {type(output).__name__}")
         return None
-    expected = {"states": (batch, length, size), "final h": (layers, batch, size), "final c": (layers, batch, size)}
+    checked = [("states", (batch, length, size), "(batch, src_len, output_size)", states)]
+    checked += [
+        (f"final state tensor {i}", (layers, batch, size), "(layers, batch, output_size)", tensor)
+        for i, tensor in enumerate(_tensors(final))
+    ]
     ok = True
-    for (what, shape), tensor in zip(expected.items(), (states, h, c), strict=True):
+    for what, shape, axes, tensor in checked:
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
             observed = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            axes = "(batch, src_len, output_size)" if what == "states" else "(layers, batch, output_size)"
             report.fail(f"{what} must be {axes} = {shape}, got {observed}")
             ok = False
         elif not torch.isfinite(tensor).all():
             report.fail(f"{what} holds NaN or infinite values")
             ok = False
-    return EncoderOutput(states, (h, c)) if ok else None
+    return EncoderOutput(states, final) if ok else None
+
+
+def _tensors(structure: Any) -> list[torch.Tensor]:
+    """Every tensor in a structure (an encoder's final state: a tensor, tuples of them, or None), in order."""
+    found: list[torch.Tensor] = []
+    map_tensors(found.append, structure)
+    return found
 
 
 def _encoder_gradients(encoder: Encoder, embedded: torch.Tensor, lengths: torch.Tensor, report: Conformance) -> None:
@@ -397,9 +416,9 @@ def _encoder_gradients(encoder: Encoder, embedded: torch.Tensor, lengths: torch.
     encoder.train()
     embedded = embedded.clone().requires_grad_(True)
     with torch.enable_grad():
-        states, (h, c) = encoder(embedded, lengths)
+        states, final = encoder(embedded, lengths)
         mask = torch.arange(states.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
-        loss = states[mask].sum() + sum(t.sum() for t in (h, c) if t.requires_grad)
+        loss = states[mask].sum() + sum(t.sum() for t in _tensors(final) if t.requires_grad)
         if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
             report.fail("the outputs do not depend on the input or the parameters (no autograd graph)")
             return
@@ -488,7 +507,7 @@ def _attention_gradients(scorer: AttentionScorer, query_size: int, key_size: int
     _report_parameters_without_gradient(scorer, report)
 
 
-# --- decoding strategy ---------------------------------------------------------------------------
+# --- search strategy -----------------------------------------------------------------------------
 
 PAD, BOS, EOS, VOCAB = 0, 2, 3, 12
 DECODE_LENGTHS = (3, 5, 2, 4)
@@ -496,7 +515,7 @@ NEVER, ALWAYS = -1e4, 1e4
 
 
 class _Runaway(BaseException):
-    """Raised from the probe model's `step` when a decoding strategy does not stop (BaseException,
+    """Raised from the probe model's `step` when a search strategy does not stop (BaseException,
     so a strategy's own `except Exception` cannot swallow it)."""
 
 
@@ -517,13 +536,31 @@ class _ProbeEncoder(Encoder):
         return EncoderOutput(states, (mean.unsqueeze(0), torch.zeros_like(mean).unsqueeze(0)))
 
 
-class _ProbeScorer(AttentionScorer):
-    """Dot-product scores."""
+class _ProbeDecoder(DecoderNetwork):
+    """A small decoder network with dot attention whose state is a dict holding one batch-first tensor, so a
+    strategy that looks inside a state (rather than `model.reorder_state`) fails here."""
 
     name = "probe"
 
-    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(query, prepared.transpose(1, 2))
+    def __init__(self, vocab_size: int, size: int = 8) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, size)
+        self.cell = nn.Linear(3 * size, size)
+        self.output = nn.Linear(size, vocab_size)
+
+    def start(self, memory: Memory) -> dict[str, torch.Tensor]:
+        return {"h": memory.final[0][-1]}
+
+    def step(
+        self, tokens: torch.Tensor, state: dict[str, torch.Tensor], memory: Memory
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        rows, sentences = tokens.size(0), memory.batch_size
+        h = state["h"]
+        scores = torch.bmm(h.view(sentences, rows // sentences, -1), memory.states.transpose(1, 2))
+        weights = torch.softmax(scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf")), dim=-1)
+        context = torch.bmm(weights, memory.states).reshape(rows, -1)
+        h = torch.tanh(self.cell(torch.cat([self.embedding(tokens), h, context], dim=1)))
+        return self.output(h), {"h": h}, weights.reshape(rows, -1)
 
 
 class _ProbeModel(Seq2Seq):
@@ -531,20 +568,16 @@ class _ProbeModel(Seq2Seq):
 
     def __init__(self, eos_bias: float, max_steps: int) -> None:
         super().__init__(
-            source_vocab_size=VOCAB,
-            target_vocab_size=VOCAB,
-            encoder=_ProbeEncoder(8),
-            scorer=_ProbeScorer(),
-            embedding_dim=8,
-            hidden_size=8,
+            source_vocab_size=VOCAB, encoder=_ProbeEncoder(8), decoder=_ProbeDecoder(VOCAB), embedding_dim=8
         )
         with torch.no_grad():
-            self.output.bias[PAD] = self.output.bias[BOS] = NEVER  # a trained model never predicts these
-            self.output.bias[EOS] = eos_bias
+            output = self.decoder.output
+            output.bias[PAD] = output.bias[BOS] = NEVER  # a trained model never predicts these
+            output.bias[EOS] = eos_bias
         self.steps, self.max_steps = 0, max_steps
         self.eval()
 
-    def step(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
+    def step(self, tokens: torch.Tensor, state: Any, memory: Memory) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
         self.steps += 1
         if self.steps > self.max_steps:
             raise _Runaway(
@@ -567,7 +600,7 @@ def _probe(eos_bias: float, max_length: int) -> tuple[_ProbeModel, Memory]:
         return model, model.encode(source, lengths)
 
 
-def _decoder(cls: type[DecodingStrategy], params: dict[str, Any], report: Conformance) -> None:
+def _search(cls: type[SearchStrategy], params: dict[str, Any], report: Conformance) -> None:
     if "max_length" not in params:
         report.fail("declares no `max_length` Param; the contract requires stopping by max_length", "declaration")
     max_length = params.get("max_length") or DECODE_MAX_LENGTH
@@ -604,7 +637,7 @@ def _decoder(cls: type[DecodingStrategy], params: dict[str, Any], report: Confor
         report.fail(f"expected an empty hypothesis for every sentence, got {ended}")
 
 
-def _seeded(decode: Callable[[Seq2Seq, Memory], Hypotheses], model: Seq2Seq, memory: Memory) -> Hypotheses:
+def _seeded(decode: Callable[[Decodable, Memory], Hypotheses], model: Seq2Seq, memory: Memory) -> Hypotheses:
     torch.manual_seed(0)
     return decode(model, memory)
 
@@ -740,15 +773,19 @@ def _sample_recipe(logger: str) -> dict[str, Any]:
     def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
         return {p.name: p.default for p in params}
 
-    side = {"tokenizer": {"name": "char", "lowercase": False}, **defaults(recipes.VOCAB_PARAMS)}
+    def named(*path: str) -> dict[str, Any]:
+        return {"name": positions.at(*path).default}
+
+    side = {"tokenizer": {**named("source", "tokenizer"), "lowercase": False}, **defaults(recipes.VOCAB_PARAMS)}
+    decoder = {**named("model", "decoder"), "attention": {"name": "general"}}
     return {
         "seed": 1,
         "data": {"name": "dates"},
         "source": side,
         "target": copy.deepcopy(side),
-        "model": {**defaults(recipes.MODEL_PARAMS), "encoder": {"name": "lstm"}, "attention": {"name": "general"}},
+        "model": {**defaults(recipes.MODEL_PARAMS), "encoder": named("model", "encoder"), "decoder": decoder},
         "train": {**defaults(recipes.TRAIN_PARAMS), "epochs": 1},
-        "decoder": {"name": "greedy", "max_length": DECODE_MAX_LENGTH},
+        "search": {**named("search"), "max_length": DECODE_MAX_LENGTH},
         "evaluate": {**defaults(recipes.EVALUATE_PARAMS), "metrics": [{"name": "exact_match", "strip": True}]},
         "loggers": [{"name": logger}],
     }
@@ -791,7 +828,7 @@ FAMILY_CHECKS: dict[str, Callable[[Any, dict[str, Any], Conformance], None]] = {
     "tokenizer": _tokenizer,
     "encoder": _encoder,
     "attention": _attention,
-    "decoder": _decoder,
+    "search": _search,
     "dataset": _dataset,
     "metric": _metric,
     "logger": _logger,
@@ -805,7 +842,7 @@ __all__ = [
     "check_attention",
     "check_component",
     "check_dataset",
-    "check_decoder",
+    "check_search",
     "check_encoder",
     "check_logger",
     "check_metric",

@@ -9,7 +9,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,7 +56,7 @@ SAFE_TO_CHANGE = (
     "train.checkpoint_every",
     "train.checkpoint_minutes",
     "evaluate.",
-    "decoder.",
+    "search.",
     "loggers",
 )
 
@@ -172,7 +172,7 @@ class Trainer:
             self.target_tokenizer,
             self.source_vocab,
             self.target_vocab,
-            pipeline.decoding(self.registry, self.recipe),
+            pipeline.search(self.registry, self.recipe),
             self.device,
             self.settings["precision"],  # validation decodes as `evaluate` will
         )
@@ -561,7 +561,7 @@ class Trainer:
             batch_size=settings["batch_size"],
             analysis=Analysis.from_settings(settings),
             compare_with=strategies(self.registry, self.recipe),
-            decoder=strategy_label(self.registry, self.recipe["decoder"]),
+            search=strategy_label(self.registry, self.recipe["search"]),
         )
         decoding_notes = (report.data or {}).get("notes", [])  # e.g. inputs cut to the decoding limit
         report.data = self.summary.as_dict()
@@ -655,17 +655,26 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
-def start_run(recipe: dict[str, Any], run: RunDir, *, accept_changed_data: bool = False) -> list[str]:
+def start_run(
+    recipe: dict[str, Any],
+    run: RunDir,
+    *,
+    accept_changed_data: bool = False,
+    components: dict[str, str] | None = None,
+) -> list[str]:
     """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
 
-    Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), and
+    Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), resuming
+    with a recipe that names other data, tokenizer or model `components` than last.pt records, and
     resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
     A run that starts from its first epoch records its data files (provenance.record_data_files).
     """
     refuse_retraining(run)
     resume = run.last_checkpoint.exists()
     if resume:
-        resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
+        saved = resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
+        if components is not None:
+            check_trained_components(saved, components, run.last_checkpoint)
     notes = check_data_files(run, recipe, "continuing the run", accept=accept_changed_data) if resume else []
     if not resume or notes:
         record_data_files(run, recipe)
@@ -682,6 +691,34 @@ def refuse_retraining(run: RunDir) -> None:
             "continuing needs; training it from the start would replace them, so nothing was changed. "
             f"`transduce evaluate {run.path}` and `transduce translate {run.path}` still use best.pt; to train "
             "again, start a new run (another --run-dir), or put last.pt back from a copy to continue"
+        )
+
+
+#: Families whose components define what a checkpoint's weights mean: resuming with others is refused.
+TRAINED_FAMILIES = ("dataset", "tokenizer", "encoder", "decoder", "attention")
+
+
+def check_trained_components(saved: dict[str, Any], used: dict[str, str], path: Path) -> None:
+    """Refuse to resume when the recipe names other data, tokenizer or model components than the checkpoint
+    records (an edited or damaged recipe.yaml), before anything is read or written; a checkpoint without a
+    record passes."""
+    recorded = saved.get("components")
+    if not isinstance(recorded, dict):
+        return
+
+    def trained(names: Iterable[str]) -> set[str]:
+        return {str(name) for name in names if str(name).partition("/")[0] in TRAINED_FAMILIES}
+
+    then, now = trained(recorded), trained(used)
+    if then != now:
+        told = []
+        if then - now:
+            told.append(f"it was trained with {', '.join(sorted(then - now))}, which the recipe no longer names")
+        if now - then:
+            told.append(f"the recipe names {', '.join(sorted(now - then))}, which it was not trained with")
+        raise RunError(
+            f"{path} does not fit the recipe: {'; '.join(told)}. Put back the run's recipe.yaml as it was, or "
+            "start a new run (another --run-dir)"
         )
 
 

@@ -51,7 +51,7 @@ class GRUEncoder(Encoder):
         output, h = self.rnn(packed)
         states, _ = pad_packed_sequence(output, batch_first=True, total_length=embedded.size(1))
         h = self._join_directions(h)
-        # A GRU has no cell state, but the decoder is an LSTM that starts from (h, c). We pass a zero c:
+        # A GRU has no cell state, but the built-in decoder network may be an LSTM that starts from (h, c). A zero c:
         # the cell an LSTM starts from anyway, so everything the encoder learned reaches the decoder in h.
         return EncoderOutput(states, (h, torch.zeros_like(h)))
 
