@@ -15,6 +15,7 @@ from torch import nn
 
 from transduce import cli
 from transduce.api import (
+    REQUIRED,
     AttentionScorer,
     DataSource,
     DecodingStrategy,
@@ -30,7 +31,7 @@ from transduce.api import (
     Seq2Seq,
     Tokenizer,
 )
-from transduce.registry import discover
+from transduce.registry import default_disagreements, discover
 from transduce.testing import (
     ConformanceError,
     assert_conforms,
@@ -441,3 +442,119 @@ def test_a_plugin_that_fails_to_import_is_listed_as_broken(
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if "typo_plugin" in line)
     assert f"{dist} 1.0" in row and "BROKEN" in row
+
+
+# --- parameter defaults: the Param is the one declaration -------------------------------------------------
+
+DRIFTED_PLUGIN = '''
+    from transduce.api import Metric, Param, Score, hookimpl
+
+
+    class Drifted(Metric):
+        """Exact match, whose constructor default drifted from its Param."""
+
+        name = "drifted"
+        params = (Param("strip", bool, True, "ignore surrounding spaces"),)
+
+        def __init__(self, strip=False):
+            self.strip = strip
+
+        def compute(self, hypotheses, references):
+            return Score(self.name, 0.0)
+
+
+    @hookimpl
+    def transduce_components():
+        return [Drifted]
+'''
+
+
+class DriftedTokenizer(Tokenizer):
+    """Splits on spaces; its constructor states another default than its Param."""
+
+    name = "drifted"
+    params = (Param("lowercase", bool, False, "lower-case first"), Param("limit", int, 8, "most tokens", min=1))
+
+    def __init__(self, lowercase: bool = False, limit: int = 16) -> None:
+        self.lowercase, self.limit = lowercase, limit
+
+    def tokenize(self, text: str) -> list[str]:
+        return text.split()[: self.limit]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+
+class DefaultedRequirement(Metric):
+    """Gives a default to a parameter its Param declares required."""
+
+    name = "defaulted"
+    params = (Param("column", str, REQUIRED, "which column"),)
+
+    def __init__(self, *, column: str = "") -> None:
+        self.column = column
+
+    def compute(self, hypotheses: Sequence[str], references: Sequence[str]) -> Score:
+        return Score(self.name, 0.0)
+
+
+class InheritedDefaults(DriftedTokenizer):
+    """Passes its parameters on to a base class whose default drifted."""
+
+    name = "inherited"
+
+    def __init__(self, **common: Any) -> None:
+        super().__init__(**common)
+
+
+class ParamsOnly(Tokenizer):
+    """States no defaults in its constructor at all: the Params alone declare them."""
+
+    name = "params_only"
+    params = (Param("lowercase", bool, False, "lower-case first"), Param("limit", int, 8, "most tokens", min=1))
+
+    def __init__(self, *, lowercase: bool, limit: int) -> None:
+        self.lowercase, self.limit = lowercase, limit
+
+    def tokenize(self, text: str) -> list[str]:
+        return text.split()[: self.limit]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+
+def test_the_kit_reports_a_constructor_default_that_differs_from_the_param() -> None:
+    problems = check_component(DriftedTokenizer)
+    assert problems == [
+        "declaration: DriftedTokenizer.__init__ gives 'limit' the default 16, but its Param declares 8: "
+        "the Param is the declaration, so drop the default from __init__ or make it equal"
+    ]
+
+
+def test_the_kit_reports_a_default_given_to_a_required_param() -> None:
+    problems = check_component(DefaultedRequirement, {"column": "Q"})
+    assert any("gives 'column' the default '', but its Param declares it required" in p for p in problems)
+
+
+def test_defaults_passed_on_through_kwargs_are_compared_too() -> None:
+    assert any("gives 'limit' the default 16" in p for p in check_component(InheritedDefaults))
+
+
+def test_a_constructor_without_defaults_conforms() -> None:
+    assert check_component(ParamsOnly) == []
+
+
+def test_a_plugin_whose_constructor_default_drifted_is_refused_as_broken(
+    expose_distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dist = install(expose_distribution, tmp_path / "plugin", "drifted_metric", DRIFTED_PLUGIN)
+    registry = discover()
+    assert registry.get("metric", "drifted") is None
+    [broken] = [b for b in registry.broken if b.provider.distribution == dist]
+    assert "Drifted.__init__ gives 'strip' the default False, but its Param declares True" in broken.problem
+    assert "metric 'drifted' cannot be used" in registry.unknown_name_message("metric", "drifted")
+
+
+def test_no_builtin_states_a_default_other_than_its_params() -> None:
+    assert [str(b) for b in discover().broken if b.provider.builtin] == []
+    assert {info.name: default_disagreements(info.cls) for info in BUILTINS if default_disagreements(info.cls)} == {}

@@ -48,7 +48,7 @@ from transduce.components import (
 )
 from transduce.model import Memory, Seq2Seq, State
 from transduce.params import Param, resolve_params
-from transduce.registry import discover
+from transduce.registry import default_disagreements, discover
 from transduce.report import Report
 
 #: Sizes the core passes to model parts, by family; they are not declared as `Param`s.
@@ -210,6 +210,8 @@ def _check_declarations(cls: type, report: Conformance) -> bool:
         if not param.required and (problem := param.problem(param.default)):
             report.fail(f"the default of {param.name!r} does not pass its own declaration: {problem}")
     _check_signature(cls, names, report)
+    for problem in default_disagreements(cls):
+        report.fail(problem)
     return report.ok
 
 
