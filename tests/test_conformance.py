@@ -558,3 +558,161 @@ def test_a_plugin_whose_constructor_default_drifted_is_refused_as_broken(
 def test_no_builtin_states_a_default_other_than_its_params() -> None:
     assert [str(b) for b in discover().broken if b.provider.builtin] == []
     assert {info.name: default_disagreements(info.cls) for info in BUILTINS if default_disagreements(info.cls)} == {}
+
+
+# --- decoder networks ----------------------------------------------------------------------------------
+
+
+class TinyDecoder(DecoderNetwork):
+    """A correct minimal decoder network: a GRU cell fed the previous context, masked dot attention."""
+
+    name = "tiny"
+    params = (Param("hidden_size", int, 8, "state size", min=1),)
+
+    def __init__(self, *, embedding_dim: int, vocab_size: int, memory_size: int, pad_index: int, hidden_size: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+        self.init = nn.Linear(memory_size, hidden_size)
+        self.query = nn.Linear(hidden_size, memory_size)
+        self.cell = nn.GRUCell(embedding_dim + memory_size, hidden_size)
+        self.output = nn.Linear(hidden_size + memory_size, vocab_size)
+
+    def start(self, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hidden (batch, H), previous context (batch, K))."""
+        mask = memory.mask.unsqueeze(-1).float()
+        mean = (memory.states * mask).sum(1) / mask.sum(1)
+        return torch.tanh(self.init(mean)), torch.zeros_like(mean)
+
+    def step(self, tokens, state, memory):
+        hidden, context = state
+        hidden = self.cell(torch.cat([self.embedding(tokens), context], -1), hidden)
+        context, weights = self.attend(hidden, memory)
+        return self.output(torch.cat([hidden, context], -1)), (hidden, context), weights
+
+    def attend(self, hidden: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, rows = memory.batch_size, hidden.size(0)
+        scores = torch.bmm(self.query(hidden).view(batch, rows // batch, -1), memory.states.transpose(1, 2))
+        weights = torch.softmax(scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf")), -1)
+        return torch.bmm(weights, memory.states).view(rows, -1), weights.view(rows, -1)
+
+    def forward(self, target_in, memory, positions=None):
+        state, logits = self.initial(memory), []
+        for position in range(target_in.size(1)):
+            out, state, _ = self.step(self.inputs(target_in, position), state, memory)
+            logits.append(out)
+        stacked = torch.stack(logits, 1)
+        return stacked if positions is None else stacked[positions]
+
+    def initial(self, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.start(memory)
+
+    def inputs(self, target_in: torch.Tensor, position: int) -> torch.Tensor:
+        return target_in[:, position]
+
+
+class UnmaskedAttentionDecoder(TinyDecoder):
+    """Takes the softmax over every source position, padding included."""
+
+    name = "unmasked"
+
+    def attend(self, hidden, memory):
+        batch, rows = memory.batch_size, hidden.size(0)
+        weights = torch.softmax(torch.bmm(self.query(hidden).view(batch, rows // batch, -1), memory.states.mT), -1)
+        return torch.bmm(weights, memory.states).view(rows, -1), weights.view(rows, -1)
+
+
+class PaddedMeanDecoder(TinyDecoder):
+    """Starts from the mean over every source position, padding included (its attention is masked)."""
+
+    name = "padded_mean"
+
+    def start(self, memory):
+        mean = memory.states.mean(1)
+        return torch.tanh(self.init(mean)), torch.zeros_like(mean)
+
+
+class ColdStartDecoder(TinyDecoder):
+    """Teacher forcing starts from zeros, `start` from the source: step and forward disagree."""
+
+    name = "cold_start"
+
+    def initial(self, memory):
+        hidden, context = self.start(memory)
+        return torch.zeros_like(hidden), context
+
+
+class LookaheadDecoder(TinyDecoder):
+    """Teacher forcing reads the NEXT target token at each position: it sees the future, and padding."""
+
+    name = "lookahead"
+
+    def inputs(self, target_in, position):
+        return target_in[:, min(position + 1, target_in.size(1) - 1)]
+
+
+class ForgetfulReorderDecoder(TinyDecoder):
+    """reorder_state reorders the hidden state but forgets the fed-back context."""
+
+    name = "forgetful_reorder"
+
+    def reorder_state(self, state, index):
+        hidden, context = state
+        return hidden.index_select(0, index), context
+
+
+class BatchNormalisingDecoder(TinyDecoder):
+    """Centres the source states on the mean of the whole batch's: a sentence's output depends on its batch."""
+
+    name = "batch_normalising"
+
+    def prepare(self, memory):
+        centred = memory.states - memory.states[memory.mask].mean(0)
+        return Memory(centred, memory.mask, memory.final, memory.prepared)
+
+
+BROKEN_DECODERS: list[tuple[type, list[str]]] = [
+    (
+        UnmaskedAttentionDecoder,
+        [
+            "step's attention puts weight on padded source positions (mask them before the softmax)",
+            "padding never leaks: other values at the padded source positions, final=(h, c): the logits at real "
+            "target positions change",
+        ],
+    ),
+    (PaddedMeanDecoder, ["padding never leaks: other values at the padded source positions, final=(h, c)"]),
+    (
+        ColdStartDecoder,
+        ["position 0: step's logits differ from forward's (teacher forcing)", "both paths must compute the same"],
+    ),
+    (
+        LookaheadDecoder,
+        [
+            "position 0: step's logits differ from forward's (teacher forcing)",
+            "padding never leaks: other tokens at the padded target positions, final=(h, c): the logits at real "
+            "target positions change",
+        ],
+    ),
+    (
+        ForgetfulReorderDecoder,
+        [
+            "reorder_state: sentences reordered ([2, 0, 3, 1], memory.select alike): stepping the reordered state "
+            "differs from reordering the step's rows"
+        ],
+    ),
+    (
+        BatchNormalisingDecoder,
+        ["sentence 0 alone (batch size 1, source length 3, no padding), final=(h, c): its logits differ"],
+    ),
+]
+
+
+def test_a_correct_decoder_network_conforms() -> None:
+    assert check_decoder(TinyDecoder) == []
+    assert check_decoder(TinyDecoder, {"hidden_size": 3}) == []
+
+
+@pytest.mark.parametrize(("cls", "expected"), BROKEN_DECODERS, ids=[cls.name for cls, _ in BROKEN_DECODERS])
+def test_a_broken_decoder_network_is_reported_at_the_contract_point(cls: type, expected: list[str]) -> None:
+    problems = check_decoder(cls)
+    for text in expected:
+        assert any(text in problem for problem in problems), (text, problems)

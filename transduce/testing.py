@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import io
 import math
@@ -30,6 +31,7 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
+from transduce import pipeline
 from transduce import recipe as recipes
 from transduce.components import (
     BASES,
@@ -38,21 +40,28 @@ from transduce.components import (
     AttentionScorer,
     Component,
     DataSource,
-    DecodingStrategy,
+    DecoderNetwork,
     Encoder,
     EncoderOutput,
     Hypotheses,
+    Memory,
     Metric,
     Score,
+    SearchStrategy,
     Tokenizer,
 )
-from transduce.model import Memory, Seq2Seq, State
+from transduce.errors import TransduceError
+from transduce.model import Seq2Seq
 from transduce.params import Param, resolve_params
 from transduce.registry import default_disagreements, discover
 from transduce.report import Report
 
 #: Sizes the core passes to model parts, by family; they are not declared as `Param`s.
-SIZE_ARGUMENTS = {"encoder": ("input_size",), "attention": ("query_size", "key_size")}
+SIZE_ARGUMENTS = {
+    "encoder": ("input_size",),
+    "attention": ("query_size", "key_size"),
+    "decoder": ("embedding_dim", "vocab_size", "memory_size", "pad_index"),
+}
 
 #: Texts every tokenizer must round-trip (up to case and whitespace); the empty string included.
 SAMPLE_TEXTS = (
@@ -87,6 +96,7 @@ class Conformance:
     notes: list[str] = field(default_factory=list)
     partial: bool = False
     point: str = "constructing it"  # the contract point being checked, for messages about exceptions
+    within: str = ""  # the setting every point is checked under now (e.g. "final=None"), added to each point
 
     @property
     def ok(self) -> bool:
@@ -98,7 +108,7 @@ class Conformance:
         self.notes.append(f"behaviour not checked: {why}")
 
     def at(self, point: str) -> None:
-        self.point = point
+        self.point = f"{point}, {self.within}" if self.within else point
 
     def fail(self, observed: str, point: str | None = None) -> None:
         self.problems.append(f"{point or self.point}: {observed}")
@@ -118,7 +128,7 @@ def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conforman
     if not _check_declarations(cls, report):
         return report
     given = dict(params or {})
-    if cls.family == "decoder" and "max_length" in {p.name for p in cls.params}:
+    if cls.family == "search" and "max_length" in {p.name for p in cls.params}:
         given.setdefault("max_length", DECODE_MAX_LENGTH)  # short decodes keep the checks fast
     resolved = _resolve(cls, given, report)
     if resolved is None:
@@ -178,6 +188,7 @@ check_tokenizer = _family_check("tokenizer")
 check_encoder = _family_check("encoder")
 check_attention = _family_check("attention")
 check_decoder = _family_check("decoder")
+check_search = _family_check("search")
 check_dataset = _family_check("dataset")
 check_metric = _family_check("metric")
 check_logger = _family_check("logger")
@@ -255,9 +266,14 @@ def _resolve(cls: type, given: dict[str, Any], report: Conformance) -> dict[str,
     def fail(key: str, message: str) -> NoReturn:
         raise ValueError(f"{key}: {message}")
 
+    def nested(param: Param, value: Any) -> dict[str, Any]:
+        """A component-valued parameter's name or mapping, resolved as a recipe resolves it."""
+        spec = {"name": value} if isinstance(value, str) else value
+        return recipes.resolve_component(discover(), str(param.family), spec, source=report.component)
+
     try:
-        return resolve_params(cls.params, given, owner=report.component, fail=fail)
-    except ValueError as exc:
+        return resolve_params(cls.params, given, owner=report.component, fail=fail, nested=nested)
+    except (ValueError, TransduceError) as exc:
         report.fail(str(exc), "parameters given to the kit")
         return None
 
@@ -490,7 +506,7 @@ def _attention_gradients(scorer: AttentionScorer, query_size: int, key_size: int
     _report_parameters_without_gradient(scorer, report)
 
 
-# --- decoding strategy ---------------------------------------------------------------------------
+# --- search strategy -----------------------------------------------------------------------------
 
 PAD, BOS, EOS, VOCAB = 0, 2, 3, 12
 DECODE_LENGTHS = (3, 5, 2, 4)
@@ -498,12 +514,12 @@ NEVER, ALWAYS = -1e4, 1e4
 
 
 class _Runaway(BaseException):
-    """Raised from the probe model's `step` when a decoding strategy does not stop (BaseException,
+    """Raised from the probe model's `step` when a search strategy does not stop (BaseException,
     so a strategy's own `except Exception` cannot swallow it)."""
 
 
 class _ProbeEncoder(Encoder):
-    """A small deterministic encoder: a linear map, and the mean of the real positions as final state."""
+    """A small deterministic encoder: a linear map, and no final state (the probe decoder needs none)."""
 
     name = "probe"
 
@@ -513,40 +529,54 @@ class _ProbeEncoder(Encoder):
         self.linear = nn.Linear(input_size, size)
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
-        states = torch.tanh(self.linear(embedded))
-        mask = (torch.arange(states.size(1)).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
-        mean = (states * mask).sum(1) / lengths.unsqueeze(1).to(states.dtype)
-        return EncoderOutput(states, (mean.unsqueeze(0), torch.zeros_like(mean).unsqueeze(0)))
+        return EncoderOutput(torch.tanh(self.linear(embedded)), None)
 
 
-class _ProbeScorer(AttentionScorer):
-    """Dot-product scores."""
+class _ProbeDecoder(DecoderNetwork):
+    """A GRU cell with dot attention. Its state is {"hidden": (1, rows, size)}, not batch first, so a search
+    strategy that reorders a state itself instead of through model.reorder_state breaks on it."""
 
     name = "probe"
 
-    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(query, prepared.transpose(1, 2))
+    def __init__(self, embedding_dim: int, vocab_size: int, memory_size: int, pad_index: int, attention: bool) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+        self.cell = nn.GRUCell(embedding_dim, memory_size)
+        self.output = nn.Linear(2 * memory_size, vocab_size)
+        self.attention = attention
+
+    def start(self, memory: Memory) -> dict[str, torch.Tensor]:
+        mask = memory.mask.unsqueeze(-1).to(memory.states.dtype)
+        return {"hidden": ((memory.states * mask).sum(1) / mask.sum(1)).unsqueeze(0)}
+
+    def reorder_state(self, state: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"hidden": state["hidden"].index_select(1, index)}
+
+    def step(
+        self, tokens: torch.Tensor, state: dict[str, torch.Tensor], memory: Memory
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        rows, batch = tokens.size(0), memory.batch_size
+        hidden = self.cell(self.embedding(tokens), state["hidden"][0])
+        scores = torch.bmm(hidden.view(batch, rows // batch, -1), memory.states.transpose(1, 2))
+        weights = torch.softmax(scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf")), dim=-1)
+        context = torch.bmm(weights, memory.states).view(rows, -1)
+        logits = self.output(torch.cat([hidden, context], dim=-1))
+        return logits, {"hidden": hidden.unsqueeze(0)}, weights.view(rows, -1) if self.attention else None
 
 
 class _ProbeModel(Seq2Seq):
     """A tiny random Seq2Seq whose output bias decides when `</s>` comes, and which counts its steps."""
 
-    def __init__(self, eos_bias: float, max_steps: int) -> None:
-        super().__init__(
-            source_vocab_size=VOCAB,
-            target_vocab_size=VOCAB,
-            encoder=_ProbeEncoder(8),
-            scorer=_ProbeScorer(),
-            embedding_dim=8,
-            hidden_size=8,
-        )
+    def __init__(self, eos_bias: float, max_steps: int, attention: bool = True) -> None:
+        decoder = _ProbeDecoder(embedding_dim=8, vocab_size=VOCAB, memory_size=8, pad_index=PAD, attention=attention)
+        super().__init__(source_vocab_size=VOCAB, encoder=_ProbeEncoder(8), decoder=decoder, embedding_dim=8)
         with torch.no_grad():
-            self.output.bias[PAD] = self.output.bias[BOS] = NEVER  # a trained model never predicts these
-            self.output.bias[EOS] = eos_bias
+            decoder.output.bias[PAD] = decoder.output.bias[BOS] = NEVER  # a trained model never predicts these
+            decoder.output.bias[EOS] = eos_bias
         self.steps, self.max_steps = 0, max_steps
         self.eval()
 
-    def step(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
+    def step(self, tokens: torch.Tensor, state: Any, memory: Memory) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
         self.steps += 1
         if self.steps > self.max_steps:
             raise _Runaway(
@@ -556,11 +586,11 @@ class _ProbeModel(Seq2Seq):
         return super().step(tokens, state, memory)
 
 
-def _probe(eos_bias: float, max_length: int) -> tuple[_ProbeModel, Memory]:
+def _probe(eos_bias: float, max_length: int, attention: bool = True) -> tuple[_ProbeModel, Memory]:
     """A probe model and the encoded memory of a fixed random batch."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
-        model = _ProbeModel(eos_bias, max_steps=20 * (max_length + 2) * len(DECODE_LENGTHS))
+        model = _ProbeModel(eos_bias, max_steps=20 * (max_length + 2) * len(DECODE_LENGTHS), attention=attention)
         source = torch.randint(4, VOCAB, (len(DECODE_LENGTHS), max(DECODE_LENGTHS)))
     lengths = torch.tensor(DECODE_LENGTHS)
     for row, length in enumerate(DECODE_LENGTHS):
@@ -569,7 +599,7 @@ def _probe(eos_bias: float, max_length: int) -> tuple[_ProbeModel, Memory]:
         return model, model.encode(source, lengths)
 
 
-def _decoder(cls: type[DecodingStrategy], params: dict[str, Any], report: Conformance) -> None:
+def _search(cls: type[SearchStrategy], params: dict[str, Any], report: Conformance) -> None:
     if "max_length" not in params:
         report.fail("declares no `max_length` Param; the contract requires stopping by max_length", "declaration")
     max_length = params.get("max_length") or DECODE_MAX_LENGTH
@@ -604,6 +634,10 @@ def _decoder(cls: type[DecodingStrategy], params: dict[str, Any], report: Confor
     ended = _hypotheses(strategy.decode(model, memory), len(DECODE_LENGTHS), max_length, report)
     if ended is not None and any(ended):
         report.fail(f"expected an empty hypothesis for every sentence, got {ended}")
+
+    report.at("decode with a decoder network that has no attention (step gives None)")
+    model, memory = _probe(0.0, max_length, attention=False)
+    _hypotheses(strategy.decode(model, memory), len(DECODE_LENGTHS), max_length, report)
 
 
 def _seeded(decode: Callable[[Seq2Seq, Memory], Hypotheses], model: Seq2Seq, memory: Memory) -> Hypotheses:
@@ -650,6 +684,233 @@ def _check_attention_rows(attention: Any, tokens: list[list[int]], report: Confo
             )
             return False
     return True
+
+
+# --- decoder network -----------------------------------------------------------------------------
+
+#: Sizes the kit builds a decoder network with: E, V, K and the padding index (0, as the core's vocabularies).
+NETWORK_SIZES = {"embedding_dim": 6, "vocab_size": VOCAB, "memory_size": 8, "pad_index": PAD}
+TARGET_LENGTHS = (4, 2, 6, 3)  # one per sentence of LENGTHS; the batch is padded to the longest
+FINAL_LAYERS = 2
+GARBAGE = 100.0  # what padded source positions hold: it must not reach a real position's logits
+
+
+def _decoder_network(cls: type[DecoderNetwork], params: dict[str, Any], report: Conformance) -> None:
+    network = _construct(cls, _with_builders(cls, params), report, **NETWORK_SIZES)
+    if network is None:
+        return
+    network.eval()
+    for final in ("(h, c)", None):
+        report.within = f"final={final}"
+        memory, target = _network_batch(final)
+        with torch.no_grad():
+            report.at("prepare(memory)")
+            prepared = network.prepare(memory)
+            if not _is_memory(prepared, memory.batch_size, report):
+                return
+            report.at("forward(target_in (4, 6), memory)")
+            logits = network(target, prepared)
+            if not _logits_ok(logits, (*target.shape, VOCAB), "logits", report):
+                return
+            _check_positions(network, target, prepared, logits, report)
+            _check_steps(network, target, prepared, logits, report)
+            _check_alone(network, memory, target, logits, report)
+            _check_padding(network, memory, target, logits, report)
+            _check_reorder(network, target, prepared, report)
+            _check_reduced_products(network, target, prepared, report)
+    report.within = ""
+    _network_gradients(network, report)
+
+
+def _with_builders(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """params with every component-valued one (Param.family) turned into the builder the core passes."""
+    registry, built = discover(), dict(params)
+    for param in cls.params:
+        spec = built.get(param.name)
+        if param.family is not None and spec is not None:
+            built[param.name] = functools.partial(
+                pipeline.build, registry, param.family, spec, f"{cls.name}.{param.name}"
+            )
+    return built
+
+
+def _network_batch(final: str | None) -> tuple[Memory, torch.Tensor]:
+    """A memory of 4 sentences of LENGTHS (garbage at padding; final (h, c) of FINAL_LAYERS layers, or None)
+    and target_in (4, 6) starting with <s>, padded after TARGET_LENGTHS."""
+    size, batch = NETWORK_SIZES["memory_size"], len(LENGTHS)
+    states = torch.randn(batch, max(LENGTHS), size)
+    mask = torch.arange(max(LENGTHS)).unsqueeze(0) < torch.tensor(LENGTHS).unsqueeze(1)
+    states[~mask] = GARBAGE
+    state = (torch.randn(FINAL_LAYERS, batch, size), torch.randn(FINAL_LAYERS, batch, size))
+    target = torch.randint(4, VOCAB, (batch, max(TARGET_LENGTHS)))
+    target[:, 0] = BOS
+    target[_target_padding()] = PAD
+    return Memory(states, mask, state if final else None), target
+
+
+def _target_padding() -> torch.Tensor:
+    """(4, 6) bool, True past each sentence's target length."""
+    return torch.arange(max(TARGET_LENGTHS)).unsqueeze(0) >= torch.tensor(TARGET_LENGTHS).unsqueeze(1)
+
+
+def _is_memory(memory: Any, batch: int, report: Conformance) -> bool:
+    if not isinstance(memory, Memory):
+        report.fail(f"expected a Memory (memory.with_prepared(...)), got {type(memory).__name__}")
+        return False
+    bad = [name for name, t in memory.prepared.items() if not isinstance(t, torch.Tensor) or t.size(0) != batch]
+    if bad:
+        report.fail(f"prepared tensors must be batch first (dimension 0 = {batch}): {bad}; Memory.select reorders them")
+    return not bad
+
+
+def _logits_ok(logits: Any, shape: tuple[int, ...], what: str, report: Conformance) -> bool:
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != shape:
+        observed = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        report.fail(f"{what} must be {shape}, got {observed}")
+        return False
+    if not torch.isfinite(logits).all():
+        report.fail(f"{what} hold NaN or infinite values")
+        return False
+    return True
+
+
+def _differs(observed: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """None when close, else the largest difference, for messages."""
+    if observed.shape == expected.shape and torch.allclose(observed, expected, **TOLERANCE):
+        return None
+    if observed.shape != expected.shape:
+        return f"shapes {tuple(observed.shape)} and {tuple(expected.shape)}"
+    return f"max difference {(observed - expected).abs().max().item():.3g}"
+
+
+def _check_positions(
+    network: DecoderNetwork, target: torch.Tensor, memory: Memory, logits: torch.Tensor, report: Conformance
+) -> None:
+    report.at("forward(target_in, memory, positions): only the logits at the real target positions")
+    real = ~_target_padding()
+    selected = network(target, memory, real)
+    if _logits_ok(selected, (int(real.sum()), VOCAB), "logits at positions", report):
+        if difference := _differs(selected, logits[real]):
+            report.fail(f"they differ from forward(target_in, memory)[positions] ({difference})")
+
+
+def _check_steps(
+    network: DecoderNetwork, target: torch.Tensor, memory: Memory, logits: torch.Tensor, report: Conformance
+) -> None:
+    report.at("start(memory), then step(tokens, state, memory) over target_in, one position at a time")
+    state, real = network.start(memory), ~_target_padding()
+    for position in range(target.size(1)):
+        step_logits, state, attention = network.step(target[:, position], state, memory)
+        if not _logits_ok(step_logits, (target.size(0), VOCAB), f"step {position}'s logits", report):
+            return
+        rows = real[:, position]
+        if difference := _differs(step_logits[rows], logits[rows, position]):
+            report.fail(
+                f"position {position}: step's logits differ from forward's (teacher forcing) ({difference}); "
+                "both paths must compute the same function"
+            )
+            return
+        if not _attention_ok(attention, memory, target.size(0), report):
+            return
+
+
+def _attention_ok(attention: Any, memory: Memory, rows: int, report: Conformance) -> bool:
+    """None, or (rows, src_len) weights with nothing on padded source positions."""
+    if attention is None:
+        return True
+    shape = (rows, memory.mask.size(1))
+    if not isinstance(attention, torch.Tensor) or tuple(attention.shape) != shape:
+        observed = tuple(attention.shape) if isinstance(attention, torch.Tensor) else type(attention).__name__
+        report.fail(f"step's attention must be None or (rows, src_len) = {shape}, got {observed}")
+        return False
+    mask = memory.mask.repeat_interleave(rows // memory.batch_size, dim=0)
+    if attention[~mask].abs().max(initial=0.0) > 0:
+        report.fail("step's attention puts weight on padded source positions (mask them before the softmax)")
+        return False
+    return True
+
+
+def _check_alone(
+    network: DecoderNetwork, memory: Memory, target: torch.Tensor, logits: torch.Tensor, report: Conformance
+) -> None:
+    lengths = TARGET_LENGTHS
+    for row, (length, source) in enumerate(zip(lengths, LENGTHS, strict=True)):
+        report.at(f"sentence {row} alone (batch size 1, source length {source}, no padding)")
+        index = torch.tensor([row])
+        alone = memory.select(index)
+        alone = Memory(alone.states[:, :source], alone.mask[:, :source], alone.final)
+        by_itself = network(target[row : row + 1, :length], network.prepare(alone))
+        if difference := _differs(by_itself[0], logits[row, :length]):
+            report.fail(f"its logits differ from those it gets in a padded batch ({difference})")
+
+
+def _check_padding(
+    network: DecoderNetwork, memory: Memory, target: torch.Tensor, logits: torch.Tensor, report: Conformance
+) -> None:
+    real = ~_target_padding()
+    report.at("padding never leaks: other values at the padded source positions")
+    states = memory.states.clone()
+    states[~memory.mask] = -GARBAGE * torch.rand_like(states[~memory.mask])
+    changed = network(target, network.prepare(Memory(states, memory.mask, memory.final)))
+    if difference := _differs(changed[real], logits[real]):
+        report.fail(f"the logits at real target positions change ({difference}); mask the padded positions")
+    report.at("padding never leaks: other tokens at the padded target positions")
+    tokens = target.clone()
+    tokens[~real] = torch.randint(4, VOCAB, (int((~real).sum()),))
+    changed = network(tokens, network.prepare(memory))
+    if difference := _differs(changed[real], logits[real]):
+        report.fail(f"the logits at real target positions change ({difference}): a position may only read earlier ones")
+
+
+def _check_reorder(network: DecoderNetwork, target: torch.Tensor, memory: Memory, report: Conformance) -> None:
+    """A state two steps in, reordered by reorder_state, must step as the reordered rows of the original."""
+    report.at("reorder_state after two steps")
+    state = network.start(memory)
+    for position in range(2):
+        _, state, _ = network.step(target[:, position], state, memory)
+    tokens = target[:, 2]
+    expected, _, expected_attention = network.step(tokens, state, memory)
+    batch = memory.batch_size
+    cases = {
+        "sentences reordered ([2, 0, 3, 1], memory.select alike)": (torch.tensor([2, 0, 3, 1]), True),
+        "finished sentences dropped ([3, 1], memory.select alike)": (torch.tensor([3, 1]), True),
+        "each row repeated twice (2 beams sharing a memory row)": (torch.arange(batch).repeat_interleave(2), False),
+    }
+    for case, (index, select) in cases.items():
+        report.at(f"reorder_state: {case}")
+        rows_memory = memory.select(index) if select else memory
+        logits, _, attention = network.step(tokens[index], network.reorder_state(state, index), rows_memory)
+        if difference := _differs(logits, expected[index]):
+            report.fail(f"stepping the reordered state differs from reordering the step's rows ({difference})")
+        elif (attention is None) != (expected_attention is None) or (
+            attention is not None and _differs(attention, expected_attention[index])
+        ):
+            report.fail("the attention of the reordered state differs from the reordered rows' attention")
+
+
+def _check_reduced_products(network: DecoderNetwork, target: torch.Tensor, memory: Memory, report: Conformance) -> None:
+    """The bf16 decoding path: within reduced_products(bfloat16), step still answers in the memory's dtype."""
+    report.at("step within reduced_products(torch.bfloat16) (bf16 decoding on the CPU)")
+    with network.reduced_products(torch.bfloat16):
+        if not isinstance(network.product_dtype, torch.dtype):
+            report.fail(f"product_dtype must be a torch.dtype, got {network.product_dtype!r}")
+        logits, _, _ = network.step(target[:, 0], network.start(memory), memory)
+    if _logits_ok(logits, (target.size(0), VOCAB), "logits", report) and logits.dtype != memory.states.dtype:
+        report.fail(f"logits come back as {logits.dtype}, expected the memory's {memory.states.dtype}")
+
+
+def _network_gradients(network: DecoderNetwork, report: Conformance) -> None:
+    report.at("gradients (training mode, forward)")
+    network.train()
+    memory, target = _network_batch("(h, c)")
+    states = memory.states.clone().masked_fill(~memory.mask.unsqueeze(-1), 0.0).requires_grad_(True)
+    final = tuple(tensor.requires_grad_(True) for tensor in memory.final)
+    with torch.enable_grad():
+        logits = network(target, network.prepare(Memory(states, memory.mask, final)), ~_target_padding())
+        (logits * torch.randn_like(logits)).sum().backward()
+    if not any(t.grad is not None and t.grad.abs().sum() > 0 for t in (states, *final)):
+        report.fail("no gradient reaches the memory (states or final): the decoder does not read the source")
+    _report_parameters_without_gradient(network, report)
 
 
 # --- data source -------------------------------------------------------------------------------
@@ -737,23 +998,11 @@ def _score_value(score: Any, report: Conformance) -> float | None:
 
 
 def _sample_recipe(logger: str) -> dict[str, Any]:
-    """A resolved recipe as a run passes it to loggers: every core section with its defaults."""
-
-    def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
-        return {p.name: p.default for p in params}
-
-    side = {"tokenizer": {"name": "char", "lowercase": False}, **defaults(recipes.VOCAB_PARAMS)}
-    return {
-        "seed": 1,
-        "data": {"name": "dates"},
-        "source": side,
-        "target": copy.deepcopy(side),
-        "model": {**defaults(recipes.MODEL_PARAMS), "encoder": {"name": "lstm"}, "attention": {"name": "general"}},
-        "train": {**defaults(recipes.TRAIN_PARAMS), "epochs": 1},
-        "decoder": {"name": "greedy", "max_length": DECODE_MAX_LENGTH},
-        "evaluate": {**defaults(recipes.EVALUATE_PARAMS), "metrics": [{"name": "exact_match", "strip": True}]},
-        "loggers": [{"name": logger}],
-    }
+    """A resolved recipe as a run passes it to loggers: the core's defaults, as validation fills them in."""
+    recipe = recipes.parse_recipe("data: dates\n", discover(), source="<the conformance kit's sample recipe>")
+    recipe["train"]["epochs"] = 1
+    recipe["loggers"] = [{"name": logger}]
+    return recipe
 
 
 def _logger(cls: type, params: dict[str, Any], report: Conformance) -> None:
@@ -793,7 +1042,8 @@ FAMILY_CHECKS: dict[str, Callable[[Any, dict[str, Any], Conformance], None]] = {
     "tokenizer": _tokenizer,
     "encoder": _encoder,
     "attention": _attention,
-    "decoder": _decoder,
+    "decoder": _decoder_network,
+    "search": _search,
     "dataset": _dataset,
     "metric": _metric,
     "logger": _logger,
@@ -811,6 +1061,7 @@ __all__ = [
     "check_encoder",
     "check_logger",
     "check_metric",
+    "check_search",
     "check_tokenizer",
     "conformance",
 ]
