@@ -3,6 +3,7 @@ fails it with a message naming the contract point, and `transduce plugins --chec
 
 from __future__ import annotations
 
+import itertools
 import random
 import textwrap
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from transduce.api import (
     REQUIRED,
     AttentionScorer,
     DataSource,
-    DecodingStrategy,
+    DecoderNetwork,
     Encoder,
     EncoderOutput,
     Example,
@@ -28,6 +29,7 @@ from transduce.api import (
     Metric,
     Param,
     Score,
+    SearchStrategy,
     Seq2Seq,
     Tokenizer,
 )
@@ -38,6 +40,7 @@ from transduce.testing import (
     check_component,
     check_decoder,
     check_encoder,
+    check_search,
     conformance,
 )
 
@@ -69,7 +72,8 @@ VARIANTS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"hidden_size": 8, "layers": 3, "residual": True},
     ],
     ("attention", "additive"): [{"hidden_size": 4}],
-    ("decoder", "greedy"): [{"max_length": 1}],
+    ("search", "greedy"): [{"max_length": 1}],
+    ("decoder", "lstm"): [{"hidden_size": 8, "layers": 2, "dropout": 0.2}, {"hidden_size": 5, "layers": 3}],
     ("dataset", "dates"): [{"train_size": 200, "valid_size": 20, "test_size": 20, "seed": 3}],
     ("metric", "exact_match"): [{"strip": False}],
     ("metric", "bleu"): [{"tokenize": "char", "lowercase": True}],
@@ -96,7 +100,7 @@ def test_every_builtin_component_conforms(info, tmp_path: Path) -> None:
 
 def test_the_builtins_are_all_there() -> None:
     families = {info.family for info in BUILTINS}
-    assert {"tokenizer", "encoder", "attention", "decoder", "dataset", "metric"} <= families
+    assert {"tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric"} <= families
 
 
 def test_a_component_that_needs_a_parameter_is_checked_partly_and_says_so() -> None:
@@ -232,7 +236,7 @@ class PeekingScorer(AttentionScorer):
         return torch.bmm(query + query.mean(dim=1, keepdim=True), prepared.transpose(1, 2))
 
 
-class EndlessDecoding(DecodingStrategy):
+class EndlessDecoding(SearchStrategy):
     """Greedy decoding that ignores both `</s>` and max_length."""
 
     name = "endless"
@@ -252,7 +256,7 @@ class EndlessDecoding(DecodingStrategy):
             out.append(tokens)
 
 
-class EosKeepingDecoding(DecodingStrategy):
+class EosKeepingDecoding(SearchStrategy):
     """Greedy decoding that leaves `</s>` in its output."""
 
     name = "eos_keeping"
@@ -273,6 +277,28 @@ class EosKeepingDecoding(DecodingStrategy):
         for row in torch.stack(rows, 1).tolist():
             out.append(row[: row.index(model.eos_index) + 1] if model.eos_index in row else row)
         return Hypotheses(out)
+
+
+class StateIndexingDecoding(SearchStrategy):
+    """Greedy decoding that takes the state for an LSTM's (h, c) and reorders its rows itself."""
+
+    name = "state_indexing"
+    params = (Param("max_length", int, 100, "most tokens", min=1),)
+
+    def __init__(self, max_length: int = 100) -> None:
+        self.max_length = max_length
+
+    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+        tokens = torch.full((memory.batch_size,), model.bos_index)
+        state, rows = model.start(memory), []
+        for _ in range(self.max_length):
+            logits, state, _ = model.step(tokens, state, memory)
+            order = torch.arange(memory.batch_size)
+            h, c = state  # an LSTM's layout, which a search strategy must never assume
+            state = (h.index_select(1, order), c.index_select(1, order))
+            tokens = logits.argmax(-1)
+            rows.append(tokens)
+        return Hypotheses([[t for t in row if t != model.eos_index] for row in torch.stack(rows, 1).tolist()])
 
 
 class ShuffledData(DataSource):
@@ -347,6 +373,7 @@ BROKEN: list[tuple[type, str]] = [
         "it was cut off there",
     ),
     (EosKeepingDecoding, "holds <s> (2) or </s> (3); leave them out"),
+    (StateIndexingDecoding, "decode with a random model: raised ValueError: not enough values to unpack"),
     (ShuffledData, "split('train'): a second call gives different examples: splits must be deterministic"),
     (FractionMetric, "compute on perfect hypotheses: the value must be on the 0-100 scale, got 1000.0"),
     (UpsideDownMetric, "perfect hypotheses score best: with higher_is_better=True, perfect hypotheses (0) must score"),
@@ -364,7 +391,7 @@ def test_a_broken_component_fails_with_the_contract_point(cls: type, expected: s
 
 def test_a_decoder_that_never_stops_is_cut_off_after_a_bounded_number_of_steps() -> None:
     EndlessDecoding.steps = 0
-    assert check_decoder(EndlessDecoding, {"max_length": 3})
+    assert check_search(EndlessDecoding, {"max_length": 3})
     assert EndlessDecoding.steps == 20 * (3 + 2) * 4 + 1
 
 
@@ -716,3 +743,61 @@ def test_a_broken_decoder_network_is_reported_at_the_contract_point(cls: type, e
     problems = check_decoder(cls)
     for text in expected:
         assert any(text in problem for problem in problems), (text, problems)
+
+
+# --- every combination of the built-in `lstm` decoder network's options ---------------------------------
+
+LSTM_OPTIONS = {
+    "cell": ("lstm", "gru"),
+    "attention": ("none", "general", "additive", "dot"),
+    "peeky": (False, True),
+    "input_feeding": (False, True),
+    "init": ("final", "bridge", "zero"),
+    "tie_embeddings": (False, True),
+}
+HIDDEN = 8  # equal to the kit's memory_size, so that `dot` attention applies
+
+
+def lstm_combinations() -> list[dict[str, Any]]:
+    """Every combination the `lstm` decoder network accepts: input feeding needs attention."""
+    combinations = [
+        dict(zip(LSTM_OPTIONS, values, strict=True)) for values in itertools.product(*LSTM_OPTIONS.values())
+    ]
+    return [c for c in combinations if not (c["input_feeding"] and c["attention"] == "none")]
+
+
+def tied_sizes(options: dict[str, Any]) -> dict[str, int]:
+    """Tied embeddings share the output layer's weights, whose input is the state (and, peeky, the summary)."""
+    if not options["tie_embeddings"]:
+        return {}
+    return {"embedding_dim": HIDDEN + (8 if options["peeky"] else 0)}
+
+
+def label(options: dict[str, Any]) -> str:
+    return "-".join(f"{k}={v}" for k, v in options.items())
+
+
+@pytest.mark.parametrize("options", lstm_combinations(), ids=label)
+def test_every_combination_of_the_lstm_decoder_network_conforms(options: dict[str, Any]) -> None:
+    """Step by step equals teacher forcing, batch and padding independence, reorder_state, for each combination."""
+    lstm = discover().get("decoder", "lstm").cls
+    report = conformance(lstm, {"hidden_size": HIDDEN, "dropout": 0.0, **options}, sizes=tied_sizes(options))
+    assert report.problems == []
+    assert not report.partial
+
+
+def test_the_lstm_combinations_left_out_are_the_ones_it_refuses() -> None:
+    lstm = discover().get("decoder", "lstm").cls
+    every = [dict(zip(LSTM_OPTIONS, values, strict=True)) for values in itertools.product(*LSTM_OPTIONS.values())]
+    left_out = [options for options in every if options not in lstm_combinations()]
+    assert len(every) == 192 and len(left_out) == 24
+    for options in left_out:
+        problems = check_decoder(lstm, {"hidden_size": HIDDEN, **options}, sizes=tied_sizes(options))
+        assert any("input_feeding" in problem and "needs attention" in problem for problem in problems), problems
+
+
+def test_sizes_are_given_to_decoder_networks_only() -> None:
+    with pytest.raises(ValueError, match="decoder networks only"):
+        conformance(TransposedScorer, sizes={"memory_size": 4})
+    with pytest.raises(ValueError, match="not \\['vocab_size'\\]"):
+        conformance(TinyDecoder, sizes={"vocab_size": 4})

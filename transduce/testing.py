@@ -121,12 +121,19 @@ class ConformanceError(AssertionError):
 # --- entry points ----------------------------------------------------------------------------
 
 
-def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conformance:
-    """Check `cls` against its family's contract, constructed with `params` (defaults filled in)."""
+def conformance(
+    cls: type, params: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None
+) -> Conformance:
+    """Check `cls` against its family's contract, constructed with `params` (defaults filled in).
+
+    `sizes`, for a decoder network only: `embedding_dim` and/or `memory_size` to build it with instead of the
+    kit's (6 and 8), for settings that need particular sizes (e.g. tied embeddings).
+    """
     label = f"{getattr(cls, 'family', '?')} {getattr(cls, 'name', getattr(cls, '__name__', cls))!r}"
     report = Conformance(label)
     if not _check_declarations(cls, report):
         return report
+    network_sizes = _network_sizes(cls, sizes)
     given = dict(params or {})
     if cls.family == "search" and "max_length" in {p.name for p in cls.params}:
         given.setdefault("max_length", DECODE_MAX_LENGTH)  # short decodes keep the checks fast
@@ -140,6 +147,8 @@ def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conforman
             if check is None:
                 report.notes.append(f"only declarations checked: the kit has no behavioural checks for {cls.family}s")
             else:
+                if cls.family == "decoder":
+                    check = functools.partial(_decoder_network, sizes=network_sizes)
                 with contextlib.redirect_stdout(io.StringIO()):  # a component's prints would garble listings
                     check(cls, resolved, report)
         except _Runaway as runaway:
@@ -149,9 +158,21 @@ def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conforman
     return report
 
 
-def check_component(cls: type, params: Mapping[str, Any] | None = None) -> list[str]:
+def check_component(
+    cls: type, params: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None
+) -> list[str]:
     """The problems of `cls` (empty when it conforms); dispatches on its family."""
-    return conformance(cls, params).problems
+    return conformance(cls, params, sizes).problems
+
+
+def _network_sizes(cls: type, sizes: Mapping[str, int] | None) -> dict[str, int]:
+    """The sizes a decoder network is built with: the kit's, with the caller's embedding_dim and memory_size."""
+    given = dict(sizes or {})
+    if given and cls.family != "decoder":
+        raise ValueError(f"sizes are given to decoder networks only, not to a {cls.family}")
+    if unknown := set(given) - {"embedding_dim", "memory_size"}:
+        raise ValueError(f"sizes takes embedding_dim and memory_size, not {sorted(unknown)}")
+    return {**NETWORK_SIZES, **given}
 
 
 def assert_conforms(cls: type, **params: Any) -> None:
@@ -695,14 +716,16 @@ FINAL_LAYERS = 2
 GARBAGE = 100.0  # what padded source positions hold: it must not reach a real position's logits
 
 
-def _decoder_network(cls: type[DecoderNetwork], params: dict[str, Any], report: Conformance) -> None:
-    network = _construct(cls, _with_builders(cls, params), report, **NETWORK_SIZES)
+def _decoder_network(
+    cls: type[DecoderNetwork], params: dict[str, Any], report: Conformance, sizes: Mapping[str, int] = NETWORK_SIZES
+) -> None:
+    network = _construct(cls, _with_builders(cls, params), report, **sizes)
     if network is None:
         return
     network.eval()
     for final in ("(h, c)", None):
         report.within = f"final={final}"
-        memory, target = _network_batch(final)
+        memory, target = _network_batch(final, sizes["memory_size"])
         with torch.no_grad():
             report.at("prepare(memory)")
             prepared = network.prepare(memory)
@@ -719,7 +742,7 @@ def _decoder_network(cls: type[DecoderNetwork], params: dict[str, Any], report: 
             _check_reorder(network, target, prepared, report)
             _check_reduced_products(network, target, prepared, report)
     report.within = ""
-    _network_gradients(network, report)
+    _network_gradients(network, sizes["memory_size"], report)
 
 
 def _with_builders(cls: type, params: dict[str, Any]) -> dict[str, Any]:
@@ -734,10 +757,10 @@ def _with_builders(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     return built
 
 
-def _network_batch(final: str | None) -> tuple[Memory, torch.Tensor]:
-    """A memory of 4 sentences of LENGTHS (garbage at padding; final (h, c) of FINAL_LAYERS layers, or None)
-    and target_in (4, 6) starting with <s>, padded after TARGET_LENGTHS."""
-    size, batch = NETWORK_SIZES["memory_size"], len(LENGTHS)
+def _network_batch(final: str | None, size: int) -> tuple[Memory, torch.Tensor]:
+    """A memory of 4 sentences of LENGTHS, states (4, 5, size) with garbage at padding, final (h, c) of
+    FINAL_LAYERS layers or None; target_in (4, 6) starting with <s>, padded after TARGET_LENGTHS."""
+    batch = len(LENGTHS)
     states = torch.randn(batch, max(LENGTHS), size)
     mask = torch.arange(max(LENGTHS)).unsqueeze(0) < torch.tensor(LENGTHS).unsqueeze(1)
     states[~mask] = GARBAGE
@@ -899,10 +922,10 @@ def _check_reduced_products(network: DecoderNetwork, target: torch.Tensor, memor
         report.fail(f"logits come back as {logits.dtype}, expected the memory's {memory.states.dtype}")
 
 
-def _network_gradients(network: DecoderNetwork, report: Conformance) -> None:
+def _network_gradients(network: DecoderNetwork, memory_size: int, report: Conformance) -> None:
     report.at("gradients (training mode, forward)")
     network.train()
-    memory, target = _network_batch("(h, c)")
+    memory, target = _network_batch("(h, c)", memory_size)
     states = memory.states.clone().masked_fill(~memory.mask.unsqueeze(-1), 0.0).requires_grad_(True)
     final = tuple(tensor.requires_grad_(True) for tensor in memory.final)
     with torch.enable_grad():
