@@ -380,10 +380,15 @@ def transduce_recipe(settings: Settings, seed: int, row: str = "transduce") -> d
         "target": dict(side),
         "model": {
             "embedding_dim": task.embedding_dim,
-            "hidden_size": HIDDEN,
             "dropout": task.dropout,
             "encoder": {"name": "lstm", "hidden_size": HIDDEN, "bidirectional": True, "layers": 1},
-            "decoder": {"name": "lstm", "hidden_size": HIDDEN, "attention": "general", **TRANSDUCE_ROWS[row]},
+            "decoder": {
+                "name": "lstm",
+                "hidden_size": HIDDEN,
+                "dropout": task.dropout,
+                "attention": "general",
+                **TRANSDUCE_ROWS[row],
+            },
         },
         "train": {
             "epochs": settings.epochs,

@@ -3,6 +3,7 @@ fails it with a message naming the contract point, and `transduce plugins --chec
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import textwrap
@@ -697,6 +698,34 @@ class BatchNormalisingDecoder(TinyDecoder):
         return Memory(centred, memory.mask, memory.final, memory.prepared)
 
 
+class PositionsIgnoringDecoder(TinyDecoder):
+    """Returns every position's logits even when asked for some."""
+
+    name = "positions_ignoring"
+
+    def forward(self, target_in, memory, positions=None):
+        return super().forward(target_in, memory)
+
+
+class HalfPrecisionDecoder(TinyDecoder):
+    """Within reduced_products(bfloat16), hands back its logits in bfloat16."""
+
+    name = "half_precision"
+    reduced: torch.dtype | None = None
+
+    @contextlib.contextmanager
+    def reduced_products(self, dtype):
+        self.reduced = dtype
+        try:
+            yield
+        finally:
+            self.reduced = None
+
+    def step(self, tokens, state, memory):
+        logits, state, weights = super().step(tokens, state, memory)
+        return (logits if self.reduced is None else logits.to(self.reduced)), state, weights
+
+
 BROKEN_DECODERS: list[tuple[type, list[str]]] = [
     (
         UnmaskedAttentionDecoder,
@@ -722,8 +751,22 @@ BROKEN_DECODERS: list[tuple[type, list[str]]] = [
     (
         ForgetfulReorderDecoder,
         [
-            "reorder_state: sentences reordered ([2, 0, 3, 1], memory.select alike): stepping the reordered state "
-            "differs from reordering the step's rows"
+            "reorder_state: sentences reordered ([2, 0, 3, 1], memory.select alike), final=(h, c): stepping the "
+            "reordered state differs from reordering the step's rows"
+        ],
+    ),
+    (
+        PositionsIgnoringDecoder,
+        [
+            "forward(target_in, memory, positions): only the logits at the real target positions, final=(h, c): "
+            "logits at positions must be (15, 12), got (4, 6, 12)"
+        ],
+    ),
+    (
+        HalfPrecisionDecoder,
+        [
+            "step within reduced_products(torch.bfloat16) (bf16 decoding on the CPU), final=(h, c): logits come back "
+            "as torch.bfloat16, expected the memory's torch.float32"
         ],
     ),
     (
@@ -758,12 +801,23 @@ LSTM_OPTIONS = {
 HIDDEN = 8  # equal to the kit's memory_size, so that `dot` attention applies
 
 
+def every_lstm_combination() -> list[dict[str, Any]]:
+    return [dict(zip(LSTM_OPTIONS, values, strict=True)) for values in itertools.product(*LSTM_OPTIONS.values())]
+
+
+def reads_no_source(options: dict[str, Any]) -> bool:
+    """No attention, no peeky summary and a zero start: the decoder never reads the source (a language model)."""
+    return options["attention"] == "none" and not options["peeky"] and options["init"] == "zero"
+
+
 def lstm_combinations() -> list[dict[str, Any]]:
-    """Every combination the `lstm` decoder network accepts: input feeding needs attention."""
-    combinations = [
-        dict(zip(LSTM_OPTIONS, values, strict=True)) for values in itertools.product(*LSTM_OPTIONS.values())
+    """Every combination of the `lstm` decoder network that makes a seq2seq decoder: input feeding needs
+    attention, and the source must reach the decoder somehow."""
+    return [
+        c
+        for c in every_lstm_combination()
+        if not (c["input_feeding"] and c["attention"] == "none") and not reads_no_source(c)
     ]
-    return [c for c in combinations if not (c["input_feeding"] and c["attention"] == "none")]
 
 
 def tied_sizes(options: dict[str, Any]) -> dict[str, int]:
@@ -786,14 +840,19 @@ def test_every_combination_of_the_lstm_decoder_network_conforms(options: dict[st
     assert not report.partial
 
 
-def test_the_lstm_combinations_left_out_are_the_ones_it_refuses() -> None:
+def test_the_lstm_combinations_left_out_are_refused_or_reported() -> None:
+    """Input feeding without attention is refused at its key; a decoder that never reads the source is either
+    refused or reported by the kit."""
     lstm = discover().get("decoder", "lstm").cls
-    every = [dict(zip(LSTM_OPTIONS, values, strict=True)) for values in itertools.product(*LSTM_OPTIONS.values())]
+    every = every_lstm_combination()
     left_out = [options for options in every if options not in lstm_combinations()]
-    assert len(every) == 192 and len(left_out) == 24
+    assert len(every) == 192 and len(left_out) == 24 + 4
     for options in left_out:
         problems = check_decoder(lstm, {"hidden_size": HIDDEN, **options}, sizes=tied_sizes(options))
-        assert any("input_feeding" in problem and "needs attention" in problem for problem in problems), problems
+        if options["input_feeding"]:
+            assert any("input_feeding" in problem and "needs attention" in problem for problem in problems), problems
+        else:
+            assert any("ParamError" in problem or "does not read the source" in problem for problem in problems)
 
 
 def test_sizes_are_given_to_decoder_networks_only() -> None:
@@ -801,3 +860,62 @@ def test_sizes_are_given_to_decoder_networks_only() -> None:
         conformance(TransposedScorer, sizes={"memory_size": 4})
     with pytest.raises(ValueError, match="not \\['vocab_size'\\]"):
         conformance(TinyDecoder, sizes={"vocab_size": 4})
+
+
+LEAKY_DECODER_PLUGIN = '''
+    import torch
+    from torch import nn
+    from transduce.api import DecoderNetwork, hookimpl
+
+
+    class Leaky(DecoderNetwork):
+        """Starts from the mean of every source position, padding included."""
+
+        name = "leaky"
+
+        def __init__(self, embedding_dim, vocab_size, memory_size, pad_index):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab_size, embedding_dim)
+            self.cell = nn.GRUCell(embedding_dim, memory_size)
+            self.output = nn.Linear(memory_size, vocab_size)
+
+        def start(self, memory):
+            return memory.states.mean(1)
+
+        def step(self, tokens, state, memory):
+            state = self.cell(self.embedding(tokens), state)
+            return self.output(state), state, None
+
+        def forward(self, target_in, memory, positions=None):
+            state, logits = self.start(memory), []
+            for position in range(target_in.size(1)):
+                out, state, _ = self.step(target_in[:, position], state, memory)
+                logits.append(out)
+            logits = torch.stack(logits, 1)
+            return logits if positions is None else logits[positions]
+
+
+    @hookimpl
+    def transduce_components():
+        return [Leaky]
+'''
+
+
+@pytest.mark.usefixtures("wide")
+def test_plugins_check_covers_decoder_networks_and_search_strategies(
+    expose_distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dist = install(expose_distribution, tmp_path / "plugin", "leaky_decoder", LEAKY_DECODER_PLUGIN)
+    assert cli.main(["plugins", "--check"]) == 1
+    out = capsys.readouterr().out
+    decoder_rows = [line for line in out.splitlines() if line.startswith("│ decoder")]
+    assert any("│ lstm" in line and "transduce 0.1.0" in line and "ok" in line for line in decoder_rows)
+    assert any("│ leaky" in line and f"{dist} 1.0" in line and "FAIL" in line for line in decoder_rows)
+    assert "padding never leaks: other values at the padded source positions" in out
+    search_rows = [line for line in out.splitlines() if line.startswith("│ search")]
+    assert {name for name in ("greedy", "beam", "sample") if any(f"│ {name} " in line for line in search_rows)} == {
+        "greedy",
+        "beam",
+        "sample",
+    }
+    assert all("ok" in line for line in search_rows)

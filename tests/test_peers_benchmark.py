@@ -34,6 +34,8 @@ def test_check_validates_both_transduce_rows_of_every_task(bench, task: str) -> 
     for recipe in resolved.values():  # the peers' architecture apart from input feeding: the same in both rows
         decoder = recipe["model"]["decoder"]
         assert (decoder["name"], decoder["hidden_size"], decoder["layers"]) == ("lstm", bench.HIDDEN, 1)
+        assert decoder["dropout"] == recipe["model"]["dropout"] == bench.TASKS[task].dropout
+        assert (decoder["cell"], decoder["init"], decoder["peeky"]) == ("lstm", "final", False)
         assert decoder["attention"]["name"] == "general"
         assert recipe["search"]["name"] == "greedy"
 

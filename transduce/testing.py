@@ -194,11 +194,11 @@ def assert_discovered(family: str, name: str) -> type[Component]:
     return info.cls
 
 
-def _family_check(family: str) -> Callable[[type, Mapping[str, Any] | None], list[str]]:
-    def check(cls: type, params: Mapping[str, Any] | None = None) -> list[str]:
+def _family_check(family: str) -> Callable[..., list[str]]:
+    def check(cls: type, params: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None) -> list[str]:
         if getattr(cls, "family", None) != family:
             return [f"family: expected a {family} (a subclass of {BASES[family].__name__}), got {cls!r}"]
-        return check_component(cls, params)
+        return check_component(cls, params, sizes)
 
     check.__name__ = f"check_{family}"
     check.__doc__ = f"The problems of a {family} class (empty when it conforms)."
@@ -847,7 +847,7 @@ def _attention_ok(attention: Any, memory: Memory, rows: int, report: Conformance
         report.fail(f"step's attention must be None or (rows, src_len) = {shape}, got {observed}")
         return False
     mask = memory.mask.repeat_interleave(rows // memory.batch_size, dim=0)
-    if attention[~mask].abs().max(initial=0.0) > 0:
+    if attention.masked_fill(mask, 0.0).abs().max() > 0:
         report.fail("step's attention puts weight on padded source positions (mask them before the softmax)")
         return False
     return True
