@@ -304,7 +304,7 @@ def _construct(cls: type, params: dict[str, Any], report: Conformance, **sizes: 
     an optional dependency that is not installed, or a data source that needs settings (a file) to exist."""
     report.at(f"constructing it as {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in {**sizes, **params}.items())})")
     try:
-        return cls(**sizes, **params)
+        return cls(**sizes, **_with_builders(cls, params))
     except ImportError as exc:
         report.unchecked(f"an optional dependency is missing ({exc})")
     except ValueError as exc:
@@ -312,6 +312,18 @@ def _construct(cls: type, params: dict[str, Any], report: Conformance, **sizes: 
             raise
         report.unchecked(f"it rejects these parameters ({exc}); pass ones it accepts")
     return None
+
+
+def _with_builders(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """params with every component-valued one (Param.family) turned into the builder the core passes."""
+    nested = [p for p in cls.params if p.family is not None and params.get(p.name) is not None]
+    if not nested:
+        return params
+    registry, built = discover(), dict(params)
+    for param in nested:
+        key = f"{cls.name}.{param.name}"
+        built[param.name] = functools.partial(pipeline.build, registry, param.family, params[param.name], key)
+    return built
 
 
 # --- tokenizer -----------------------------------------------------------------------------------
@@ -719,7 +731,7 @@ GARBAGE = 100.0  # what padded source positions hold: it must not reach a real p
 def _decoder_network(
     cls: type[DecoderNetwork], params: dict[str, Any], report: Conformance, sizes: Mapping[str, int] = NETWORK_SIZES
 ) -> None:
-    network = _construct(cls, _with_builders(cls, params), report, **sizes)
+    network = _construct(cls, params, report, **sizes)
     if network is None:
         return
     network.eval()
@@ -743,18 +755,6 @@ def _decoder_network(
             _check_reduced_products(network, target, prepared, report)
     report.within = ""
     _network_gradients(network, sizes["memory_size"], report)
-
-
-def _with_builders(cls: type, params: dict[str, Any]) -> dict[str, Any]:
-    """params with every component-valued one (Param.family) turned into the builder the core passes."""
-    registry, built = discover(), dict(params)
-    for param in cls.params:
-        spec = built.get(param.name)
-        if param.family is not None and spec is not None:
-            built[param.name] = functools.partial(
-                pipeline.build, registry, param.family, spec, f"{cls.name}.{param.name}"
-            )
-    return built
 
 
 def _network_batch(final: str | None, size: int) -> tuple[Memory, torch.Tensor]:
