@@ -100,7 +100,7 @@ def main() -> int:
         f"wall {wall / 60:.1f} min with data preparation and validation · "
         f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"
     )
-    print(f"{report.split}: {report.size:,} pairs, best checkpoint, {recipe['decoder']['name']} decoding")
+    print(f"{report.split}: {report.size:,} pairs, best checkpoint, {recipe['search']['name']} search")
     for label, score in zip(SCORE_LABELS, report.scores, strict=True):
         print(f"  {label:<18} {score.value:6.2f}   {score.signature}")
     for example in report.examples:

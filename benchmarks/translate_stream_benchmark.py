@@ -38,9 +38,9 @@ from transduce.rundir import RunDir
 RECIPE = """
 seed: 1
 data: {name: dates, train_size: 3000, valid_size: 200, test_size: 200}
-model: {embedding_dim: 32, hidden_size: 64, encoder: {name: lstm, hidden_size: 64}}
+model: {embedding_dim: 32, encoder: {name: lstm, hidden_size: 64}, decoder: {name: lstm, hidden_size: 64}}
 train: {epochs: 2, batch_size: 64, lr: 0.01, device: cpu, threads: 1}
-decoder: {name: greedy, max_length: 12}
+search: {name: greedy, max_length: 12}
 evaluate: {examples: 0}
 """
 

@@ -1,4 +1,4 @@
-"""Built-in encoders: stacked, optionally bidirectional LSTMs with optional residual connections."""
+"""Built-in encoders: stacked, optionally bidirectional LSTMs (or GRUs) with optional residual connections."""
 
 from __future__ import annotations
 
@@ -33,10 +33,15 @@ def _packed_pays(embedded: torch.Tensor, groups: int) -> bool:
 
 
 Sequences = torch.Tensor | PackedSequence
+#: The last states of a recurrent module: (h, c) for an LSTM, (h,) for a GRU; each (layers * directions, batch, n).
+Finals = tuple[torch.Tensor, ...]
 
 
 class LSTMEncoder(Encoder):
-    """LSTM over the source, one call per distinct length (or packed), so padding never reaches the states."""
+    """LSTM (or GRU) over the source, one call per distinct length (or packed), so padding never reaches the states.
+
+    Its final state is (h, c) for an LSTM and h for a GRU, each (layers, batch, hidden_size).
+    """
 
     name = "lstm"
     params = (
@@ -45,6 +50,7 @@ class LSTMEncoder(Encoder):
         Param("bidirectional", bool, True, "read the source in both directions"),
         Param("dropout", float, 0.0, "dropout between stacked layers", min=0.0, max=0.9),
         Param("residual", bool, False, "add each layer's input to its output from layer 2 on (GNMT)"),
+        Param("cell", str, "lstm", "the recurrent cell", choices=("lstm", "gru")),
     )
 
     def __init__(
@@ -55,6 +61,7 @@ class LSTMEncoder(Encoder):
         bidirectional: bool = True,
         dropout: float = 0.0,
         residual: bool = False,
+        cell: str = "lstm",
     ) -> None:
         super().__init__()
         directions = 2 if bidirectional else 1
@@ -64,16 +71,18 @@ class LSTMEncoder(Encoder):
         self.layers = layers
         self.directions = directions
         self.residual = residual and layers > 1
+        self.cell = cell
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
         per_direction = hidden_size // directions
         if self.residual:
             # One module per layer, so each layer's input can be added to its output.
             sizes = [input_size] + [hidden_size] * (layers - 1)
             self.rnns = nn.ModuleList(
-                nn.LSTM(size, per_direction, batch_first=True, bidirectional=bidirectional) for size in sizes
+                rnn(size, per_direction, batch_first=True, bidirectional=bidirectional) for size in sizes
             )
             self.dropout = nn.Dropout(dropout)
         else:
-            self.rnn = nn.LSTM(
+            self.rnn = rnn(
                 input_size,
                 per_direction,
                 num_layers=layers,
@@ -92,43 +101,46 @@ class LSTMEncoder(Encoder):
         total = embedded.size(1)
         if len(groups) == 1:
             length = groups[0][0]
-            states, (h, c) = self._layers(embedded[:, :length])
+            states, finals = self._layers(embedded[:, :length])
             states = F.pad(states, (0, 0, 0, total - length))
         else:
-            outputs, hs, cs = [], [], []
+            outputs, parts = [], []
             for length, rows in groups:
-                out, (h, c) = self._layers(embedded.index_select(0, rows.to(embedded.device))[:, :length])
+                out, part = self._layers(embedded.index_select(0, rows.to(embedded.device))[:, :length])
                 outputs.append(F.pad(out, (0, 0, 0, total - length)))
-                hs.append(h)
-                cs.append(c)
+                parts.append(part)
             # Back to the batch's order: row i of the batch is row inverse[i] of the concatenated groups.
             inverse = torch.cat([rows for _, rows in groups]).argsort().to(embedded.device)
             states = torch.cat(outputs).index_select(0, inverse)
-            h, c = torch.cat(hs, dim=1).index_select(1, inverse), torch.cat(cs, dim=1).index_select(1, inverse)
-        return EncoderOutput(states, (self._join_directions(h), self._join_directions(c)))
+            finals = tuple(torch.cat(each, dim=1).index_select(1, inverse) for each in zip(*parts, strict=True))
+        return EncoderOutput(states, self._final(finals))
 
     def _forward_packed(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h, c) = self._layers(packed)
+        out, finals = self._layers(packed)
         assert isinstance(out, PackedSequence)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=embedded.size(1))
-        return EncoderOutput(states, (self._join_directions(h), self._join_directions(c)))
+        return EncoderOutput(states, self._final(finals))
 
-    def _layers(self, inputs: Sequences) -> tuple[Sequences, tuple[torch.Tensor, torch.Tensor]]:
+    def _final(self, finals: Finals) -> tuple[torch.Tensor, ...] | torch.Tensor:
+        """(h, c) for an LSTM, h for a GRU, each (layers, batch, hidden_size)."""
+        joined = tuple(self._join_directions(state) for state in finals)
+        return joined if self.cell == "lstm" else joined[0]
+
+    def _layers(self, inputs: Sequences) -> tuple[Sequences, Finals]:
         if not self.residual:
-            return self.rnn(inputs)
-        hs, cs = [], []
+            return _run(self.rnn, inputs)
+        parts = []
         for index, rnn in enumerate(self.rnns):
-            out, (h, c) = rnn(inputs)
+            out, part = _run(rnn, inputs)
             data = _data(out)
             if index > 0:
                 data = data + _data(inputs)
             if index < len(self.rnns) - 1:
                 data = self.dropout(data)
             inputs = out._replace(data=data) if isinstance(out, PackedSequence) else data
-            hs.append(h)
-            cs.append(c)
-        return inputs, (torch.cat(hs), torch.cat(cs))
+            parts.append(part)
+        return inputs, tuple(torch.cat(each) for each in zip(*parts, strict=True))
 
     def _join_directions(self, state: torch.Tensor) -> torch.Tensor:
         """(layers * directions, batch, per_direction) -> (layers, batch, hidden_size)."""
@@ -141,6 +153,12 @@ def length_groups(lengths: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
     """(length, CPU indices of the rows of that length) for each distinct length, shortest first."""
     lengths = lengths.cpu()
     return [(int(length), (lengths == length).nonzero().squeeze(1)) for length in lengths.unique()]
+
+
+def _run(rnn: nn.RNNBase, inputs: Sequences) -> tuple[Sequences, Finals]:
+    """A torch RNN's outputs and its last states as a tuple: (h, c) for an LSTM, (h,) for a GRU."""
+    out, final = rnn(inputs)
+    return out, final if isinstance(final, tuple) else (final,)
 
 
 def _data(sequences: Sequences) -> torch.Tensor:

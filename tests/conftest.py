@@ -23,12 +23,12 @@ TINY: dict[str, Any] = {
     "data": {"name": "dates", "train_size": 300, "valid_size": 50, "test_size": 50},
     "model": {
         "embedding_dim": 16,
-        "hidden_size": 32,
         "dropout": 0.1,
         "encoder": {"name": "lstm", "hidden_size": 32},
+        "decoder": {"name": "lstm", "hidden_size": 32, "dropout": 0.1},
     },
     "train": {"epochs": 1, "batch_size": 64, "lr": 0.01, "device": "cpu", "threads": 1},
-    "decoder": {"name": "greedy", "max_length": 12},
+    "search": {"name": "greedy", "max_length": 12},
     "evaluate": {"examples": 3, "batch_size": 64},
 }
 

@@ -1,14 +1,14 @@
-"""Tests of the built-in attention scorers, alone and through the core's masking in `Seq2Seq.attend`."""
+"""Tests of the built-in attention scorers, alone and through the masking of the `lstm` decoder network's
+`attend`."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from transduce_builtins.attention import AdditiveScorer, DotScorer, GeneralScorer
-from transduce_builtins.encoders import LSTMEncoder
+from transduce_builtins.decoder_networks import LSTMDecoder
 
-from transduce.api import AttentionScorer
-from transduce.model import Memory, Seq2Seq
+from transduce.api import AttentionScorer, Memory
 
 SIZE = 6
 SCORERS = {"dot": DotScorer, "general": GeneralScorer, "additive": AdditiveScorer}
@@ -19,22 +19,28 @@ def scorer(name: str, query_size: int = SIZE, key_size: int = SIZE) -> Attention
     return SCORERS[name](query_size=query_size, key_size=key_size)
 
 
-def model_with(scorer_: AttentionScorer) -> Seq2Seq:
+def model_with(scorer_: AttentionScorer) -> LSTMDecoder:
+    """An lstm decoder network attending with `scorer_`."""
     torch.manual_seed(0)
-    encoder = LSTMEncoder(input_size=4, hidden_size=SIZE, bidirectional=True)
-    return Seq2Seq(
-        source_vocab_size=9, target_vocab_size=9, encoder=encoder, scorer=scorer_, embedding_dim=4, hidden_size=SIZE
-    ).eval()
+    decoder = LSTMDecoder(
+        embedding_dim=4,
+        vocab_size=9,
+        memory_size=SIZE,
+        pad_index=0,
+        attention=lambda query_size, key_size: scorer_,
+        hidden_size=SIZE,
+    )
+    return decoder.eval()
 
 
-def memory_for(model: Seq2Seq, lengths: list[int]) -> Memory:
+def memory_for(model: LSTMDecoder, lengths: list[int]) -> Memory:
     """A Memory with random states; padding positions hold large junk values that must get no weight."""
     generator = torch.Generator().manual_seed(2)
     states = torch.randn(len(lengths), max(lengths), SIZE, generator=generator)
     mask = torch.arange(max(lengths)).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     states = states.masked_fill(~mask.unsqueeze(-1), 50.0)
     final = (torch.zeros(1, len(lengths), SIZE), torch.zeros(1, len(lengths), SIZE))
-    return Memory(states, model.scorer.prepare(states), mask, final)
+    return Memory(states, mask, final, {"keys": model.scorer.prepare(states)})
 
 
 def queries(batch: int, tgt_len: int) -> torch.Tensor:
@@ -48,9 +54,9 @@ def test_attention_weights_sum_to_one_and_are_exactly_zero_on_padding(name: str,
     lengths = [5, 2, 3]
     memory = memory_for(model, lengths)
     with torch.no_grad():
-        logits, weights = model.attend(queries(3, tgt_len), memory)
+        attentional, weights = model.attend(queries(3, tgt_len), memory)
     assert weights.shape == (3, tgt_len, 5)
-    assert logits.shape == (3, tgt_len, 9)
+    assert attentional.shape == (3, tgt_len, SIZE)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, tgt_len))
     for row, length in enumerate(lengths):
         assert torch.all(weights[row, :, length:] == 0.0)
@@ -62,7 +68,7 @@ def test_padding_gets_zero_weight_even_when_every_real_score_is_very_negative() 
     states = torch.zeros(1, 4, SIZE)
     states[0, :2] = 10.0  # real positions; the two padding positions score 0
     mask = torch.tensor([[True, True, False, False]])
-    memory = Memory(states, states, mask, (torch.zeros(1, 1, SIZE), torch.zeros(1, 1, SIZE)))
+    memory = Memory(states, mask, (torch.zeros(1, 1, SIZE), torch.zeros(1, 1, SIZE)), {"keys": states})
     with torch.no_grad():
         _, weights = model.attend(torch.full((1, 1, SIZE), -1000.0), memory)  # real scores: -60000
     assert weights[0, 0].tolist() == [0.5, 0.5, 0.0, 0.0]
@@ -74,7 +80,7 @@ def test_attention_output_ignores_the_values_of_padding_states(name: str) -> Non
     memory = memory_for(model, [4, 2])
     states = memory.states.clone()
     states[1, 2:] = -7.0
-    changed = Memory(states, model.scorer.prepare(states), memory.mask, memory.final)
+    changed = Memory(states, memory.mask, memory.final, {"keys": model.scorer.prepare(states)})
     query = queries(2, 3)
     with torch.no_grad():
         before, _ = model.attend(query, memory)

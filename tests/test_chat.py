@@ -35,7 +35,7 @@ def replies(translator: Translator, texts: list[str]) -> list[str]:
 
 
 def with_decoder(translator: Translator, registry: Registry, name: str, **params: Any) -> Translator:
-    return translator.with_decoding(registry.get("decoder", name).cls(**params))
+    return translator.with_decoding(registry.get("search", name).cls(**params))
 
 
 def chat_piped(
@@ -72,41 +72,41 @@ def test_several_lines_are_answered_in_order_skipping_blank_lines(
 def test_a_switch_line_changes_the_following_replies_and_writes_nothing_on_stdout(
     trained_run: Path, translator: Translator, registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: Capture
 ) -> None:
-    text = f"{QUESTIONS[0]}\n/decoder greedy max_length=3\n{QUESTIONS[0]}\n{QUESTIONS[1]}\n"
+    text = f"{QUESTIONS[0]}\n/search greedy max_length=3\n{QUESTIONS[0]}\n{QUESTIONS[1]}\n"
     status, out, err = chat_piped(monkeypatch, capsys, trained_run, text)
     assert status == 0
     short = with_decoder(translator, registry, "greedy", max_length=3)
     assert out.splitlines() == [*replies(translator, QUESTIONS[:1]), *replies(short, QUESTIONS[:2])]
-    assert "decoder: greedy (max_length=3, " in err
+    assert "search: greedy (max_length=3, " in err
 
 
 def test_a_seeded_sampler_switch_keeps_the_recipes_length_limit(
     trained_run: Path, translator: Translator, registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: Capture
 ) -> None:
-    text = "/decoder sample temperature=2 top_k=5 seed=7\n" + "\n".join(QUESTIONS) + "\n/show\n"
+    text = "/search sample temperature=2 top_k=5 seed=7\n" + "\n".join(QUESTIONS) + "\n/show\n"
     status, out, err = chat_piped(monkeypatch, capsys, trained_run, text)
     assert status == 0
     # The tiny recipe's decoder has max_length 12: the switch keeps it instead of the sampler's default.
     sampler = with_decoder(translator, registry, "sample", temperature=2.0, top_k=5, seed=7, max_length=12)
     assert out.splitlines() == replies(sampler, QUESTIONS)
-    assert err.count("decoder: sample (temperature=2.0, top_k=5, seed=7, max_length=12,") == 2  # the switch, /show
+    assert err.count("search: sample (temperature=2.0, top_k=5, seed=7, max_length=12,") == 2  # the switch, /show
 
 
 def test_beam_switch_replies_as_beam_search_does(
     trained_run: Path, translator: Translator, registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: Capture
 ) -> None:
-    if registry.get("decoder", "beam") is None:
+    if registry.get("search", "beam") is None:
         pytest.skip("no beam decoder installed")
     status, out, err = chat_piped(monkeypatch, capsys, trained_run, "/beam 2\n" + "\n".join(QUESTIONS) + "\n")
     assert status == 0
     assert out.splitlines() == replies(with_decoder(translator, registry, "beam", size=2, max_length=12), QUESTIONS)
-    assert "decoder: beam (" in err
+    assert "search: beam (" in err
 
 
 def test_set_chooses_the_decoder_from_the_start(
     trained_run: Path, translator: Translator, registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: Capture
 ) -> None:
-    status, out, _ = chat_piped(monkeypatch, capsys, trained_run, QUESTIONS[1] + "\n", "--set", "decoder.max_length=2")
+    status, out, _ = chat_piped(monkeypatch, capsys, trained_run, QUESTIONS[1] + "\n", "--set", "search.max_length=2")
     assert status == 0
     assert out.splitlines() == replies(with_decoder(translator, registry, "greedy", max_length=2), QUESTIONS[1:2])
 
@@ -114,7 +114,8 @@ def test_set_chooses_the_decoder_from_the_start(
 def test_bad_switches_are_reported_on_one_line_each_and_the_chat_goes_on(
     trained_run: Path, translator: Translator, monkeypatch: pytest.MonkeyPatch, capsys: Capture
 ) -> None:
-    bad = ["/beam x", "/sample -1", "/sampel 0.5", "/sample 0.5 -3", "/greedy 3", "/decoder nope", "/decoder sample t"]
+    bad = ["/beam x", "/sample -1", "/sampel 0.5", "/sample 0.5 -3", "/greedy 3", "/search nope", "/search sample t"]
+    bad.append("/decoder beam")  # the old name of /search
     status, out, err = chat_piped(monkeypatch, capsys, trained_run, "\n".join([*bad, QUESTIONS[0]]) + "\n")
     assert status == 0
     assert out.splitlines() == replies(translator, QUESTIONS[:1])  # the recipe's greedy decoder still answers
@@ -122,12 +123,13 @@ def test_bad_switches_are_reported_on_one_line_each_and_the_chat_goes_on(
     assert len(lines) == len(bad)
     for switch, line in zip(bad, lines, strict=True):
         assert line.startswith(f"error: {switch}: ")
-    assert "/sample -1: decoder 'sample' rejected its settings: sample: temperature must be > 0" in lines[1]
+    assert "/sample -1: search 'sample' rejected its settings: sample: temperature must be > 0" in lines[1]
     assert "unknown switch '/sampel'. Did you mean '/sample'?" in lines[2]
-    assert "decoder.top_k: expected integer >= 0, got -3 (too small)" in lines[3]
+    assert "search.top_k: expected integer >= 0, got -3 (too small)" in lines[3]
     assert "expected '/greedy'; /help lists the switches" in lines[4]
-    assert "unknown decoder 'nope'" in lines[5] and "available: " in lines[5]
-    assert "expected KEY=VALUE after the decoder name, got 't'" in lines[6]
+    assert "unknown search 'nope'" in lines[5] and "available: " in lines[5]
+    assert "expected KEY=VALUE after the strategy's name, got 't'" in lines[6]
+    assert "/decoder is now /search" in lines[7]
 
 
 def test_help_lists_every_switch_on_stderr(trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture) -> None:
@@ -177,7 +179,7 @@ def test_the_prompt_ends_on_an_empty_line_eof_or_ctrl_c(
 ) -> None:
     err, _ = console()
     out = io.StringIO()
-    read = scripted(QUESTIONS[0], "/decoder greedy max_length=2", QUESTIONS[1], end, "never read")
+    read = scripted(QUESTIONS[0], "/search greedy max_length=2", QUESTIONS[1], end, "never read")
     assert chat.prompt_loop(session, read, out, err) == status
     assert next(read.pending) == "never read"
     assert out.getvalue().splitlines()[:2] == [
@@ -265,10 +267,10 @@ def test_an_unwritable_history_file_is_a_note_not_a_crash(tmp_path: Path) -> Non
     assert buffer.getvalue().startswith(f"note: chat history not saved to {blocker}/transduce/chat_history: ")
 
 
-def test_decoder_spec_validates_like_a_recipe_and_keeps_the_recipes_settings(registry: Registry) -> None:
-    recipe_decoder = {"name": "greedy", "max_length": 7, "max_ratio": None, "max_offset": 20}
-    spec = chat.decoder_spec(registry, {"name": "sample", "top_k": 4}, carried=recipe_decoder)
+def test_search_spec_validates_like_a_recipe_and_keeps_the_recipes_settings(registry: Registry) -> None:
+    recipe_search = {"name": "greedy", "max_length": 7, "max_ratio": None, "max_offset": 20}
+    spec = chat.search_spec(registry, {"name": "sample", "top_k": 4}, carried=recipe_search)
     assert spec == {"name": "sample", "temperature": 1.0, "top_k": 4, "seed": None, "max_length": 7,
                     "max_ratio": None, "max_offset": 20}  # fmt: skip
-    with pytest.raises(chat.SwitchError, match=r"decoder\.temperature: expected number, got str 'hot'"):
-        chat.decoder_spec(registry, {"name": "sample", "temperature": "hot"})
+    with pytest.raises(chat.SwitchError, match=r"search\.temperature: expected number, got str 'hot'"):
+        chat.search_spec(registry, {"name": "sample", "temperature": "hot"})

@@ -22,7 +22,7 @@ from transduce.registry import discover
 from transduce.rundir import RunDir
 
 METRICS = {"exact_match", "bleu", "chrf"}
-FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "dataset", "metric")
+FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric")
 Capture = pytest.CaptureFixture[str]
 
 
@@ -77,13 +77,13 @@ def test_check_prints_the_resolved_recipe_with_overrides_and_defaults(
     make_recipe: Callable[..., Path], capsys: Capture
 ) -> None:
     recipe = make_recipe()
-    status, out, err = main(capsys, "check", recipe, "--set", "train.epochs=7", "--set", "decoder.max_length=5")
+    status, out, err = main(capsys, "check", recipe, "--set", "train.epochs=7", "--set", "search.max_length=5")
     assert status == 0
     resolved = yaml.safe_load(out)
     assert resolved["train"]["epochs"] == 7
-    assert resolved["decoder"]["name"] == "greedy" and resolved["decoder"]["max_length"] == 5
+    assert resolved["search"]["name"] == "greedy" and resolved["search"]["max_length"] == 5
     assert resolved["train"]["best_metric"] == "exact_match"
-    assert resolved["model"]["attention"] == {"name": "general"}
+    assert resolved["model"]["decoder"]["attention"] == {"name": "general"}
     assert resolved["model"]["encoder"]["bidirectional"] is True
     assert [m["name"] for m in resolved["evaluate"]["metrics"]] == ["exact_match", "bleu", "chrf"]
     assert f"{recipe}: valid" in err
@@ -165,13 +165,13 @@ def test_evaluate_json_prints_one_json_object_matching_the_training_report(run: 
 
 def test_evaluate_with_a_decoder_override_uses_it(run: Path, capsys: Capture) -> None:
     # Every target is a 10-character date, so 2 output characters can never match.
-    status, out, _ = main(capsys, "evaluate", run, "--json", "--set", "decoder.max_length=2")
+    status, out, _ = main(capsys, "evaluate", run, "--json", "--set", "search.max_length=2")
     assert status == 0
     assert json.loads(out)["exact_match"] == 0.0
 
 
 @pytest.mark.parametrize("command", ["evaluate", "translate"])
-@pytest.mark.parametrize("change", ["model.hidden_size=64", "model.encoder.bidirectional=false"])
+@pytest.mark.parametrize("change", ["model.decoder.hidden_size=64", "model.encoder.bidirectional=false"])
 def test_overriding_a_model_setting_of_a_trained_run_returns_2_without_a_traceback(
     run: Path, capsys: Capture, command: str, change: str
 ) -> None:
@@ -280,7 +280,7 @@ def test_translate_with_a_decoder_override_limits_the_output(
     run: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(INPUTS) + "\n"))
-    status, out, _ = main(capsys, "translate", run, "--set", "decoder.max_length=3")
+    status, out, _ = main(capsys, "translate", run, "--set", "search.max_length=3")
     assert status == 0
     lines = out.splitlines()
     assert len(lines) == len(INPUTS) and all(len(line) <= 3 for line in lines)
@@ -325,10 +325,10 @@ def test_check_and_train_reject_a_component_combination_before_writing_anything(
     tmp_path: Path, make_recipe: Callable[..., Path], capsys: Capture
 ) -> None:
     # 'dot' attention needs equal decoder and encoder sizes; the tiny recipe has 32 and 32, so make them differ.
-    bad = ("--set", "model.attention=dot", "--set", "model.hidden_size=48")
+    bad = ("--set", "model.decoder.attention=dot", "--set", "model.decoder.hidden_size=48")
     status, _, err = main(capsys, "check", make_recipe(), *bad)
     assert status == 2
-    assert "model.attention" in err and "dot attention needs" in err
+    assert "model.decoder.attention" in err and "dot attention needs" in err
     status, _, err = main(capsys, "train", make_recipe(), "--run-dir", tmp_path / "run", *bad)
     assert status == 2 and "dot attention needs" in err
     assert not (tmp_path / "run").exists()
@@ -363,14 +363,14 @@ def test_a_data_error_found_while_training_leaves_no_run_dir_so_the_command_can_
 
 def test_translate_text_with_an_n_best_beam_prints_every_candidate_best_first(run: Path, capsys: Capture) -> None:
     status, out, _ = main(
-        capsys, "translate", run, "sept 6 63", "--set", "decoder.name=beam", "--set", "decoder.n_best=3"
+        capsys, "translate", run, "sept 6 63", "--set", "search.name=beam", "--set", "search.n_best=3"
     )
     assert status == 0
     rows = [line.split("\t") for line in out.splitlines()]
     assert len(rows) == 3 and all(len(row) == 2 for row in rows)
     scores = [float(score) for _, score in rows]
     assert scores == sorted(scores, reverse=True) and all(score <= 0 for score in scores)
-    _, single, _ = main(capsys, "translate", run, "sept 6 63", "--set", "decoder.name=beam")
+    _, single, _ = main(capsys, "translate", run, "sept 6 63", "--set", "search.name=beam")
     assert single.strip() == rows[0][0]  # n_best 1 prints the same best output, alone
 
 

@@ -360,8 +360,11 @@ BROKEN: list[tuple[type, str]] = [
         ForgetfulTokenizer,
         "load(directory) into a new instance, after fit: 'hello world' -> ['hello', 'world'] after fit",
     ),
-    (UnjoinedEncoder, "final h must be (layers, batch, output_size) = (1, 4, 8), got (2, 4, 4)"),
-    (PaddingEncoder, "padding invariance: sequence 0 (length 3) gets different final h in a padded batch than alone"),
+    (UnjoinedEncoder, "final state tensor 0 must be (layers, batch, output_size) = (1, 4, 8), got (2, 4, 4)"),
+    (
+        PaddingEncoder,
+        "padding invariance: sequence 0 (length 3) gets different final state tensor 0 in a padded batch than alone",
+    ),
     (TransposedScorer, "scores must be (batch, tgt_len, src_len) = (3, 4, 5), got (3, 5, 4)"),
     (
         PeekingScorer,
@@ -390,7 +393,7 @@ def test_a_broken_component_fails_with_the_contract_point(cls: type, expected: s
     assert any(expected in problem for problem in problems), problems
 
 
-def test_a_decoder_that_never_stops_is_cut_off_after_a_bounded_number_of_steps() -> None:
+def test_a_search_strategy_that_never_stops_is_cut_off_after_a_bounded_number_of_steps() -> None:
     EndlessDecoding.steps = 0
     assert check_search(EndlessDecoding, {"max_length": 3})
     assert EndlessDecoding.steps == 20 * (3 + 2) * 4 + 1

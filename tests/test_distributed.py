@@ -122,11 +122,17 @@ def test_checksums_tell_bitwise_equal_weights() -> None:
 # --- two gloo processes on the CPU -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "decoder",
+    [{}, {"cell": "gru", "input_feeding": True, "peeky": True, "layers": 2}],
+    ids=["default", "gru-feeding-peeky-2"],
+)
 def test_two_processes_train_identical_replicas_like_one_process_and_only_rank_0_writes(
-    tmp_path: Path, make_recipe: Callable[..., Path], train_run: Callable[..., Path]
+    tmp_path: Path, make_recipe: Callable[..., Path], train_run: Callable[..., Path], decoder: dict[str, Any]
 ) -> None:
     # No dropout: then one process and two processes compute the same steps, up to float rounding.
-    recipe = make_recipe(model={"dropout": 0.0}, train={"epochs": 2}, loggers=["console", "jsonl"])
+    model = {"dropout": 0.0, "decoder": {**decoder, "dropout": 0.0}}
+    recipe = make_recipe(model=model, train={"epochs": 2}, loggers=["console", "jsonl"])
     one = train_run(recipe, tmp_path / "one")
     two = tmp_path / "two"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

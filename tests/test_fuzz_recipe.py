@@ -30,9 +30,13 @@ VALID: dict[str, Any] = {
     "data": {"name": "dates", "train_size": 30, "valid_size": 5, "test_size": 5},
     "source": {"tokenizer": "char", "min_freq": 1},
     "target": {"tokenizer": {"name": "word", "lowercase": True}},
-    "model": {"embedding_dim": 8, "hidden_size": 8, "encoder": {"name": "lstm", "hidden_size": 8}},
+    "model": {
+        "embedding_dim": 8,
+        "encoder": {"name": "lstm", "hidden_size": 8},
+        "decoder": {"name": "lstm", "hidden_size": 8, "attention": "general"},
+    },
     "train": {"epochs": 1, "batch_size": 4, "lr": 0.01},
-    "decoder": {"name": "greedy", "max_length": 5},
+    "search": {"name": "greedy", "max_length": 5},
     "evaluate": {"metrics": ["exact_match", "bleu"], "examples": 2},
     "loggers": ["console"],
 }
@@ -54,9 +58,9 @@ KEY_WORDS = sorted({part for path in PATHS for part in path} | set(TOP_LEVEL))
 FOUND_ELSEWHERE = {
     ("model", "encoder", "hidden_size"): 2**40,  # torch could not allocate it
     ("model", "encoder", "layers"): 10**6,  # building 10**6 LSTM layers never ended
-    ("model", "attention"): {"name": "additive", "hidden_size": 2**40},
+    ("model", "decoder", "attention"): {"name": "additive", "hidden_size": 2**40},
     ("train", "min_lr"): 10**400,  # an int beyond float range overflowed in Param.coerce
-    ("decoder", "max_ratio"): 10**400,
+    ("search", "max_ratio"): 10**400,
 }
 HUGE = (2**31, 2**40, 10**30, 10**400)
 
@@ -177,7 +181,13 @@ def test_the_harness_tells_a_recipe_from_a_refusal() -> None:
 
 
 def test_model_sizes_are_bounded_so_a_typo_is_an_error_not_an_allocation() -> None:
-    for path in (("model", "hidden_size"), ("model", "embedding_dim"), ("model", "decoder_layers"), ("seed",)):
+    for path in (
+        ("model", "decoder", "hidden_size"),
+        ("model", "embedding_dim"),
+        ("model", "decoder", "layers"),
+        ("model", "encoder", "hidden_size"),
+        ("seed",),
+    ):
         with pytest.raises(RecipeError, match="too large"):
             parse_recipe(yaml.safe_dump(_with_value(path, 2**40)), REGISTRY)
 

@@ -67,7 +67,7 @@ def hand_made_report() -> Report:
         scores=[Score("exact_match", 50.0), Score("bleu", 41.25, "nrefs:1|case:mixed|tok:13a|version:2.6.0")],
         examples=[ExampleResult(HOSTILE, "ref", "hyp")],
         seconds=2.0,
-        decoder="greedy:max_length=12",
+        search="greedy:max_length=12",
         length=LengthRatio(9, 10),
         buckets=[Bucket(1, 3, 2, {"exact_match": 100.0, "bleu": 80.5}, LengthRatio(4, 4))],
         best=[RankedExample(0, "best source", "r", "r", 100.0)],

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transduce_builtins.decoders import GreedyDecoding
+from transduce_builtins.search import GreedyDecoding
 
-from transduce.components import DecodingStrategy, Hypotheses
+from transduce.components import Hypotheses, SearchStrategy
 from transduce.inference import Translation, Translator
 from transduce.model import Memory, Seq2Seq
 from transduce.registry import discover
@@ -57,7 +57,7 @@ def ending_sooner(translator: Translator, bias: float) -> Translator:
     """The translator with a copy of its model whose '</s>' is `bias` more likely (the tiny model rarely ends)."""
     model = copy.deepcopy(translator.model)
     with torch.no_grad():
-        model.output.bias[model.eos_index] += bias
+        model.decoder.output.bias[model.eos_index] += bias
     return dataclasses.replace(translator, model=model)
 
 
@@ -108,7 +108,7 @@ def test_with_decoding_swaps_only_the_strategy(translator: Translator) -> None:
     assert any(len(t) > 3 for t in translator.translate_tokens(SOURCES))
 
 
-class TokensOnly(DecodingStrategy):
+class TokensOnly(SearchStrategy):
     """A third-party strategy that returns tokens alone: always the token of index 4, twice."""
 
     name = "tokens-only"
@@ -126,7 +126,7 @@ def test_a_strategy_returning_only_tokens_still_works(translator: Translator) ->
     assert plain.translate(SOURCES[:1]) == [detailed[0].text]
 
 
-class Specials(DecodingStrategy):
+class Specials(SearchStrategy):
     """Emits '<pad>', a real token, '<s>' and ends: what an untrained model may do."""
 
     name = "specials"
@@ -154,12 +154,12 @@ def test_special_tokens_are_dropped_with_their_attention_rows(translator: Transl
 # --- precision ------------------------------------------------------------------------------------
 
 
-class _RecordingProducts(DecodingStrategy):
+class _RecordingProducts(SearchStrategy):
     """Decodes with `inner`, noting the dtype the model multiplies in at every batch."""
 
     name = "recording"
 
-    def __init__(self, inner: DecodingStrategy) -> None:
+    def __init__(self, inner: SearchStrategy) -> None:
         self.inner = inner
         self.seen: list[torch.dtype] = []
 

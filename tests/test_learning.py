@@ -53,7 +53,12 @@ def test_reversing_short_strings_is_learned_to_high_accuracy_on_held_out_strings
     recipe = make_recipe(
         "reverse",
         data={"name": "reverse", "size": 3000, "held_out": 200, "min_len": 3, "max_len": 6, "alphabet": "abcde"},
-        model={"embedding_dim": 16, "hidden_size": 64, "dropout": 0.0, "encoder": {"hidden_size": 64}},
+        model={
+            "embedding_dim": 16,
+            "dropout": 0.0,
+            "encoder": {"hidden_size": 64},
+            "decoder": {"hidden_size": 64, "dropout": 0.0},
+        },
         train={"epochs": 6, "lr": 0.01},
         evaluate={"examples": 20},
     )
@@ -84,7 +89,12 @@ def test_dates_are_learned_to_high_accuracy_from_a_few_thousand_generated_pairs(
     recipe = make_recipe(
         "dates",
         data={"train_size": 3000, "valid_size": 200, "test_size": 200},
-        model={"embedding_dim": 16, "hidden_size": 64, "dropout": 0.0, "encoder": {"hidden_size": 64}},
+        model={
+            "embedding_dim": 16,
+            "dropout": 0.0,
+            "encoder": {"hidden_size": 64},
+            "decoder": {"hidden_size": 64, "dropout": 0.0},
+        },
         train={"epochs": 5, "lr": 0.01},
     )
     run = train_run(recipe, tmp_path / "run")

@@ -1,21 +1,24 @@
-"""Tests of the Seq2Seq model: teacher forcing vs step-by-step decoding, Memory, loss and gradients."""
+"""Tests of the Seq2Seq model with the built-in `lstm` decoder network in its combinations: teacher forcing vs
+step-by-step decoding, Memory, loss and gradients, bfloat16 products."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
-from transduce_builtins.attention import AdditiveScorer, DotScorer, GeneralScorer
+from model_helpers import SCORERS, seq2seq
+from support.stateless_encoder import MeanEncoder
 from transduce_builtins.encoders import LSTMEncoder
 
 from transduce.model import Memory, Seq2Seq, sequence_loss
 
-SCORERS = {"dot": DotScorer, "general": GeneralScorer, "additive": AdditiveScorer}
 SRC_VOCAB, TGT_VOCAB, EMB = 13, 11, 5
 PAD, BOS, EOS = 0, 2, 3
 
 
 def build(
-    scorer: str = "general",
+    scorer: str | None = "general",
     *,
     bidirectional: bool = True,
     encoder_layers: int = 1,
@@ -24,24 +27,34 @@ def build(
     decoder_hidden: int = 8,
     dropout: float = 0.0,
     residual: bool = False,
+    encoder_cell: str = "lstm",
+    stateless: bool = False,
+    embedding_dim: int = EMB,
+    **options: Any,
 ) -> Seq2Seq:
+    """A small model; `options` are the lstm decoder network's other parameters (cell, peeky, init, ...)."""
     torch.manual_seed(0)
-    encoder = LSTMEncoder(
-        input_size=EMB,
-        hidden_size=encoder_hidden,
-        layers=encoder_layers,
-        bidirectional=bidirectional,
-        residual=residual,
-    )
-    return Seq2Seq(
+    if stateless:
+        encoder = MeanEncoder(input_size=embedding_dim, size=encoder_hidden)
+    else:
+        encoder = LSTMEncoder(
+            input_size=embedding_dim,
+            hidden_size=encoder_hidden,
+            layers=encoder_layers,
+            bidirectional=bidirectional,
+            residual=residual,
+            cell=encoder_cell,
+        )
+    return seq2seq(
+        encoder,
         source_vocab_size=SRC_VOCAB,
         target_vocab_size=TGT_VOCAB,
-        encoder=encoder,
-        scorer=SCORERS[scorer](query_size=decoder_hidden, key_size=encoder_hidden),
-        embedding_dim=EMB,
-        hidden_size=decoder_hidden,
-        decoder_layers=decoder_layers,
+        embedding_dim=embedding_dim,
         dropout=dropout,
+        scorer=scorer,
+        hidden_size=decoder_hidden,
+        layers=decoder_layers,
+        **options,
     )
 
 
@@ -76,6 +89,25 @@ CONFIGS = (
     ]
     + [
         pytest.param({"scorer": "general", "encoder_layers": 2, "decoder_layers": 1}, id="enc2-dec1"),
+        # The lstm decoder network's options, alone and together.
+        pytest.param({"scorer": None}, id="no-attention"),
+        pytest.param({"scorer": None, "decoder_layers": 2, "cell": "gru"}, id="no-attention-gru-2"),
+        pytest.param({"scorer": None, "peeky": True}, id="peeky"),
+        pytest.param({"scorer": None, "peeky": True, "decoder_hidden": 6, "init": "zero"}, id="peeky-zero"),
+        pytest.param({"scorer": "general", "peeky": True, "cell": "gru"}, id="attention-peeky-gru"),
+        pytest.param({"scorer": "general", "input_feeding": True}, id="feeding"),
+        pytest.param({"scorer": "additive", "input_feeding": True, "decoder_layers": 2}, id="feeding-2"),
+        pytest.param(
+            {"scorer": "dot", "input_feeding": True, "peeky": True, "cell": "gru", "decoder_layers": 2},
+            id="feeding-peeky-gru-2",
+        ),
+        pytest.param({"scorer": "general", "init": "bridge"}, id="init-bridge"),
+        pytest.param({"scorer": "general", "init": "zero", "decoder_layers": 2}, id="init-zero-2"),
+        pytest.param({"scorer": "general", "tie_embeddings": True, "decoder_hidden": EMB}, id="tied"),
+        pytest.param({"scorer": "general", "encoder_cell": "gru", "encoder_layers": 2}, id="gru-encoder"),
+        pytest.param({"scorer": "general", "encoder_cell": "gru", "cell": "gru"}, id="gru-gru"),
+        pytest.param({"scorer": "general", "stateless": True, "decoder_hidden": 6}, id="stateless-encoder"),
+        pytest.param({"scorer": None, "stateless": True, "peeky": True}, id="stateless-encoder-peeky"),
         pytest.param({"scorer": "additive", "encoder_layers": 1, "decoder_layers": 3}, id="enc1-dec3"),
         pytest.param(
             {"scorer": "dot", "encoder_layers": 3, "decoder_layers": 2, "residual": True}, id="residual3-dec2"
@@ -100,7 +132,7 @@ def test_teacher_forced_forward_equals_step_by_step_decoding(config: dict) -> No
         for t in range(target_in.size(1)):
             logits, state, weights = model.step(target_in[:, t], state, memory)
             stepped.append(logits)
-            assert weights.shape == (3, 5)
+            assert weights is None if config["scorer"] is None else weights.shape == (3, 5)
     assert parallel.shape == (3, 4, TGT_VOCAB)
     torch.testing.assert_close(torch.stack(stepped, dim=1), parallel, atol=1e-5, rtol=0)
 
@@ -109,16 +141,18 @@ def test_teacher_forced_forward_equals_step_by_step_decoding(config: dict) -> No
 def test_start_gives_one_state_per_decoder_layer_of_the_decoder_size(config: dict) -> None:
     model = build(**config)
     source, lengths = source_batch([3, 1])
-    h, c = model.start(model.encode(source, lengths))
+    state = model.start(model.encode(source, lengths))
     layers, hidden = config.get("decoder_layers", 1), config.get("decoder_hidden", 8)
-    assert h.shape == c.shape == (layers, 2, hidden)
+    assert state.h.shape == (layers, 2, hidden)
+    assert state.c is None if config.get("cell") == "gru" else state.c.shape == (layers, 2, hidden)
+    assert state.feed is None if not config.get("input_feeding") else state.feed.shape == (2, hidden)
 
 
 def test_start_uses_the_top_encoder_layers_when_the_decoder_has_fewer() -> None:
     model = build(encoder_layers=3, decoder_layers=2)
     source, lengths = source_batch([3, 1])
     memory = model.encode(source, lengths)
-    h, c = model.start(memory)
+    h, c, _ = model.start(memory)
     assert torch.equal(h, memory.final[0][1:])
     assert torch.equal(c, memory.final[1][1:])
 
@@ -127,16 +161,18 @@ def test_start_repeats_the_top_encoder_layer_for_extra_decoder_layers() -> None:
     model = build(encoder_layers=2, decoder_layers=4)
     source, lengths = source_batch([3, 1])
     memory = model.encode(source, lengths)
-    h, _ = model.start(memory)
+    h = model.start(memory).h
     assert torch.equal(h[:2], memory.final[0])
     assert torch.equal(h[2], memory.final[0][1]) and torch.equal(h[3], memory.final[0][1])
 
 
 def test_bridge_exists_only_when_encoder_and_decoder_sizes_differ() -> None:
-    assert build(encoder_hidden=8, decoder_hidden=8).bridge is None
-    bridged = build(encoder_hidden=8, decoder_hidden=6)
+    assert build(encoder_hidden=8, decoder_hidden=8).decoder.bridge is None
+    bridged = build(encoder_hidden=8, decoder_hidden=6).decoder
     assert bridged.bridge is not None
     assert (bridged.bridge.in_features, bridged.bridge.out_features) == (8, 6)
+    assert build(encoder_hidden=8, decoder_hidden=8, init="bridge").decoder.bridge is not None
+    assert build(encoder_hidden=8, decoder_hidden=6, init="zero").decoder.bridge is None
 
 
 def test_encode_masks_exactly_the_padding_positions() -> None:
@@ -157,7 +193,7 @@ def test_memory_select_reorders_and_repeats_every_tensor_row() -> None:
     picked = memory.select(index)
     assert picked.batch_size == 4
     assert torch.equal(picked.states, memory.states[index])
-    assert torch.equal(picked.prepared, memory.prepared[index])
+    assert torch.equal(picked.prepared["keys"], memory.prepared["keys"][index])
     assert torch.equal(picked.mask, memory.mask[index])
     assert torch.equal(picked.final[0], memory.final[0][:, index])
     assert torch.equal(picked.final[1], memory.final[1][:, index])
@@ -236,7 +272,7 @@ def test_padding_embeddings_get_no_gradient() -> None:
     target_out = torch.cat([target_in[:, 1:], torch.full((3, 1), EOS)], dim=1)
     sequence_loss(model(source, lengths, target_in), target_out, PAD).backward()
     assert not model.source_embedding.weight.grad[PAD].any()
-    assert not model.target_embedding.weight.grad[PAD].any()
+    assert not model.decoder.embedding.weight.grad[PAD].any()
     assert not model.source_embedding.weight[PAD].any()
 
 
@@ -255,7 +291,7 @@ def test_memory_holds_encoder_states_and_the_scorers_prepared_keys() -> None:
     source, lengths = source_batch([3, 2])
     with torch.no_grad():
         memory = model.encode(source, lengths)
-        torch.testing.assert_close(memory.prepared, model.scorer.prepare(memory.states))
+        torch.testing.assert_close(memory.prepared["keys"], model.decoder.scorer.prepare(memory.states))
     assert isinstance(memory, Memory)
     assert memory.states.shape == (2, 3, 8)
 
@@ -287,18 +323,19 @@ def test_rows_sharing_a_memory_row_step_as_rows_with_its_copies(config: dict) ->
     copies = torch.arange(3).repeat_interleave(k)
     with torch.no_grad():
         memory = model.encode(source, lengths)
-        h, c = model.start(memory)
-        shared = (h.repeat_interleave(k, dim=1), c.repeat_interleave(k, dim=1))
+        start = model.start(memory)
+        shared = model.reorder_state(start, copies)
         repeated = model.start(memory.select(copies))
         tokens = torch.randint(4, TGT_VOCAB, (9,), generator=torch.Generator().manual_seed(2))
         for _ in range(3):
             logits, shared, weights = model.step(tokens, shared, memory)
             expected, repeated, expected_weights = model.step(tokens, repeated, memory.select(copies))
             torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
-            torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=0)
+            if weights is not None:
+                torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=0)
             tokens = logits.argmax(-1)
     with pytest.raises(ValueError, match="do not share 3 memory rows evenly"):
-        model.step(tokens[:4], (h[:, :1].expand(-1, 4, -1), c[:, :1].expand(-1, 4, -1)), memory)
+        model.step(tokens[:4], model.reorder_state(start, torch.zeros(4, dtype=torch.long)), memory)
 
 
 # --- reduced-precision products (bf16 decoding on the CPU) -------------------------------------------------
@@ -345,7 +382,7 @@ def test_reduced_products_copy_the_weights_on_entry_and_are_dropped_on_exit_even
     with model.reduced_products(torch.bfloat16):
         before = _stepped_logits(model, [3, 4])
         with torch.no_grad():
-            model.output.bias += 1.0  # changed inside: the copies made on entry still hold
+            model.decoder.output.bias += 1.0  # changed inside: the copies made on entry still hold
         assert torch.equal(_stepped_logits(model, [3, 4]), before)
     with model.reduced_products(torch.bfloat16):
         assert not torch.equal(_stepped_logits(model, [3, 4]), before)  # a new pass copies the new weights

@@ -20,16 +20,17 @@ DATES_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "dates.yaml"
 
 def test_shipped_dates_recipe_validates_and_keeps_its_settings(registry):
     recipe = load_recipe(DATES_RECIPE, registry)
-    assert list(recipe) == ["seed", "data", "source", "target", "model", "train", "decoder", "evaluate", "loggers"]
+    assert list(recipe) == ["seed", "data", "source", "target", "model", "train", "search", "evaluate", "loggers"]
     assert recipe["data"]["name"] == "dates"
     assert recipe["data"]["train_size"] == 20000
     assert recipe["data"]["valid_size"] == 500
     assert recipe["model"]["embedding_dim"] == 64
     assert recipe["model"]["encoder"]["bidirectional"] is True
-    assert recipe["model"]["attention"] == {"name": "general"}
+    assert recipe["model"]["decoder"]["attention"] == {"name": "general"}
+    assert recipe["model"]["decoder"]["hidden_size"] == 256
     assert recipe["train"]["epochs"] == 6
     assert recipe["train"]["patience"] == 2
-    assert recipe["decoder"] == {"name": "greedy", "max_length": 16, "max_ratio": 2.0, "max_offset": 20}
+    assert recipe["search"] == {"name": "greedy", "max_length": 16, "max_ratio": 2.0, "max_offset": 20}
     assert recipe["evaluate"]["examples"] == 8
 
 
@@ -43,7 +44,7 @@ def test_shipped_dates_recipe_gets_every_default_filled_in(registry):
         "max_length": None,
         "tokenizer": {"name": "char", "lowercase": False},
     }
-    assert recipe["model"]["decoder_layers"] == 1
+    assert recipe["model"]["decoder"]["layers"] == 1
     assert recipe["model"]["encoder"]["layers"] == 1
     assert recipe["model"]["encoder"]["residual"] is False
     assert recipe["train"]["device"] == "auto"
@@ -64,16 +65,18 @@ def test_recipe_naming_only_the_data_source_gets_the_default_components(registry
     assert recipe["source"]["tokenizer"]["name"] == "char"
     assert recipe["target"]["tokenizer"]["name"] == "char"
     assert recipe["model"]["encoder"]["name"] == "lstm"
-    assert recipe["model"]["attention"]["name"] == "general"
-    assert recipe["decoder"] == {"name": "greedy", "max_length": 100, "max_ratio": 2.0, "max_offset": 20}
+    assert recipe["model"]["decoder"]["attention"]["name"] == "general"
+    assert recipe["search"] == {"name": "greedy", "max_length": 100, "max_ratio": 2.0, "max_offset": 20}
     assert [m["name"] for m in recipe["evaluate"]["metrics"]] == ["exact_match", "bleu", "chrf"]
 
 
 def test_component_given_as_a_mapping_gets_its_params(registry):
-    text = "data: dates\nsource:\n  tokenizer: {name: word, lowercase: true}\nmodel:\n  attention: additive\n"
+    text = (
+        "data: dates\nsource:\n  tokenizer: {name: word, lowercase: true}\nmodel:\n  decoder: {attention: additive}\n"
+    )
     recipe = parse(text, registry)
     assert recipe["source"]["tokenizer"] == {"name": "word", "lowercase": True, "normalize": "NFKC", "language": None}
-    assert recipe["model"]["attention"] == {"name": "additive", "hidden_size": None}
+    assert recipe["model"]["decoder"]["attention"] == {"name": "additive", "hidden_size": None}
 
 
 # --- unknown names and keys ---------------------------------------------------------------
@@ -99,10 +102,10 @@ def test_unknown_key_in_train_gives_its_line_and_suggests_the_closest(registry):
 
 
 def test_unknown_attention_suggests_the_closest_and_lists_the_available(registry):
-    text = "data: dates\nmodel:\n  hidden_size: 64\n  attention: genral\n"
+    text = "data: dates\nmodel:\n  decoder:\n    hidden_size: 64\n    attention: genral\n"
     exc = parse_error(text, registry)
-    assert exc.line == 4
-    assert exc.key.startswith("model.attention")
+    assert exc.line == 5
+    assert exc.key.startswith("model.decoder.attention")
     assert "unknown attention 'genral'. Did you mean 'general'?" in str(exc)
     assert "(available: additive, dot, general)" in str(exc)
 
@@ -123,10 +126,16 @@ def test_unknown_component_parameter_suggests_the_closest(registry):
 
 
 def test_component_mapping_without_name_lists_the_available(registry):
-    exc = parse_error("data: dates\ndecoder:\n  max_length: 5\n", registry)
-    assert exc.key == "decoder"
+    exc = parse_error("data:\n  train_size: 5\n", registry)
+    assert exc.key == "data"
     assert "missing 'name'" in str(exc)
-    assert "available: beam, greedy, sample" in str(exc)
+    assert "available: csv, dates" in str(exc)
+
+
+def test_component_mapping_without_name_at_a_place_with_a_default_names_the_default(registry):
+    recipe = parse("data: dates\nsearch:\n  max_length: 5\nmodel:\n  decoder: {hidden_size: 64}\n", registry)
+    assert recipe["search"]["name"] == "greedy" and recipe["search"]["max_length"] == 5
+    assert recipe["model"]["decoder"]["name"] == "lstm" and recipe["model"]["decoder"]["hidden_size"] == 64
 
 
 # --- wrong values ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 # Small enough to train in about a second; the recipe's own data format and tokenizers stay.
 SHRINK = (
     "model.embedding_dim=16",
-    "model.hidden_size=32",
+    "model.decoder.hidden_size=32",
     "model.encoder.hidden_size=32",
     "train.epochs=1",
     "train.batch_size=16",

@@ -126,9 +126,9 @@ def test_parse_strategy_validates_like_a_recipe_and_keeps_the_recipe_decoders_sh
     assert spec["max_length"] == 12  # inherited, so both strategies may write as much
     assert parse_strategy(registry, "greedy:max_length=3", inherit=recipe_decoder)["max_length"] == 3
     assert strategy_label(registry, spec) == "beam:size=3,length_penalty=0.6,max_length=12"
-    with pytest.raises(RecipeError, match=r"--compare bean:size=3: decoder.name: unknown decoder 'bean'.*'beam'"):
+    with pytest.raises(RecipeError, match=r"--compare bean:size=3: search.name: unknown search 'bean'.*'beam'"):
         parse_strategy(registry, "bean:size=3")
-    with pytest.raises(RecipeError, match=r"--compare beam:width=3: decoder.width: unknown key for decoder 'beam'"):
+    with pytest.raises(RecipeError, match=r"--compare beam:width=3: search.width: unknown key for search 'beam'"):
         parse_strategy(registry, "beam:width=3")
     with pytest.raises(RecipeError, match=r"size: expected integer >= 1, got 0"):
         parse_strategy(registry, "beam:size=0")
@@ -138,7 +138,7 @@ def test_parse_strategy_validates_like_a_recipe_and_keeps_the_recipe_decoders_sh
 
 RECIPE = """\
 data: {name: dates}
-decoder: {name: greedy, max_length: 12}
+search: {name: greedy, max_length: 12}
 evaluate:
   compare:
     - {name: beam, size: 3}
@@ -196,5 +196,5 @@ def test_evaluate_compare_gives_one_row_per_strategy_in_every_format(
 def test_evaluate_with_a_bad_compare_strategy_fails_before_loading_the_model(run: Path, capsys: Capture) -> None:
     assert cli.main(["evaluate", str(run), "--compare", "beam:sise=2"]) == 2
     err = capsys.readouterr().err
-    assert "--compare beam:sise=2: decoder.sise: unknown key for decoder 'beam'. Did you mean 'size'?" in err
+    assert "--compare beam:sise=2: search.sise: unknown key for search 'beam'. Did you mean 'size'?" in err
     assert "Traceback" not in err

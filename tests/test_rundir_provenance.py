@@ -73,7 +73,7 @@ def test_a_recipe_error_stays_a_recipe_error_when_every_recorded_plugin_is_insta
     run = RunDir(tmp_path / "run")
     shutil.copytree(trained_run, run.path)
     with pytest.raises(RecipeError, match="unknown attention 'genral'"):
-        load_recipe(run.recipe, registry, ["model.attention=genral"])
+        load_recipe(run.recipe, registry, ["model.decoder.attention=genral"])
     recipe = load_recipe(run.recipe, registry)
     assert components_used(recipe, registry)["attention/general"].startswith("transduce ")
     assert "logger/console" in components_used(recipe, registry)

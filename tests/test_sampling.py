@@ -16,8 +16,8 @@ from test_greedy import (
     sharpen,
 )
 from test_inference import teacher_forced_score
-from transduce_builtins import decoders
-from transduce_builtins.decoders import BeamSearch, GreedyDecoding, SampleDecoding
+from transduce_builtins import search
+from transduce_builtins.search import BeamSearch, GreedyDecoding, SampleDecoding
 
 from transduce import pipeline
 from transduce.errors import RecipeError
@@ -79,7 +79,7 @@ def test_a_low_temperature_approaches_greedy_and_a_high_one_varies() -> None:
 
 
 def test_top_k_draws_only_among_the_k_most_probable_tokens(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(decoders, "COMPACT_SHARE", None)  # keep every row, so steps index rows as given
+    monkeypatch.setattr(search, "COMPACT_SHARE", None)  # keep every row, so steps index rows as given
     model, memory = flat(2)
     fed = []
     step = model.step
@@ -115,10 +115,10 @@ def test_temperature_and_top_k_errors_are_clear() -> None:
         SampleDecoding(temperature=0.0)
     with pytest.raises(ValueError, match="top_k must be >= 0"):
         SampleDecoding(top_k=-1)
-    recipe = {"decoder": {"name": "sample", "temperature": -0.5}}
+    recipe = {"search": {"name": "sample", "temperature": -0.5}}
     with pytest.raises(RecipeError, match="temperature must be > 0") as caught:
-        pipeline.decoding(discover(), recipe)
-    assert "decoder" in str(caught.value)
+        pipeline.search(discover(), recipe)
+    assert "search" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_huge_relative_limits_fall_back_to_max_length() -> None:
 
 
 @pytest.mark.parametrize("share", [0.25, 0.0])
-@pytest.mark.parametrize(("seed", "top_k"), [(2, 0), (3, 3)])
+@pytest.mark.parametrize(("seed", "top_k"), [(2, 0), (6, 3)])
 def test_samples_are_the_same_when_finished_rows_are_dropped(seed: int, top_k: int, share: float, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     model, memory = mixed(seed)
     sampler = SampleDecoding(seed=5, top_k=top_k, **MIXED_LIMITS)

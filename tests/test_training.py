@@ -141,12 +141,22 @@ def test_resuming_with_a_change_that_is_not_safe_fails_listing_it_and_leaves_the
     capsys.readouterr()
 
     status = cli.main(
-        ["train", "--resume", str(run), "--set", "model.hidden_size=64", "--set", "train.lr=0.5", "--set", "seed=9"]
+        [
+            "train",
+            "--resume",
+            str(run),
+            "--set",
+            "model.decoder.hidden_size=64",
+            "--set",
+            "train.lr=0.5",
+            "--set",
+            "seed=9",
+        ]
     )
     err = capsys.readouterr().err
     assert status == 2
     assert "the recipe differs from the one this run was started with" in err
-    assert "model.hidden_size: 32 -> 64" in err
+    assert "model.decoder.hidden_size: 32 -> 64" in err
     assert "train.lr: 0.01 -> 0.5" in err
     assert "seed: 1 -> 9" in err
     assert "Traceback" not in err
@@ -159,7 +169,7 @@ def test_resuming_a_finished_run_with_a_safe_change_trains_no_more_epochs(
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    status = cli.main(["train", "--resume", str(run), "--set", "evaluate.examples=1", "--set", "decoder.max_length=2"])
+    status = cli.main(["train", "--resume", str(run), "--set", "evaluate.examples=1", "--set", "search.max_length=2"])
     assert status == 0, capsys.readouterr().err
     assert len(log(run)) == 2
     assert_identical(weights(run / "checkpoints/last.pt"), weights(trained_run / "checkpoints/last.pt"))

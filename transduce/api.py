@@ -5,32 +5,41 @@ The built-in plugins import only from this module, so they prove it suffices.
 
 from transduce.components import (
     SPLITS,
+    AttentionBuilder,
     AttentionScorer,
     Component,
     DataSource,
+    Decodable,
+    DecoderNetwork,
     DecodingStrategy,
     Encoder,
     EncoderOutput,
     Example,
     Hypotheses,
     Logger,
+    Memory,
     Metric,
     Score,
+    SearchStrategy,
     Tokenizer,
+    map_tensors,
 )
 from transduce.errors import DataError, TransduceError
 from transduce.hookspecs import hookimpl
-from transduce.model import Memory, Seq2Seq
-from transduce.params import REQUIRED, Param
+from transduce.model import Seq2Seq
+from transduce.params import REQUIRED, Param, ParamError
 from transduce.report import Report
 
 __all__ = [
     "REQUIRED",
     "SPLITS",
+    "AttentionBuilder",
     "AttentionScorer",
     "Component",
     "DataError",
     "DataSource",
+    "Decodable",
+    "DecoderNetwork",
     "DecodingStrategy",
     "Encoder",
     "EncoderOutput",
@@ -40,10 +49,13 @@ __all__ = [
     "Memory",
     "Metric",
     "Param",
+    "ParamError",
     "Report",
     "Score",
+    "SearchStrategy",
     "Seq2Seq",
     "Tokenizer",
     "TransduceError",
     "hookimpl",
+    "map_tensors",
 ]

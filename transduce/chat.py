@@ -1,12 +1,12 @@
-"""`transduce chat RUN`: talk to a trained run, switching the decoding strategy between messages.
+"""`transduce chat RUN`: talk to a trained run, switching the search strategy between messages.
 
 On a terminal it is a prompt with arrow-key history (Python's `readline`, when
 present); an empty line, Ctrl-D or Ctrl-C ends it. Otherwise every stdin line
 gets one reply line on stdout, flushed at once, so another program can hold a
 conversation through a pipe. Lines starting with `/` are switches (`/beam 5`,
 `/sample 0.8 20`, ...): they apply to the messages that follow and never write
-to stdout. A switch is validated against the decoder's declared parameters, as
-a recipe's `decoder` section is, and a bad one is reported without ending the chat.
+to stdout. A switch is validated against the strategy's declared parameters, as
+a recipe's `search` section is, and a bad one is reported without ending the chat.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "greedy": ("", "decode greedily: the most probable token at each step"),
     "beam": ("N", "beam search keeping the N best hypotheses"),
     "sample": ("T [K]", "sample at temperature T, among the K most probable tokens (without K: all)"),
-    "decoder": ("NAME [KEY=VALUE ...]", "any installed decoder with its parameters, e.g. /decoder beam size=4"),
-    "show": ("", "print the current decoder and its settings"),
+    "search": ("NAME [KEY=VALUE ...]", "any installed search strategy with its parameters, e.g. /search beam size=4"),
+    "show": ("", "print the current search strategy and its settings"),
     "help": ("", "list the switches"),
 }
 
@@ -58,7 +58,7 @@ def add_chat_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
         help="talk to a trained run: a prompt on a terminal, else one reply per stdin line",
         description="Talk to a trained run. On a terminal: a prompt with arrow-key history; an empty line or "
         "Ctrl-D ends (exit 0), Ctrl-C too (exit 130). Otherwise every stdin line gets one reply line on stdout "
-        "and blank lines are skipped. Lines starting with '/' switch the decoding for the lines after them: "
+        "and blank lines are skipped. Lines starting with '/' switch the search for the lines after them: "
         + ", ".join(f"/{name} {args}".rstrip() for name, (args, _) in SWITCHES.items())
         + " (see docs/chat.md).",
     )
@@ -68,7 +68,7 @@ def add_chat_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override the run's recipe, e.g. --set decoder.name=beam --set decoder.size=4",
+        help="override the run's recipe, e.g. --set search.name=beam --set search.size=4",
     )
     return chat
 
@@ -78,12 +78,12 @@ def add_chat_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 @dataclass
 class Chat:
-    """A translator whose decoding strategy the user switches; `recipe_decoder` is where each switch starts."""
+    """A translator whose search strategy the user switches; `recipe_search` is where each switch starts."""
 
     translator: Translator
     registry: Registry
-    recipe_decoder: dict[str, Any]
-    decoder: dict[str, Any]
+    recipe_search: dict[str, Any]
+    search: dict[str, Any]
 
     @classmethod
     def open(cls, path: Path, registry: Registry, overrides: Iterable[str] = ()) -> Chat:
@@ -91,7 +91,7 @@ class Chat:
         run = RunDir.open(path)
         recipe = load_recipe(run.recipe, registry, list(overrides))
         translator = Translator.from_run(run, registry, recipe=recipe)
-        return cls(translator, registry, dict(recipe["decoder"]), dict(recipe["decoder"]))
+        return cls(translator, registry, dict(recipe["search"]), dict(recipe["search"]))
 
     def reply(self, text: str) -> str:
         return self.translator.translate([text])[0]
@@ -109,19 +109,19 @@ class Chat:
         if word in ("help", "?") and not args:
             return help_text()
         if word == "show" and not args:
-            return f"decoder: {describe(self.decoder)}"
-        spec = decoder_spec(self.registry, switch_spec(word, args), carried=self.recipe_decoder)
+            return f"search: {describe(self.search)}"
+        spec = search_spec(self.registry, switch_spec(word, args), carried=self.recipe_search)
         try:
-            strategy = pipeline.decoding(self.registry, {"decoder": spec})
+            strategy = pipeline.search(self.registry, {"search": spec})
         except RecipeError as exc:  # the component refused a value its declared params allow
             raise SwitchError(exc.detail) from None
         self.translator = self.translator.with_decoding(strategy)
-        self.decoder = spec
-        return f"decoder: {describe(spec)}"
+        self.search = spec
+        return f"search: {describe(spec)}"
 
 
 def switch_spec(word: str, args: list[str]) -> dict[str, Any]:
-    """The raw decoder spec a switch asks for, before validation: `beam ['5']` -> {name: beam, size: 5}."""
+    """The raw search spec a switch asks for, before validation: `beam ['5']` -> {name: beam, size: 5}."""
     usage = f"/{word} {SWITCHES[word][0]}".rstrip() if word in SWITCHES else ""
     if word == "greedy" and not args:
         return {"name": "greedy"}
@@ -132,8 +132,10 @@ def switch_spec(word: str, args: list[str]) -> dict[str, Any]:
         if len(args) == 2:
             spec["top_k"] = read_value(args[1])
         return spec
-    if word == "decoder" and args:
+    if word == "search" and args:
         return {"name": args[0], **_assignments(args[1:])}
+    if word == "decoder":  # its name before the decoder network took the word
+        raise SwitchError("/decoder is now /search (it picks the search strategy), e.g. /search beam size=4")
     if usage:
         raise SwitchError(f"expected '{usage}'; /help lists the switches")
     names = [f"/{name}" for name in SWITCHES]
@@ -145,21 +147,19 @@ def _assignments(args: list[str]) -> dict[str, Any]:
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep or not key:
-            raise SwitchError(f"expected KEY=VALUE after the decoder name, got {arg!r} (e.g. /decoder beam size=4)")
+            raise SwitchError(f"expected KEY=VALUE after the strategy's name, got {arg!r} (e.g. /search beam size=4)")
         params[key] = read_value(value)
     return params
 
 
-def decoder_spec(
-    registry: Registry, raw: Mapping[str, Any], carried: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Validate `raw` ({name, params...}) as a recipe's `decoder` section is; return it with defaults filled in.
+def search_spec(registry: Registry, raw: Mapping[str, Any], carried: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validate `raw` ({name, params...}) as a recipe's `search` section is; return it with defaults filled in.
 
-    Settings in `carried` (the recipe's decoder, e.g. `max_length`) that the named decoder declares are kept
-    unless `raw` sets them, so switching strategy does not silently change the length limit.
+    Settings in `carried` (the recipe's search strategy, e.g. `max_length`) that the named one declares are
+    kept unless `raw` sets them, so switching strategy does not silently change the length limit.
     """
     try:
-        return resolve_component(registry, "decoder", raw, inherit=carried)
+        return resolve_component(registry, "search", raw, inherit=carried)
     except RecipeError as exc:
         raise SwitchError(str(exc)) from None
 
@@ -175,7 +175,7 @@ def help_text() -> str:
     rows = [f"  {f'/{name} {args}'.ljust(width)}  {what}" for name, (args, what) in SWITCHES.items()]
     return "\n".join(
         [
-            "switches (each applies to the messages after it, starting from the recipe's decoder settings):",
+            "switches (each applies to the messages after it, starting from the recipe's search settings):",
             *rows,
             "a message that starts with '/' is sent by doubling it: //text",
         ]
@@ -272,7 +272,7 @@ def cmd_chat(args: argparse.Namespace, registry: Registry, out: Console, err: Co
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     err.print(
-        f"Chatting with {args.run} (decoder: {describe(chat.decoder)}). "
+        f"Chatting with {args.run} (search: {describe(chat.search)}). "
         "Type a message; /help lists the switches; an empty line or Ctrl-D ends.",
         markup=False,
         highlight=False,

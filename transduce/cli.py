@@ -8,6 +8,7 @@ for training stopped by SIGTERM, 143.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -95,10 +96,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="STRATEGY",
-        help="also score and time another decoding strategy, e.g. --compare beam:size=5 "
-        "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's decoder shares are kept)",
+        help="also score and time another search strategy, e.g. --compare beam:size=5 "
+        "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's search shares are kept)",
     )
-    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set decoder.max_length=50")
+    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
 
     att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
     att.add_argument("run", type=Path)
@@ -106,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument(
         "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
     )
-    _add_set(att, "override the run's recipe, e.g. --set decoder.max_length=50")
+    _add_set(att, "override the run's recipe, e.g. --set search.max_length=50")
 
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
@@ -114,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8)")
     tr.add_argument("--output", type=Path, metavar="FILE", help="write the translations to FILE (default: stdout)")
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
-    _add_set(tr, "override the run's recipe, e.g. --set decoder.max_length=50")
+    _add_set(tr, "override the run's recipe, e.g. --set search.max_length=50")
 
     add_chat_parser(commands)
 
@@ -210,8 +211,7 @@ def _describe_param(param: Param) -> str:
 
 
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
-    recipe = load_recipe(args.recipe, registry, args.set)
-    pipeline.check(registry, recipe)
+    recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
     print(dump_recipe(recipe), end="")
     err.print(f"[green]{escape(str(args.recipe))}: valid[/]")
     return 0
@@ -270,8 +270,7 @@ def _training_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir,
         return run, recipe, False
     if args.recipe is None:
         raise RecipeError("name a recipe to train (e.g. recipes/dates.yaml), or --resume RUN")
-    recipe = load_recipe(args.recipe, registry, args.set)
-    pipeline.check(registry, recipe)
+    recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
     return RunDir.create(args.run_dir or RunDir.default_path(args.recipe)), recipe, True
 
 
@@ -317,7 +316,7 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
         notes=data.notes(),
         analysis=Analysis.from_settings(settings),
         compare_with=compare_with,
-        decoder=strategy_label(registry, recipe["decoder"]),
+        search=strategy_label(registry, recipe["search"]),
     )
     written = write_report_files(run, report, name)
     if args.json:
@@ -332,19 +331,27 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
 
 def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     run = RunDir.open(args.run)
-    translator = Translator.from_run(run, registry, overrides=args.set)
+    recipe = load_recipe(run.recipe, registry, args.set)
+    translator = Translator.from_run(run, registry, recipe=recipe)
     translation = translator.translate_detailed([args.text])[0]
     if not translation.source_tokens:
         raise RunError("the text is empty after tokenizing: give some words to translate")
     if translation.attention is None:
+        decoder = recipe["model"]["decoder"]
+        if "attention" in decoder and decoder["attention"] is None:
+            raise RunError(
+                f"this model has no attention (model.decoder.attention: none): its decoder network "
+                f"{decoder['name']!r} reads the source only through the encoder's final state, so there is no "
+                "heat map to draw"
+            )
         raise RunError(
-            f"the decoder {translator.decoding.name!r} gives no attention weights; try --set decoder.name=greedy"
+            f"the search strategy {translator.decoding.name!r} gives no attention weights; try --set search.name=greedy"
         )
     try:
         heatmap = Heatmap.from_translation(translation)
     except ValueError as exc:
         raise RunError(
-            f"the decoder {translator.decoding.name!r} gave attention that does not fit its output: {exc}"
+            f"the search strategy {translator.decoding.name!r} gave attention that does not fit its output: {exc}"
         ) from None
     out.print(f"{escape(args.text)}  →  [bold]{escape(translation.text)}[/]", highlight=False)
     render_terminal(heatmap, out)

@@ -9,22 +9,37 @@ parameters as keyword arguments (plus the sizes named below for model parts).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import nn
 
 from transduce.params import Param
 
-if TYPE_CHECKING:
-    from transduce.model import Memory, Seq2Seq
+if TYPE_CHECKING:  # a logger receives the final report; the report module itself imports this one
     from transduce.report import Report
 
-FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "dataset", "metric", "logger")
+FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric", "logger")
 SPLITS = ("train", "valid", "test")
+
+
+def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], structure: Any) -> Any:
+    """`structure` (a tensor, None, or tuples, named tuples, lists and dicts of them) with `fn` applied to every
+    tensor: how the core reorders states and memories whose layout it does not know."""
+    if isinstance(structure, torch.Tensor):
+        return fn(structure)
+    if isinstance(structure, tuple) and hasattr(structure, "_fields"):
+        return type(structure)(*(map_tensors(fn, item) for item in structure))
+    if isinstance(structure, (tuple, list)):
+        return type(structure)(map_tensors(fn, item) for item in structure)
+    if isinstance(structure, dict):
+        return {key: map_tensors(fn, value) for key, value in structure.items()}
+    return structure
 
 
 class Component:
@@ -81,20 +96,24 @@ class EncoderOutput(NamedTuple):
 
     states: (batch, src_len, output_size); positions past a sequence's length
         may hold anything, the core masks them.
-    final: (h, c), each (layers, batch, output_size): the last state of every
-        layer, both directions already combined, used to start the decoder.
+    final: the encoder's last state, which a decoder network may start from: a
+        tensor or a structure of tensors (e.g. an LSTM's (h, c)), each
+        (layers, batch, output_size), both directions already combined; or None
+        for an encoder that has no final state (a convolutional or Transformer
+        encoder). The built-in decoder reads a tensor as h and a tuple as (h, c).
     """
 
     states: torch.Tensor
-    final: tuple[torch.Tensor, torch.Tensor]
+    final: Any = None
 
 
 class Encoder(Component, nn.Module):
     """Reads embedded source tokens.
 
     Constructed as `cls(input_size=E, **params)`; must set `output_size` and
-    `layers`. `forward(embedded (batch, src_len, E), lengths (batch,) int64 on
-    the CPU) -> EncoderOutput`.
+    `layers` (the layers of `final`; any positive number when there is none).
+    `forward(embedded (batch, src_len, E), lengths (batch,) int64 on the CPU)
+    -> EncoderOutput`.
     """
 
     family: ClassVar[str] = "encoder"
@@ -132,16 +151,133 @@ class AttentionScorer(Component, nn.Module):
         raise NotImplementedError
 
 
-# --- decoding strategy -------------------------------------------------------
+# --- memory and decoder network ---------------------------------------------
+
+
+@dataclass
+class Memory:
+    """The encoded source batch, as a decoder network reads it.
+
+    states: (batch, src_len, K) encoder outputs, K = the encoder's output_size.
+    mask: (batch, src_len) bool, True on real (non-padding) tokens.
+    final: the encoder's last state (see EncoderOutput.final): tensors (layers, batch, K), or None.
+    prepared: what the decoder network computed once per batch in `prepare` (e.g. attention keys), by name,
+        each tensor batch first.
+    """
+
+    states: torch.Tensor
+    mask: torch.Tensor
+    final: Any = None
+    prepared: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return self.states.size(0)
+
+    def select(self, index: torch.Tensor) -> Memory:
+        """Rows `index` (int64, on the memory's device) of every tensor, to reorder, drop or repeat sentences:
+        dimension 0 of states, mask and prepared, dimension 1 of final's tensors."""
+        return Memory(
+            self.states.index_select(0, index),
+            self.mask.index_select(0, index),
+            map_tensors(lambda tensor: tensor.index_select(1, index), self.final),
+            map_tensors(lambda tensor: tensor.index_select(0, index), self.prepared),
+        )
+
+    def with_prepared(self, **prepared: torch.Tensor) -> Memory:
+        """This memory with `prepared` tensors added (batch first)."""
+        return dataclasses.replace(self, prepared={**self.prepared, **prepared})
+
+
+#: What a decoder network receives for a parameter that names an attention scorer: call it with the sizes.
+AttentionBuilder = Callable[..., "AttentionScorer"]
+
+
+class DecoderNetwork(Component, nn.Module):
+    """The decoder network: target embeddings, the layers that read them with the encoded source, the output
+    layer over the target vocabulary.
+
+    Constructed as `cls(embedding_dim=E, vocab_size=V, memory_size=K, pad_index=P, **params)`, K being the
+    encoder's output_size. A parameter declared with `Param(..., family="attention")` arrives as a builder:
+    `attention(query_size=Q, key_size=K) -> AttentionScorer`, or None when the recipe says `none`.
+
+    The core calls `prepare` once per batch, then `forward` (teacher forcing, training and scoring) or
+    `start` and `step` (search strategies, one position at a time). Both paths must give the same logits.
+    The state is the network's own business: search strategies never look inside it, they only pass it
+    back to `step` and reorder its rows with `reorder_state`.
+    """
+
+    family: ClassVar[str] = "decoder"
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+
+    def prepare(self, memory: Memory) -> Memory:
+        """Per-batch precomputations (e.g. attention keys) stored with `memory.with_prepared`; default: none."""
+        return memory
+
+    def forward(self, target_in: torch.Tensor, memory: Memory, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing: target_in (batch, tgt_len) int64, starting with `<s>` -> logits (batch, tgt_len, V).
+
+        With `positions`, a (batch, tgt_len) bool mask (the real target tokens), only the logits there:
+        (positions.sum(), V) in row-major order (the loss needs none at padding).
+        """
+        raise NotImplementedError
+
+    def start(self, memory: Memory) -> Any:
+        """The state before the first step, for memory.batch_size rows: any structure of tensors."""
+        raise NotImplementedError
+
+    def step(self, tokens: torch.Tensor, state: Any, memory: Memory) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        """One position: tokens (rows,) -> (logits (rows, V), next state, attention (rows, src_len) or None).
+
+        rows is memory.batch_size or k times it: then k consecutive rows share a memory row (a beam's
+        hypotheses), and the state has rows rows.
+        """
+        raise NotImplementedError
+
+    def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
+        """The state's rows `index` (int64, (rows',)), in that order; rows may repeat (beams) or go (finished
+        sentences). Default: dimension 0 of every tensor in the structure; override for another layout."""
+        return map_tensors(lambda tensor: tensor.index_select(0, index), state)
+
+    @contextmanager
+    def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
+        """Within: `step` may multiply in `dtype` (the CPU's bfloat16 decoding path); default: unchanged."""
+        yield
+
+    @property
+    def product_dtype(self) -> torch.dtype:
+        """The dtype `step` multiplies in now (see reduced_products): by default its parameters' own."""
+        return next(self.parameters(), torch.empty(0)).dtype
+
+
+class Decodable(Protocol):
+    """What a search strategy may use of the model (the core's Seq2Seq provides it)."""
+
+    bos_index: int
+    eos_index: int
+
+    def start(self, memory: Memory) -> Any: ...
+
+    def step(
+        self, tokens: torch.Tensor, state: Any, memory: Memory
+    ) -> tuple[torch.Tensor, Any, torch.Tensor | None]: ...
+
+    def reorder_state(self, state: Any, index: torch.Tensor) -> Any: ...
+
+
+# --- search strategy ---------------------------------------------------------
 
 
 @dataclass
 class Hypotheses:
-    """Output of a decoding strategy, one entry per input sentence (in the batch's order).
+    """Output of a search strategy, one entry per input sentence (in the batch's order).
 
     tokens: target indices without `<s>` and `</s>`.
     attention: optional (rows, src_len) weights for each sentence: one row per output token, plus a last
-        row for `</s>` when the hypothesis ended with it (not when it was cut at the length limit).
+        row for `</s>` when the hypothesis ended with it (not when it was cut at the length limit); None
+        when the strategy or the decoder network (attention `none`) gives none.
     scores: optional raw log-probability (natural log) of each sentence's tokens, plus `</s>` when it
         ended with it, under the model (no length penalty).
     nbest: optional, for each sentence its candidates best first, as a Hypotheses whose `tokens`,
@@ -156,17 +292,19 @@ class Hypotheses:
     nbest: list[Hypotheses] | None = None
 
 
-class DecodingStrategy(Component):
-    """Turns a trained model into output sequences.
+class SearchStrategy(Component):
+    """Turns a trained model into output sequences (greedy, beam search, sampling).
 
     Constructed as `cls(**params)`. `decode(model, memory)` may use only the
     model's decoding interface: `model.start(memory)` (initial state),
-    `model.step(tokens, state, memory)` (logits, next state and attention for
-    one position of every row), `model.bos_index`, `model.eos_index`,
-    `memory.batch_size`, `memory.mask` (True on real source tokens, so
-    `memory.mask.sum(1)` gives the source lengths) and `memory.select(rows)`
-    (to repeat or reorder sentences, e.g. one row per beam). It runs under
-    `torch.inference_mode()` and returns one hypothesis per sentence, in order.
+    `model.step(tokens, state, memory)` (logits, next state and attention, or
+    None, for one position of every row), `model.reorder_state(state, index)`
+    (rows of a state: never look inside one, its layout is the decoder
+    network's), `model.bos_index`, `model.eos_index`, `memory.batch_size`,
+    `memory.mask` (True on real source tokens, so `memory.mask.sum(1)` gives
+    the source lengths) and `memory.select(rows)` (to reorder or drop
+    sentences). It runs under `torch.inference_mode()` and returns one
+    hypothesis per sentence, in order.
 
     It must stop: declare a `max_length` Param and emit at most that many
     tokens per sentence, even from a model that never predicts `</s>`.
@@ -174,9 +312,9 @@ class DecodingStrategy(Component):
     which also bounds the output relative to the source length.
     """
 
-    family: ClassVar[str] = "decoder"
+    family: ClassVar[str] = "search"
 
-    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+    def decode(self, model: Decodable, memory: Memory) -> Hypotheses:
         raise NotImplementedError
 
     @staticmethod
@@ -189,6 +327,11 @@ class DecodingStrategy(Component):
         # The small epsilon keeps e.g. 1.1 * 10 at 11 despite binary floating point.
         relative = torch.ceil(lengths.double() * max_ratio - 1e-9) + min(max_offset, max_length)
         return relative.clamp(max=max_length).long()  # clamped first: a huge ratio cannot overflow int64
+
+
+#: The name search strategies had before the decoder network became a family of its own; plugins that
+#: subclass it are search strategies.
+DecodingStrategy = SearchStrategy
 
 
 # --- data source -------------------------------------------------------------
@@ -304,7 +447,8 @@ BASES: dict[str, type[Component]] = {
     "tokenizer": Tokenizer,
     "encoder": Encoder,
     "attention": AttentionScorer,
-    "decoder": DecodingStrategy,
+    "decoder": DecoderNetwork,
+    "search": SearchStrategy,
     "dataset": DataSource,
     "metric": Metric,
     "logger": Logger,

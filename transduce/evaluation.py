@@ -18,7 +18,7 @@ from typing import Any
 from sacrebleu.metrics import CHRF
 
 from transduce import pipeline
-from transduce.components import DecodingStrategy, Example, Metric
+from transduce.components import Example, Metric, SearchStrategy
 from transduce.corpus import DataSummary, summarize
 from transduce.errors import RecipeError
 from transduce.heatmap import Heatmap
@@ -49,10 +49,10 @@ class Analysis:
 
 @dataclass
 class Strategy:
-    """A decoding strategy to compare, with the label the report shows (e.g. 'beam:size=5,max_length=16')."""
+    """A search strategy to compare, with the label the report shows (e.g. 'beam:size=5,max_length=16')."""
 
     label: str
-    decoding: DecodingStrategy
+    decoding: SearchStrategy
 
 
 def evaluate(
@@ -67,13 +67,13 @@ def evaluate(
     notes: Sequence[str] = (),
     analysis: Analysis | None = None,
     compare_with: Sequence[Strategy] = (),
-    decoder: str = "",
+    search: str = "",
 ) -> Report:
     """Translate every source, score the outputs against the raw references.
 
     With `coverage`, the report also gives the vocabulary coverage (UNK rate) of the examples; with
     `analysis`, the length ratio, buckets, best/worst examples and heat maps; with `compare_with`, a table
-    of strategies whose first row is the translator's own (labelled `decoder`).
+    of strategies whose first row is the translator's own (labelled `search`).
     """
     sources = [e.source for e in examples]
     references = [e.target for e in examples]
@@ -82,7 +82,7 @@ def evaluate(
     seconds = time.perf_counter() - started
     scores = [metric.compute(hypotheses, references) for metric in metrics]
     results = [ExampleResult(e.source, e.target, h) for e, h in zip(examples[:shown], hypotheses, strict=False)]
-    report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds, decoder=decoder)
+    report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds, search=search)
     if coverage:
         summary = summarize(
             examples,
@@ -95,7 +95,7 @@ def evaluate(
     if analysis is not None:
         _analyze(report, translator, examples, hypotheses, metrics, analysis, batch_size)
     if compare_with:  # the translator's own strategy is decoded again, so every row is timed alike (warm)
-        own = Strategy(decoder or "recipe decoder", translator.decoding)
+        own = Strategy(search or "recipe search", translator.decoding)
         report.comparison = compare(translator, examples, metrics, [own, *compare_with], batch_size)
     return report
 
@@ -208,7 +208,7 @@ def compare(
 
 def strategy_label(registry: Registry, spec: Mapping[str, Any], given: Sequence[str] = ()) -> str:
     """The strategy's name, the settings `given` and those that differ from its defaults: 'beam:size=4'."""
-    info = registry.get("decoder", spec["name"])
+    info = registry.get("search", spec["name"])
     defaults = {param.name: param.default for param in info.params} if info is not None else {}
     changed = [(k, v) for k, v in spec.items() if k != "name" and (k in given or k not in defaults or defaults[k] != v)]
     settings = ",".join(f"{key}={_yaml_scalar(value)}" for key, value in changed)
@@ -224,10 +224,10 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def parse_strategy(registry: Registry, text: str, inherit: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read 'NAME' or 'NAME:KEY=VALUE,KEY=VALUE' (e.g. 'beam:size=5') into a validated decoder spec.
+    """Read 'NAME' or 'NAME:KEY=VALUE,KEY=VALUE' (e.g. 'beam:size=5') into a validated search spec.
 
     Values are read as YAML scalars (5 -> int, 0.8 -> float, true -> bool). Settings of `inherit` (the
-    recipe's decoder) that the named strategy also declares and the text does not give are kept, so that
+    recipe's search strategy) that the named one also declares and the text does not give are kept, so that
     e.g. max_length stays the same across the compared strategies. Mistakes raise a RecipeError naming
     `--compare TEXT`.
     """
@@ -242,20 +242,20 @@ def parse_strategy(registry: Registry, text: str, inherit: Mapping[str, Any] | N
         if not equals or not key.strip():
             raise RecipeError(f"expected NAME:KEY=VALUE,KEY=VALUE (e.g. beam:size=5), got {item!r}", source=source)
         given[key.strip()] = read_value(raw)
-    return resolve_component(registry, "decoder", {"name": name, **given}, inherit=inherit, source=source)
+    return resolve_component(registry, "search", {"name": name, **given}, inherit=inherit, source=source)
 
 
 def strategies(registry: Registry, recipe: Mapping[str, Any], texts: Sequence[str] = ()) -> list[Strategy]:
-    """The recipe's `evaluate.compare` decoders, then those `texts` name (see `parse_strategy`)."""
+    """The recipe's `evaluate.compare` strategies, then those `texts` name (see `parse_strategy`)."""
     built = []
     for i, spec in enumerate(recipe["evaluate"].get("compare", [])):
-        decoding = pipeline.build(registry, "decoder", spec, f"evaluate.compare.{i}")
+        decoding = pipeline.build(registry, "search", spec, f"evaluate.compare.{i}")
         built.append(Strategy(strategy_label(registry, spec), decoding))
     for text in texts:
-        spec = parse_strategy(registry, text, inherit=recipe["decoder"])
+        spec = parse_strategy(registry, text, inherit=recipe["search"])
         given = [item.partition("=")[0].strip() for item in text.partition(":")[2].split(",")]
         try:
-            decoding = pipeline.build(registry, "decoder", spec, "")
+            decoding = pipeline.build(registry, "search", spec, "")
         except RecipeError as exc:
             raise RecipeError(exc.detail, source=f"--compare {text}") from None
         built.append(Strategy(strategy_label(registry, spec, given), decoding))

@@ -81,8 +81,8 @@ def _header(report: Report) -> str:
     facts = [f"{report.size:,} examples", f"{report.seconds:.1f} s"]
     if report.sentences_per_second is not None:
         facts.append(f"{report.sentences_per_second:,.1f} sentences/s")
-    decoder = f" · decoder <code>{escape(report.decoder)}</code>" if report.decoder else ""
-    return f'<h1>Evaluation on {escape(report.split)}</h1>\n<p class="meta">{escape(" · ".join(facts))}{decoder}</p>'
+    search = f" · search <code>{escape(report.search)}</code>" if report.search else ""
+    return f'<h1>Evaluation on {escape(report.split)}</h1>\n<p class="meta">{escape(" · ".join(facts))}{search}</p>'
 
 
 def _scores(report: Report) -> str:

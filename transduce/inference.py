@@ -12,7 +12,7 @@ import torch
 
 from transduce import checkpoint, pipeline
 from transduce.batching import by_length, source_tensors
-from transduce.components import DecodingStrategy, Hypotheses, Tokenizer
+from transduce.components import Hypotheses, SearchStrategy, Tokenizer
 from transduce.errors import RecipeError, RunError
 from transduce.model import Seq2Seq
 from transduce.recipe import load_recipe
@@ -38,7 +38,7 @@ def pick_device(setting: str) -> torch.device:
 
 @dataclass
 class Translation:
-    """One input's translation with what the decoder knows about it.
+    """One input's translation with what the search strategy knows about it.
 
     source_tokens: the source as the tokenizer split it.
     tokens: output tokens, without `<s>` and `</s>`; text: them detokenized.
@@ -60,7 +60,7 @@ class Translation:
 
 @dataclass
 class Translator:
-    """Tokenizers, vocabularies, model and decoding strategy of one run.
+    """Tokenizers, vocabularies, model and search strategy of one run.
 
     precision: "bf16" decodes on the CPU with the decoding steps' matrix products in bfloat16
     (Seq2Seq.reduced_products; a run trained with `train.precision: bf16` decodes so by default). On CPUs with
@@ -75,7 +75,7 @@ class Translator:
     target_tokenizer: Tokenizer
     source_vocab: Vocabulary
     target_vocab: Vocabulary
-    decoding: DecodingStrategy
+    decoding: SearchStrategy
     device: torch.device
     precision: str = "fp32"
 
@@ -91,7 +91,7 @@ class Translator:
         recipe: dict[str, Any] | None = None,
     ) -> Translator:
         """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the
-        decoder, or `train.precision` to decode in another precision) unless the caller already resolved it
+        search strategy, or `train.precision` to decode in another precision) unless the caller already resolved it
         and passes `recipe`."""
         if recipe is None:
             recipe = load_recipe(run.recipe, registry, overrides)
@@ -120,7 +120,7 @@ class Translator:
             target_tokenizer=tokenizers["target"],
             source_vocab=source_vocab,
             target_vocab=target_vocab,
-            decoding=pipeline.decoding(registry, recipe),
+            decoding=pipeline.search(registry, recipe),
             device=target,
             precision=precision,
         )
@@ -155,8 +155,8 @@ class Translator:
                 outputs[index] = self._detailed(sources[index], hypotheses, row)
         return outputs
 
-    def with_decoding(self, strategy: DecodingStrategy) -> Translator:
-        """The same model, vocabularies and tokenizers with another decoding strategy."""
+    def with_decoding(self, strategy: SearchStrategy) -> Translator:
+        """The same model, vocabularies and tokenizers with another search strategy."""
         return dataclasses.replace(self, decoding=strategy)
 
     def _decode(self, encoded: Sequence[list[int]], batch_size: int) -> Iterator[tuple[list[int], Hypotheses]]:

@@ -27,6 +27,18 @@ _TYPE_NAMES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 #: Called with (key, message) to report a problem; never returns.
 Fail = Callable[[str, str], NoReturn]
 
+#: The value a component-valued parameter (Param.family) takes to name no component at all.
+NONE = "none"
+
+
+class ParamError(ValueError):
+    """A component refuses a combination of its parameters: raised from its constructor, reported by the core
+    at the recipe key `key` (one of the component's parameters), with file and line."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
 
 @dataclass(frozen=True)
 class Param:
@@ -40,10 +52,15 @@ class Param:
     min: float | None = None
     max: float | None = None
     nullable: bool = False
+    #: The value names a component of this family: a name, or a mapping with `name` and its parameters, or
+    #: `none` when nullable; the component receives a builder (see transduce.api.DecoderNetwork).
+    family: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPE_NAMES:
             raise TypeError(f"Param {self.name!r}: type must be one of int, float, bool, str")
+        if self.family is not None and self.type is not str:
+            raise TypeError(f"Param {self.name!r}: a component-valued Param (family=...) has type str (its name)")
 
     @property
     def required(self) -> bool:
@@ -52,6 +69,9 @@ class Param:
     def describe_type(self) -> str:
         """Human description of the accepted values, e.g. 'integer >= 1'."""
         text = _TYPE_NAMES[self.type]
+        if self.family is not None:
+            text = f"a {self.family} name or a mapping with 'name'" + (f" or {NONE!r}" if self.nullable else "")
+            return text
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         bounds = []
@@ -76,7 +96,9 @@ class Param:
         return str(self.default)
 
     def problem(self, value: Any) -> str | None:
-        """Why `value` is not acceptable, or None when it is."""
+        """Why `value` is not acceptable, or None when it is (a component-valued one: its form only)."""
+        if self.family is not None:
+            return self._component_problem(value)
         if value is None:
             return None if self.nullable else f"expected {self.describe_type()}, got null"
         if not _has_type(value, self.type):
@@ -93,6 +115,13 @@ class Param:
         if self.max is not None and value > self.max:
             return f"expected {self.describe_type()}, got {value!r} (too large)"
         return None
+
+    def _component_problem(self, value: Any) -> str | None:
+        if value is None or value == NONE:
+            return None if self.nullable else f"expected {self.describe_type()}; a {self.family} is required here"
+        if isinstance(value, str) or (isinstance(value, dict) and "name" in value):
+            return None
+        return f"expected {self.describe_type()}, got {type(value).__name__} {value!r}"
 
     def coerce(self, value: Any) -> Any:
         """Widen an int to float for float parameters; leave everything else."""
@@ -119,17 +148,24 @@ def did_you_mean(word: str, candidates: Sequence[str]) -> str:
     return _did_you_mean(word, candidates)
 
 
+#: Resolves a component-valued parameter's value (a name or mapping, never `none`) into a validated spec.
+Nested = Callable[[Param, Any], Any]
+
+
 def resolve_params(
     params: Sequence[Param],
     given: Mapping[str, Any],
     *,
     owner: str,
     fail: Fail,
+    nested: Nested | None = None,
 ) -> dict[str, Any]:
     """Validate `given` against `params`; return every parameter's value.
 
     `owner` names what the parameters belong to in messages ("encoder 'lstm'").
     `fail(key, message)` raises the caller's error with its location.
+    `nested(param, value)` resolves the component a component-valued parameter names (its `none` becomes
+    None); without it such values are kept as given.
     """
     known = {p.name: p for p in params}
     for key in given:
@@ -145,11 +181,17 @@ def resolve_params(
         if param.name not in given:
             if param.required:
                 fail(param.name, f"missing required key for {owner}: {param.help or param.describe_type()}")
-            resolved[param.name] = param.default
-            continue
-        value = given[param.name]
-        problem = param.problem(value)
-        if problem:
-            fail(param.name, problem)
-        resolved[param.name] = param.coerce(value)
+            value = param.default
+        else:
+            value = given[param.name]
+            problem = param.problem(value)
+            if problem:
+                fail(param.name, problem)
+        resolved[param.name] = _component_value(param, value, nested) if param.family else param.coerce(value)
     return resolved
+
+
+def _component_value(param: Param, value: Any, nested: Nested | None) -> Any:
+    if value is None or value == NONE:
+        return None
+    return nested(param, value) if nested is not None else value

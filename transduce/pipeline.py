@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from transduce.components import (
-    AttentionScorer,
-    DataSource,
-    DecodingStrategy,
-    Encoder,
-    Logger,
-    Metric,
-    Tokenizer,
-)
+from transduce import positions
+from transduce.components import DataSource, DecoderNetwork, Encoder, Logger, Metric, SearchStrategy, Tokenizer
 from transduce.errors import RecipeError
 from transduce.model import Seq2Seq
+from transduce.params import ParamError
 from transduce.registry import Registry
 
 
 def build(registry: Registry, family: str, spec: dict[str, Any], key: str, **sizes: Any) -> Any:
-    """Construct the component `spec` names; its own complaints become recipe errors at `key`."""
+    """Construct the component `spec` names; its own complaints become recipe errors at `key`.
+
+    A parameter that names a component of another family (Param.family) is passed as a builder of that
+    component, which the component calls with the sizes it chooses; None when the recipe says `none`.
+    """
     info = registry.get(family, spec["name"])
     if info is None:
         raise RecipeError(registry.unknown_name_message(family, spec["name"]), key=f"{key}.name")
     params = {k: v for k, v in spec.items() if k != "name"}
+    for param in info.params:
+        if param.family is not None and params.get(param.name) is not None:
+            params[param.name] = functools.partial(
+                build, registry, param.family, params[param.name], f"{key}.{param.name}"
+            )
     try:
         return info.cls(**sizes, **params)
+    except ParamError as exc:
+        raise RecipeError(f"{family} {spec['name']!r} refuses this setting: {exc}", key=f"{key}.{exc.key}") from None
     except (ValueError, TypeError) as exc:
         raise RecipeError(f"{family} {spec['name']!r} rejected its settings: {exc}", key=key) from None
     except ImportError as exc:  # an optional dependency is missing; the component's message says what to install
@@ -49,8 +55,8 @@ def data_source(registry: Registry, recipe: dict[str, Any]) -> DataSource:
     return build(registry, "dataset", recipe["data"], "data")
 
 
-def decoding(registry: Registry, recipe: dict[str, Any]) -> DecodingStrategy:
-    return build(registry, "decoder", recipe["decoder"], "decoder")
+def search(registry: Registry, recipe: dict[str, Any]) -> SearchStrategy:
+    return build(registry, "search", recipe["search"], "search")
 
 
 def metrics(registry: Registry, recipe: dict[str, Any]) -> list[Metric]:
@@ -65,40 +71,38 @@ def loggers(registry: Registry, recipe: dict[str, Any]) -> list[Logger]:
 
 
 def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
-    """The Seq2Seq model with the recipe's encoder and attention scorer plugged in."""
+    """The Seq2Seq model: the recipe's encoder and decoder network, with the sizes they need."""
     settings = recipe["model"]
     encoder: Encoder = build(
         registry, "encoder", settings["encoder"], "model.encoder", input_size=settings["embedding_dim"]
     )
-    scorer: AttentionScorer = build(
+    decoder: DecoderNetwork = build(
         registry,
-        "attention",
-        settings["attention"],
-        "model.attention",
-        query_size=settings["hidden_size"],
-        key_size=encoder.output_size,
+        "decoder",
+        settings["decoder"],
+        "model.decoder",
+        embedding_dim=settings["embedding_dim"],
+        vocab_size=target_vocab_size,
+        memory_size=encoder.output_size,
+        pad_index=Seq2Seq.PAD,
     )
     return Seq2Seq(
         source_vocab_size=source_vocab_size,
-        target_vocab_size=target_vocab_size,
         encoder=encoder,
-        scorer=scorer,
+        decoder=decoder,
         embedding_dim=settings["embedding_dim"],
-        hidden_size=settings["hidden_size"],
-        decoder_layers=settings["decoder_layers"],
         dropout=settings["dropout"],
     )
+
+
+#: Families built inside the model (with sizes), not on their own.
+_MODEL_FAMILIES = ("encoder", "decoder", "attention")
 
 
 def check(registry: Registry, recipe: dict[str, Any]) -> None:
     """Construct every component once, so a combination a component rejects (e.g. 'dot' attention with
     unequal sizes) is reported before any data is read or any file written."""
-    for side in ("source", "target"):
-        tokenizer(registry, recipe, side)
-    data_source(registry, recipe)
-    decoding(registry, recipe)
-    for i, spec in enumerate(recipe["evaluate"].get("compare", [])):
-        build(registry, "decoder", spec, f"evaluate.compare.{i}")
-    metrics(registry, recipe)
-    loggers(registry, recipe)
+    for family, spec, key in positions.specs(recipe, registry):
+        if family not in _MODEL_FAMILIES:
+            build(registry, family, spec, key)
     model(registry, recipe, source_vocab_size=8, target_vocab_size=8)

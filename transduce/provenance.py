@@ -12,6 +12,7 @@ import importlib.metadata as metadata
 import json
 from typing import TYPE_CHECKING, Any
 
+from transduce import positions
 from transduce.errors import RunError
 
 if TYPE_CHECKING:
@@ -20,19 +21,9 @@ if TYPE_CHECKING:
 
 
 def components_used(recipe: dict[str, Any], registry: Registry) -> dict[str, str]:
-    """'family/name' -> 'distribution version' for every component a resolved recipe names."""
-    used = [
-        ("dataset", recipe["data"]),
-        ("tokenizer", recipe["source"]["tokenizer"]),
-        ("tokenizer", recipe["target"]["tokenizer"]),
-        ("encoder", recipe["model"]["encoder"]),
-        ("attention", recipe["model"]["attention"]),
-        ("decoder", recipe["decoder"]),
-        *(("metric", spec) for spec in recipe["evaluate"]["metrics"]),
-        *(("logger", spec) for spec in recipe.get("loggers", [])),
-    ]
+    """'family/name' -> 'distribution version' for every component a resolved recipe names (nested ones too)."""
     out: dict[str, str] = {}
-    for family, spec in used:
+    for family, spec, _ in positions.specs(recipe, registry):
         info = registry.get(family, spec["name"])
         if info is not None:
             out[f"{family}/{spec['name']}"] = f"{info.provider.distribution} {info.provider.version}"

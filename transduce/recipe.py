@@ -10,15 +10,17 @@ The result is a plain nested dict with every default filled in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
-from transduce.errors import RecipeError
-from transduce.params import Param, did_you_mean, resolve_params
+from transduce import positions
+from transduce.errors import RecipeError, RunError
+from transduce.params import NONE, Param, did_you_mean, resolve_params
+from transduce.positions import at
 from transduce.provenance import require_plugins
 from transduce.registry import Registry
 from transduce.rundir import RunDir
@@ -57,10 +59,15 @@ MAX_SIZE = 8192
 MAX_LAYERS = 32
 
 MODEL_PARAMS = (
-    Param("embedding_dim", int, 128, "size of the source and target token embeddings", min=1, max=MAX_SIZE),
-    Param("hidden_size", int, 256, "size of the decoder LSTM state", min=1, max=MAX_SIZE),
-    Param("decoder_layers", int, 1, "number of stacked decoder LSTM layers", min=1, max=MAX_LAYERS),
-    Param("dropout", float, 0.1, "dropout on embeddings and on the attentional layer", min=0.0, max=0.9),
+    Param(
+        "embedding_dim",
+        int,
+        128,
+        "size of the source and target token embeddings (the decoder network gets it for its target embeddings)",
+        min=1,
+        max=MAX_SIZE,
+    ),
+    Param("dropout", float, 0.1, "dropout on the source embeddings (model.decoder has its own)", min=0.0, max=0.9),
 )
 
 TRAIN_PARAMS = (
@@ -140,24 +147,16 @@ EVALUATE_PARAMS = (
     Param("heatmaps", int, 3, "examples drawn as attention heat maps in the HTML report", min=0),
 )
 
-SIDE_DEFAULT_TOKENIZER = "char"
-DEFAULTS = {
-    ("model", "encoder"): "lstm",
-    ("model", "attention"): "general",
-    ("decoder",): "greedy",
+TOP_LEVEL = ("seed", "data", "source", "target", "model", "train", "search", "evaluate", "loggers")
+
+#: Keys of the layout before the decoder network became a component family, and where they went.
+MOVED = {
+    ("decoder",): "`decoder` now names the decoder network, under model.decoder; the search strategy "
+    "(greedy, beam, sample) moved to the `search:` section, e.g. 'search: {name: beam, size: 5}'",
+    ("model", "attention"): "moved to model.decoder.attention (the decoder network's attention scorer, or none)",
+    ("model", "hidden_size"): "moved to model.decoder.hidden_size (the decoder network's state size)",
+    ("model", "decoder_layers"): "moved to model.decoder.layers",
 }
-DEFAULT_METRICS = ["exact_match", "bleu", "chrf"]
-DEFAULT_LOGGERS = ["console"]
-# Where a recipe names a single component, and of which family.
-COMPONENT_KEYS = {
-    ("data",): "dataset",
-    ("decoder",): "decoder",
-    ("model", "encoder"): "encoder",
-    ("model", "attention"): "attention",
-    ("source", "tokenizer"): "tokenizer",
-    ("target", "tokenizer"): "tokenizer",
-}
-TOP_LEVEL = ("seed", "data", "source", "target", "model", "train", "decoder", "evaluate", "loggers")
 
 
 @dataclass
@@ -252,7 +251,7 @@ def apply_override(located: _Located, assignment: str) -> None:
     node: Any = located.data
     for depth, part in enumerate(path[:-1]):
         child = node.get(part)
-        if isinstance(child, str) and _is_component_path(path[: depth + 1]):
+        if isinstance(child, str) and positions.is_single(path[: depth + 1]):
             child = {"name": child}  # `model.encoder: lstm` then --set model.encoder.layers=2
         if child is None:
             child = {}
@@ -265,10 +264,6 @@ def apply_override(located: _Located, assignment: str) -> None:
         node = child
     node[path[-1]] = value
     located.overrides[path] = assignment
-
-
-def _is_component_path(path: Path_) -> bool:
-    return path in COMPONENT_KEYS
 
 
 # --- validation --------------------------------------------------------------
@@ -291,12 +286,17 @@ def _params(
     return resolve_params(params, given, owner=owner, fail=lambda key, msg: located.fail((*path, key), msg))
 
 
-def _component(located: _Located, registry: Registry, family: str, path: Path_, raw: Any) -> dict[str, Any]:
-    """Resolve `name` or `{name: ..., params...}` into `{name: ..., params...}`."""
+def _component(
+    located: _Located, registry: Registry, family: str, path: Path_, raw: Any, default: str | None = None
+) -> dict[str, Any]:
+    """Resolve `name` or `{name: ..., params...}` into `{name: ..., params...}`; a mapping without `name` names
+    the position's `default` when it has one (`model.decoder: {hidden_size: 64}` is the default decoder)."""
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
         located.fail(path, f"expected a {family} name or a mapping with 'name', got {raw!r}")
+    if "name" not in raw and default is not None:
+        raw = {"name": default, **raw}
     if "name" not in raw:
         located.fail(path, f"missing 'name': which {family} to use (available: {', '.join(registry.names(family))})")
     name = raw["name"]
@@ -304,8 +304,39 @@ def _component(located: _Located, registry: Registry, family: str, path: Path_, 
     if info is None:
         located.fail((*path, "name"), registry.unknown_name_message(family, name))
     given = {k: v for k, v in raw.items() if k != "name"}
-    resolved = _params(located, path, info.params, given, f"{family} {name!r}")
+
+    def nested(param: Param, value: Any) -> dict[str, Any]:
+        assert param.family is not None
+        default = param.default if isinstance(param.default, str) and param.default != NONE else None
+        return _component(located, registry, param.family, (*path, param.name), value, default)
+
+    resolved = resolve_params(
+        info.params,
+        given,
+        owner=f"{family} {name!r}",
+        fail=lambda key, msg: located.fail((*path, key), msg),
+        nested=nested,
+    )
     return {"name": name, **resolved}
+
+
+def _single(located: _Located, registry: Registry, raw: Mapping[str, Any], *path: str) -> dict[str, Any]:
+    """The component at a fixed single position, `raw` being its parent section; its default when omitted."""
+    position = at(*path)
+    value = raw.get(path[-1], position.default)
+    default = position.default if isinstance(position.default, str) else None
+    return _component(located, registry, position.family, position.path, value, default)
+
+
+def _many(located: _Located, registry: Registry, value: Any, *path: str) -> list[dict[str, Any]]:
+    """The components of a list position (a single name or mapping is a list of one)."""
+    position = at(*path)
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list):
+        example = ", ".join(registry.names(position.family)[:2])
+        located.fail(position.path, f"expected a list of {position.family} names, e.g. [{example}], got {value!r}")
+    return [_component(located, registry, position.family, (*position.path, str(i)), v) for i, v in enumerate(value)]
 
 
 def read_value(raw: str) -> Any:
@@ -343,60 +374,54 @@ def resolve_component(
     def fail(key: str, message: str) -> NoReturn:
         raise RecipeError(message, key=f"{family}.{key}", source=source)
 
-    return {"name": name, **resolve_params(info.params, given, owner=f"{family} {name!r}", fail=fail)}
+    def nested(param: Param, value: Any) -> dict[str, Any]:
+        assert param.family is not None
+        spec = {"name": value} if isinstance(value, str) else value
+        return resolve_component(registry, param.family, spec, source=source)
+
+    resolved = resolve_params(info.params, given, owner=f"{family} {name!r}", fail=fail, nested=nested)
+    return {"name": name, **resolved}
 
 
 def _side(located: _Located, registry: Registry, side: str) -> dict[str, Any]:
     raw = dict(_section(located, (side,)))
-    tokenizer = raw.pop("tokenizer", SIDE_DEFAULT_TOKENIZER)
-    resolved = _params(located, (side,), VOCAB_PARAMS, raw, f"section {side!r} (or its 'tokenizer')")
-    resolved["tokenizer"] = _component(located, registry, "tokenizer", (side, "tokenizer"), tokenizer)
+    resolved = _params(
+        located, (side,), VOCAB_PARAMS, {k: v for k, v in raw.items() if k != "tokenizer"}, f"section {side!r}"
+    )
+    resolved["tokenizer"] = _single(located, registry, raw, side, "tokenizer")
     return resolved
 
 
 def _model(located: _Located, registry: Registry) -> dict[str, Any]:
     raw = dict(_section(located, ("model",)))
-    encoder = raw.pop("encoder", DEFAULTS[("model", "encoder")])
-    attention = raw.pop("attention", DEFAULTS[("model", "attention")])
-    resolved = _params(located, ("model",), MODEL_PARAMS, raw, "section 'model' (or 'encoder', 'attention')")
-    resolved["encoder"] = _component(located, registry, "encoder", ("model", "encoder"), encoder)
-    resolved["attention"] = _component(located, registry, "attention", ("model", "attention"), attention)
+    for key in raw:
+        if ("model", key) in MOVED:
+            located.fail(("model", key), MOVED[("model", key)])
+    given = {k: v for k, v in raw.items() if k not in ("encoder", "decoder")}
+    resolved = _params(located, ("model",), MODEL_PARAMS, given, "section 'model' (or 'encoder', 'decoder')")
+    resolved["encoder"] = _single(located, registry, raw, "model", "encoder")
+    resolved["decoder"] = _single(located, registry, raw, "model", "decoder")
     return resolved
 
 
 def _evaluate(located: _Located, registry: Registry) -> dict[str, Any]:
     raw = dict(_section(located, ("evaluate",)))
-    metrics = raw.pop("metrics", DEFAULT_METRICS)
+    metrics = raw.pop("metrics", list(at("evaluate", "metrics").default or ()))
     compare = raw.pop("compare", None) or []
     resolved = _params(located, ("evaluate",), EVALUATE_PARAMS, raw, "section 'evaluate' (or 'metrics', 'compare')")
     if not isinstance(metrics, list) or not metrics:
         located.fail(("evaluate", "metrics"), f"expected a non-empty list of metric names, got {metrics!r}")
-    resolved["metrics"] = [
-        _component(located, registry, "metric", ("evaluate", "metrics", str(i)), m) for i, m in enumerate(metrics)
-    ]
-    if isinstance(compare, (str, dict)):
-        compare = [compare]
-    if not isinstance(compare, list):
-        located.fail(("evaluate", "compare"), f"expected a list of decoders, e.g. [beam, sample], got {compare!r}")
-    # Decoding strategies the report also scores and times, as the `decoder` section names one.
-    resolved["compare"] = [
-        _component(located, registry, "decoder", ("evaluate", "compare", str(i)), d) for i, d in enumerate(compare)
-    ]
+    resolved["metrics"] = _many(located, registry, metrics, "evaluate", "metrics")
+    # Search strategies the report also scores and times, as the `search` section names one.
+    resolved["compare"] = _many(located, registry, compare, "evaluate", "compare")
     return resolved
 
 
 def _loggers(located: _Located, registry: Registry) -> list[dict[str, Any]]:
     """`loggers: [console, {name: jsonl}]`; one name or mapping alone is a list of one; null or [] is none."""
-    raw = located.data.get("loggers", DEFAULT_LOGGERS)
-    if raw is None:
-        raw = []
-    elif isinstance(raw, (str, dict)):
-        raw = [raw]
-    if not isinstance(raw, list):
-        located.fail(("loggers",), f"expected a list of logger names, e.g. [console, jsonl], got {raw!r}")
+    raw = located.data.get("loggers", list(at("loggers").default or ()))
     resolved: list[dict[str, Any]] = []
-    for i, entry in enumerate(raw):
-        logger = _component(located, registry, "logger", ("loggers", str(i)), entry)
+    for i, logger in enumerate(_many(located, registry, [] if raw is None else raw, "loggers")):
         first = next((j for j, seen in enumerate(resolved) if seen["name"] == logger["name"]), None)
         if first is not None:
             located.fail(("loggers", str(i)), f"logger {logger['name']!r} is listed twice (also as loggers.{first})")
@@ -406,6 +431,8 @@ def _loggers(located: _Located, registry: Registry) -> list[dict[str, Any]]:
 
 def _validate(located: _Located, registry: Registry) -> dict[str, Any]:
     for key in located.data:
+        if (key,) in MOVED:
+            located.fail((key,), MOVED[(key,)])
         if key not in TOP_LEVEL:
             located.fail(
                 (str(key),),
@@ -419,14 +446,12 @@ def _validate(located: _Located, registry: Registry) -> dict[str, Any]:
         )
     seed = _params(located, (), (SEED,), {k: v for k, v in located.data.items() if k == "seed"}, "the recipe")
     recipe: dict[str, Any] = {"seed": seed["seed"]}
-    recipe["data"] = _component(located, registry, "dataset", ("data",), located.data["data"])
+    recipe["data"] = _single(located, registry, located.data, "data")
     recipe["source"] = _side(located, registry, "source")
     recipe["target"] = _side(located, registry, "target")
     recipe["model"] = _model(located, registry)
     recipe["train"] = _params(located, ("train",), TRAIN_PARAMS, _section(located, ("train",)), "section 'train'")
-    recipe["decoder"] = _component(
-        located, registry, "decoder", ("decoder",), located.data.get("decoder", DEFAULTS[("decoder",)])
-    )
+    recipe["search"] = _single(located, registry, located.data, "search")
     recipe["evaluate"] = _evaluate(located, registry)
     recipe["loggers"] = _loggers(located, registry)
     _check_best_metric(located, recipe)
@@ -448,8 +473,15 @@ def _check_best_metric(located: _Located, recipe: dict[str, Any]) -> None:
 # --- public entry points -----------------------------------------------------
 
 
-def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Read, override and validate the recipe file at `path`; return the resolved recipe."""
+#: Builds a resolved recipe's components to find combinations they refuse (pipeline.check); a RecipeError it
+#: raises with a key but no file is reported at that key's line.
+Check = Callable[[dict[str, Any]], None]
+
+
+def load_recipe(
+    path: str | Path, registry: Registry, overrides: Iterable[str] = (), check: Check | None = None
+) -> dict[str, Any]:
+    """Read, override and validate the recipe file at `path` (and `check` it); return the resolved recipe."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -460,27 +492,50 @@ def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] =
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read the recipe: {exc}", source=str(path)) from None
     try:
-        return parse_recipe(text, registry, source=str(path), overrides=overrides)
-    except RecipeError:
-        _require_run_plugins(path, registry)
+        return parse_recipe(text, registry, source=str(path), overrides=overrides, check=check)
+    except RecipeError as error:
+        _explain_run_recipe(path, error, registry)
         raise
 
 
-def _require_run_plugins(path: Path, registry: Registry) -> None:
-    """For a run's own recipe.yaml, a missing plugin is named with the distribution to install (RunError)."""
+def _explain_run_recipe(path: Path, error: RecipeError, registry: Registry) -> None:
+    """For a run's own recipe.yaml: a run made before the recipe layout changed is named as such, and a missing
+    plugin with the distribution to install (RunError)."""
     run = RunDir(path.parent)
-    if path.name == run.recipe.name:
-        require_plugins(run, registry)
+    if path.name != run.recipe.name:
+        return
+    moved = tuple(error.key.split("."))
+    if error.source == str(path) and moved in MOVED:
+        raise RunError(
+            f"{run.path} was made by an older transduce version, from before the decoder network became a "
+            f"component: its recipe.yaml has `{error.key}` ({MOVED[moved]}). This version cannot open it; "
+            "train it again from its recipe in the new layout (docs/recipes.md shows it), or evaluate and "
+            "translate with the transduce version that trained it"
+        )
+    require_plugins(run, registry)
 
 
 def parse_recipe(
-    text: str, registry: Registry, *, source: str = "<recipe>", overrides: Iterable[str] = ()
+    text: str,
+    registry: Registry,
+    *,
+    source: str = "<recipe>",
+    overrides: Iterable[str] = (),
+    check: Check | None = None,
 ) -> dict[str, Any]:
-    """Validate recipe text; `source` names it in error messages."""
+    """Validate recipe text (and `check` the result); `source` names it in error messages."""
     located = _read_yaml(text, source)
     for assignment in overrides:
         apply_override(located, assignment)
-    return _validate(located, registry)
+    recipe = _validate(located, registry)
+    if check is not None:
+        try:
+            check(recipe)
+        except RecipeError as error:
+            if error.source or not error.key:
+                raise
+            located.fail(tuple(error.key.split(".")), error.detail)
+    return recipe
 
 
 def dump_recipe(recipe: Mapping[str, Any]) -> str:

@@ -115,7 +115,7 @@ class Report:
     examples: list[ExampleResult] = field(default_factory=list)
     seconds: float = 0.0
     data: dict[str, Any] | None = None  # a DataSummary as a dict: pairs and vocabulary coverage per split
-    decoder: str = ""  # the decoding strategy, e.g. 'greedy:max_length=16'
+    search: str = ""  # the search strategy, e.g. 'greedy:max_length=16'
     length: LengthRatio | None = None
     buckets: list[Bucket] = field(default_factory=list)
     best: list[RankedExample] = field(default_factory=list)
@@ -137,7 +137,7 @@ class Report:
             "size": self.size,
             "seconds": round(self.seconds, 3),
             "sentences_per_second": self.sentences_per_second,
-            "decoder": self.decoder,
+            "search": self.search,
             "metrics": self.metrics(),
             "signatures": {s.name: s.signature for s in self.scores if s.signature},
             "details": {s.name: s.extra for s in self.scores if s.extra},
@@ -156,8 +156,8 @@ class Report:
 
     def to_markdown(self) -> str:
         lines = [f"# Evaluation on {_md(self.split)} ({self.size} examples)", ""]
-        if self.decoder:
-            lines += [f"Decoder `{self.decoder}`, {_speed(self)}.", ""]
+        if self.search:
+            lines += [f"Search `{self.search}`, {_speed(self)}.", ""]
         lines += ["| metric | score |", "|---|---:|"]
         lines += [f"| {s.name} | {s.value:.2f} |" for s in self.scores]
         if self.length:
@@ -210,7 +210,7 @@ class Report:
 
     def render(self, console: Console) -> None:
         title = f"Scores on {self.split} ({self.size} examples, {self.seconds:.1f} s"
-        title += f", {self.decoder})" if self.decoder else ")"
+        title += f", {self.search})" if self.search else ")"
         scores = Table(title=escape(title))
         scores.add_column("metric")
         scores.add_column("score", justify="right")

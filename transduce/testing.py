@@ -9,7 +9,7 @@ and `transduce plugins --check` runs it over every installed component. Each
 check builds the component with small sizes, feeds it generated inputs and
 compares what it does with the contract in `transduce.components`; every
 problem names the contract point and what was observed. Nothing is downloaded,
-the caller's random state is left as it was, and a decoding strategy that never
+the caller's random state is left as it was, and a search strategy that never
 stops is cut off after a bounded number of model steps.
 """
 
@@ -40,6 +40,7 @@ from transduce.components import (
     AttentionScorer,
     Component,
     DataSource,
+    Decodable,
     DecoderNetwork,
     Encoder,
     EncoderOutput,
@@ -49,6 +50,7 @@ from transduce.components import (
     Score,
     SearchStrategy,
     Tokenizer,
+    map_tensors,
 )
 from transduce.errors import TransduceError
 from transduce.model import Seq2Seq
@@ -76,7 +78,7 @@ SAMPLE_TEXTS = (
 #: Examples read per split of a data source: enough to see its behaviour, bounded for large corpora.
 DATA_LIMIT = 1000
 
-#: max_length given to a decoding strategy that declares one and was given none.
+#: max_length given to a search strategy that declares one and was given none.
 DECODE_MAX_LENGTH = 5
 
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
@@ -396,7 +398,7 @@ def _encoder(cls: type[Encoder], params: dict[str, Any], report: Conformance) ->
         batch = _encoder_output(encoder(embedded, lengths), len(LENGTHS), max(LENGTHS), size, layers, report)
         if batch is None:
             return
-        states, (h, c) = batch
+        states, final = batch
         for row, length in enumerate(LENGTHS):
             report.at(f"forward of sequence {row} alone (batch size 1, length {length})")
             alone = _encoder_output(
@@ -405,10 +407,10 @@ def _encoder(cls: type[Encoder], params: dict[str, Any], report: Conformance) ->
             if alone is None:
                 return
             report.at("padding invariance")
-            same = [
-                ("states", states[row, :length], alone.states[0]),
-                ("final h", h[:, row], alone.final[0][:, 0]),
-                ("final c", c[:, row], alone.final[1][:, 0]),
+            same = [("states", states[row, :length], alone.states[0])]
+            same += [
+                (f"final state tensor {i}", in_batch[:, row], by_itself[:, 0])
+                for i, (in_batch, by_itself) in enumerate(zip(_tensors(final), _tensors(alone.final), strict=True))
             ]
             for what, in_batch, by_itself in same:
                 if not torch.allclose(in_batch, by_itself, **TOLERANCE):
@@ -425,22 +427,32 @@ def _encoder_output(
 ) -> EncoderOutput | None:
     """The output unpacked if its shapes follow the contract; None (after failing) otherwise."""
     try:
-        states, (h, c) = output
+        states, final = output
     except (TypeError, ValueError):
-        report.fail(f"expected EncoderOutput(states, final=(h, c)), got {type(output).__name__}")
+        report.fail(f"expected EncoderOutput(states, final), got {type(output).__name__}")
         return None
-    expected = {"states": (batch, length, size), "final h": (layers, batch, size), "final c": (layers, batch, size)}
+    checked = [("states", (batch, length, size), "(batch, src_len, output_size)", states)]
+    checked += [
+        (f"final state tensor {i}", (layers, batch, size), "(layers, batch, output_size)", tensor)
+        for i, tensor in enumerate(_tensors(final))
+    ]
     ok = True
-    for (what, shape), tensor in zip(expected.items(), (states, h, c), strict=True):
+    for what, shape, axes, tensor in checked:
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
             observed = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            axes = "(batch, src_len, output_size)" if what == "states" else "(layers, batch, output_size)"
             report.fail(f"{what} must be {axes} = {shape}, got {observed}")
             ok = False
         elif not torch.isfinite(tensor).all():
             report.fail(f"{what} holds NaN or infinite values")
             ok = False
-    return EncoderOutput(states, (h, c)) if ok else None
+    return EncoderOutput(states, final) if ok else None
+
+
+def _tensors(structure: Any) -> list[torch.Tensor]:
+    """Every tensor in a structure (an encoder's final state: a tensor, tuples of them, or None), in order."""
+    found: list[torch.Tensor] = []
+    map_tensors(found.append, structure)
+    return found
 
 
 def _encoder_gradients(encoder: Encoder, embedded: torch.Tensor, lengths: torch.Tensor, report: Conformance) -> None:
@@ -448,9 +460,9 @@ def _encoder_gradients(encoder: Encoder, embedded: torch.Tensor, lengths: torch.
     encoder.train()
     embedded = embedded.clone().requires_grad_(True)
     with torch.enable_grad():
-        states, (h, c) = encoder(embedded, lengths)
+        states, final = encoder(embedded, lengths)
         mask = torch.arange(states.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
-        loss = states[mask].sum() + sum(t.sum() for t in (h, c) if t.requires_grad)
+        loss = states[mask].sum() + sum(t.sum() for t in _tensors(final) if t.requires_grad)
         if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
             report.fail("the outputs do not depend on the input or the parameters (no autograd graph)")
             return
@@ -673,7 +685,7 @@ def _search(cls: type[SearchStrategy], params: dict[str, Any], report: Conforman
     _hypotheses(strategy.decode(model, memory), len(DECODE_LENGTHS), max_length, report)
 
 
-def _seeded(decode: Callable[[Seq2Seq, Memory], Hypotheses], model: Seq2Seq, memory: Memory) -> Hypotheses:
+def _seeded(decode: Callable[[Decodable, Memory], Hypotheses], model: Seq2Seq, memory: Memory) -> Hypotheses:
     torch.manual_seed(0)
     return decode(model, memory)
 
@@ -1080,7 +1092,7 @@ __all__ = [
     "check_attention",
     "check_component",
     "check_dataset",
-    "check_decoder",
+    "check_search",
     "check_encoder",
     "check_logger",
     "check_metric",

@@ -50,7 +50,7 @@ SAFE_TO_CHANGE = (
     "train.checkpoint_every",
     "train.checkpoint_minutes",
     "evaluate.",
-    "decoder.",
+    "search.",
     "loggers",
 )
 
@@ -159,7 +159,7 @@ class Trainer:
             self.target_tokenizer,
             self.source_vocab,
             self.target_vocab,
-            pipeline.decoding(self.registry, self.recipe),
+            pipeline.search(self.registry, self.recipe),
             self.device,
             self.settings["precision"],  # validation decodes as `evaluate` will
         )
@@ -531,7 +531,7 @@ class Trainer:
             batch_size=settings["batch_size"],
             analysis=Analysis.from_settings(settings),
             compare_with=strategies(self.registry, self.recipe),
-            decoder=strategy_label(self.registry, self.recipe["decoder"]),
+            search=strategy_label(self.registry, self.recipe["search"]),
         )
         report.data = self.summary.as_dict()
         self.lifecycle.evaluation_end(report)

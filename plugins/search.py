@@ -1,19 +1,22 @@
-"""Built-in decoding strategies: greedy, beam search and sampling.
+"""Built-in search strategies: greedy, beam search and sampling.
 
 Every strategy bounds each output twice: by `max_length` tokens and, relative to the source, by
-ceil(max_ratio * source tokens) + max_offset (see `DecodingStrategy.output_limits`). A hypothesis that
+ceil(max_ratio * source tokens) + max_offset (see `SearchStrategy.output_limits`). A hypothesis that
 reaches its limit gets one more step, in which it may only end: with '</s>' when that is the strategy's
 pick, otherwise it is cut there without '</s>'. So even a model that never predicts '</s>' stops.
 
 Sentences that have finished are dropped from the batch as they accumulate (see COMPACT_SHARE), so a batch of
 mixed output lengths does not cost every step as if all were still being decoded; the outputs stay the same.
+
+The decoder network's state is opaque here: rows of it are selected only through `model.reorder_state`.
+A decoder network without attention (step gives None) gives hypotheses without attention.
 """
 
 from __future__ import annotations
 
 import torch
 
-from transduce.api import DecodingStrategy, Hypotheses, Memory, Param, Seq2Seq, hookimpl
+from transduce.api import Decodable, Hypotheses, Memory, Param, SearchStrategy, hookimpl
 
 #: Length parameters shared by every built-in strategy. The defaults keep whole answers in chat (questions of
 #: 2-20 morphemes, answers up to 40) and similar-length translations, and cut only runaway outputs.
@@ -41,7 +44,7 @@ def _should_compact(finished: int, active: int) -> bool:
     return COMPACT_SHARE is not None and 0 < finished < active and finished >= COMPACT_SHARE * active
 
 
-class _Limited(DecodingStrategy):
+class _Limited(SearchStrategy):
     """Holds the length parameters every built-in strategy shares."""
 
     def __init__(self, max_length: int = 100, max_ratio: float | None = 2.0, max_offset: int = 20) -> None:
@@ -58,7 +61,7 @@ class GreedyDecoding(_Limited):
     params = LIMIT_PARAMS
 
     @torch.inference_mode()
-    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+    def decode(self, model: Decodable, memory: Memory) -> Hypotheses:
         return _run(model, memory, self.limits(memory), lambda logp: logp.max(dim=-1))
 
 
@@ -97,7 +100,7 @@ class SampleDecoding(_Limited):
         self.temperature, self.top_k, self.seed = temperature, top_k, seed
 
     @torch.inference_mode()
-    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+    def decode(self, model: Decodable, memory: Memory) -> Hypotheses:
         device = memory.states.device
         seed = self.seed if self.seed is not None else int(torch.randint(2**62, (1,)))
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -160,12 +163,11 @@ class BeamSearch(_Limited):
         return ((5.0 + lengths.float()) / 6.0) ** self.length_penalty
 
     @torch.inference_mode()
-    def decode(self, model: Seq2Seq, memory: Memory) -> Hypotheses:
+    def decode(self, model: Decodable, memory: Memory) -> Hypotheses:
         batch, size, eos, device = memory.batch_size, self.size, model.eos_index, memory.states.device
         limits = self.limits(memory)
         # `size` rows per sentence; they share the sentence's memory row (see Seq2Seq.step).
-        h, c = model.start(memory)
-        state = (h.repeat_interleave(size, dim=1), c.repeat_interleave(size, dim=1))
+        state = model.reorder_state(model.start(memory), torch.arange(batch, device=device).repeat_interleave(size))
         # Live hypotheses: (batch, size) raw log-probabilities; only the first slot is live at the start.
         scores = torch.full((batch, size), float("-inf"), device=device)
         scores[:, 0] = 0.0
@@ -178,6 +180,7 @@ class BeamSearch(_Limited):
         for step in range(int(limits.max()) + 1):
             active = scores.size(0)
             logits, state, attention = model.step(tokens, state, memory)
+            attention = _weights(attention, logits)
             logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32).view(active, size, -1)
             at_limit = (limits <= step).unsqueeze(1)
             # Candidates: the extensions of every live hypothesis; '</s>' among the best `size` finishes one.
@@ -218,8 +221,7 @@ class BeamSearch(_Limited):
             finished = int(done.sum())
             if finished == active:
                 break
-            beam_rows = (offsets[:active] + parents).view(-1)
-            state = (state[0].index_select(1, beam_rows), state[1].index_select(1, beam_rows))
+            state = model.reorder_state(state, (offsets[:active] + parents).view(-1))
             tokens = chosen.view(-1)
             if _should_compact(finished, active):  # drop the finished sentences, all `size` rows of each
                 keep = (~done).nonzero().squeeze(1)
@@ -229,11 +231,26 @@ class BeamSearch(_Limited):
                 record.select(keep)
                 scores, limits = scores[keep], limits[keep]
                 memory, tokens = memory.select(keep), tokens[kept_rows]
-                state = (state[0].index_select(1, kept_rows), state[1].index_select(1, kept_rows))
+                state = model.reorder_state(state, kept_rows)
         parts.append((rows, pool))
         chosen_steps, parent_steps, weights = record.stacked((0, 0, 0.0))
         history = list(zip(chosen_steps.unbind(1), parent_steps.unbind(1), strict=True))
-        return _Pool.merged(batch, parts).hypotheses(history, weights, self.n_best > 1)
+        return _without_empty_attention(_Pool.merged(batch, parts).hypotheses(history, weights, self.n_best > 1))
+
+
+def _weights(attention: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    """A step's attention, or (rows, 0) where the decoder network has none (recorded alike, dropped at the end)."""
+    return attention if attention is not None else logits.new_zeros(logits.size(0), 0)
+
+
+def _without_empty_attention(hypotheses: Hypotheses) -> Hypotheses:
+    """Hypotheses whose attention rows have no columns (a decoder network without attention) carry None."""
+    attention = hypotheses.attention
+    if attention and attention[0].size(-1) == 0:
+        hypotheses.attention = None
+        for candidates in hypotheses.nbest or ():
+            candidates.attention = None
+    return hypotheses
 
 
 def _beam_rows(sentences: torch.Tensor, size: int) -> torch.Tensor:
@@ -347,7 +364,7 @@ def _unpack(
     )
 
 
-def _run(model: Seq2Seq, memory: Memory, limits: torch.Tensor, pick) -> Hypotheses:  # type: ignore[no-untyped-def]
+def _run(model: Decodable, memory: Memory, limits: torch.Tensor, pick) -> Hypotheses:  # type: ignore[no-untyped-def]
     """Decode one token per row and step: `pick(log-probs) -> (their log-probs, tokens)` chooses them.
 
     Kept lean for speed: a few small tensor operations and one host sync (how many rows have finished?) per
@@ -365,7 +382,7 @@ def _run(model: Seq2Seq, memory: Memory, limits: torch.Tensor, pick) -> Hypothes
         logits, state, attention = model.step(tokens, state, memory)
         logp, tokens = pick(torch.log_softmax(logits, dim=-1, dtype=torch.float32))
         tokens = tokens.masked_fill(finished, eos)
-        record.add(tokens, attention, logp)
+        record.add(tokens, _weights(attention, logits), logp)
         finished |= tokens == eos
         if step >= shortest:  # at its limit a row ends, with '</s>' if picked, else cut without it
             finished |= active_limits <= step
@@ -376,10 +393,10 @@ def _run(model: Seq2Seq, memory: Memory, limits: torch.Tensor, pick) -> Hypothes
             keep = (~finished).nonzero().squeeze(1)
             record.select(keep)
             memory, tokens, active_limits = memory.select(keep), tokens[keep], active_limits[keep]
-            state = (state[0].index_select(1, keep), state[1].index_select(1, keep))
+            state = model.reorder_state(state, keep)
             finished = finished[keep]
     steps, weights, logps = record.stacked((eos, 0.0, 0.0))
-    return _collect(steps, weights, logps, limits, eos)
+    return _without_empty_attention(_collect(steps, weights, logps, limits, eos))
 
 
 class _Segments:
@@ -448,5 +465,5 @@ def _collect(
 
 
 @hookimpl
-def transduce_components() -> list[type[DecodingStrategy]]:
+def transduce_components() -> list[type[SearchStrategy]]:
     return [GreedyDecoding, BeamSearch, SampleDecoding]
