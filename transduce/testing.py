@@ -8,9 +8,13 @@ A plugin author runs it in their own tests::
 and `transduce plugins --check` runs it over every installed component. Each
 check builds the component with small sizes, feeds it generated inputs and
 compares what it does with the contract in `transduce.components`; every
-problem names the contract point and what was observed. Nothing is downloaded,
-the caller's random state is left as it was, and a search strategy that never
-stops is cut off after a bounded number of model steps.
+problem names the contract point and what was observed. A decoder network is
+checked hardest, since search strategies trust it blindly: decoding step by step
+must give the logits of teacher forcing, a sentence's logits must not depend on
+its batch or on what padding holds, and a state reordered by `reorder_state` must
+step as the reordered rows. Nothing is downloaded, the caller's random state is
+left as it was, and a search strategy that never stops is cut off after a
+bounded number of model steps.
 """
 
 from __future__ import annotations
