@@ -701,6 +701,15 @@ class BatchNormalisingDecoder(TinyDecoder):
         return Memory(centred, memory.mask, memory.final, memory.prepared)
 
 
+class SourceFirstKeysDecoder(TinyDecoder):
+    """Keeps its precomputed keys source position first, so Memory.select would reorder the wrong axis."""
+
+    name = "source_first_keys"
+
+    def prepare(self, memory):
+        return memory.with_prepared(keys=memory.states.transpose(0, 1).contiguous())
+
+
 class PositionsIgnoringDecoder(TinyDecoder):
     """Returns every position's logits even when asked for some."""
 
@@ -757,6 +766,10 @@ BROKEN_DECODERS: list[tuple[type, list[str]]] = [
             "reorder_state: sentences reordered ([2, 0, 3, 1], memory.select alike), final=(h, c): stepping the "
             "reordered state differs from reordering the step's rows"
         ],
+    ),
+    (
+        SourceFirstKeysDecoder,
+        ["prepare(memory), final=(h, c): prepared tensors must be batch first (dimension 0 = 4): ['keys']"],
     ),
     (
         PositionsIgnoringDecoder,

@@ -173,10 +173,14 @@ def test_the_bahdanau_recipe_of_the_example_package_trains(tmp_path: Path):
     assert "exact_match" in json.loads((run / "report.json").read_text(encoding="utf-8"))["metrics"]
 
 
-def test_the_bahdanau_decoder_is_short():
+def test_the_docs_give_the_bahdanau_decoders_size():
     """What a third party writes to add a decoder network: the module's lines of code (no blank lines, comments
-    or docstrings), kept small enough to read in one sitting."""
-    assert code_lines(EXAMPLE / "src" / "transduce_example" / "decoders.py") <= 80
+    or docstrings), as the README and the plugin guide state it."""
+    lines = code_lines(EXAMPLE / "src" / "transduce_example" / "decoders.py")
+    assert lines <= 80
+    root = EXAMPLE.parent.parent.parent
+    for doc in (root / "README.md", root / "docs" / "plugins.md"):
+        assert f"{lines} lines of code" in doc.read_text(encoding="utf-8"), doc
 
 
 def code_lines(path: Path) -> int:
