@@ -48,15 +48,16 @@ _SPLIT_PARAMS = (
         int,
         1000,
         "validation pairs taken from the training file when valid has no file of its own "
-        "(whole source-sentence groups, so about)",
-        min=1,
+        "(whole source-sentence groups, so about); 0: no validation, the last epoch's model is kept as the best",
+        min=0,
     ),
     Param(
         "test_size",
         int,
         1000,
-        "test pairs taken from the training file when test has no file of its own (whole groups, so about)",
-        min=1,
+        "test pairs taken from the training file when test has no file of its own (whole groups, so about); "
+        "0: no test split (score another with evaluate.split)",
+        min=0,
     ),
     Param("deduplicate", bool, True, "drop exact repeated pairs within each split (reported in the notes)"),
     Param(
@@ -114,15 +115,22 @@ class _Corpus(DataSource):
         if name not in SPLITS:
             raise DataError(f"data: unknown split {name!r} (valid splits: {', '.join(SPLITS)})")
         own = self._file(name)
+        if own is None and not self._held_out(name):
+            return iter(())  # a size of 0: no such split
         file = own if own is not None else self._file("train")
         examples = self._pairs(file)
-        held_out = {n: self._file(n) is None for n in ("valid", "test")}
+        held_out = {n: self._held_out(n) for n in ("valid", "test")}
         if (name == "train" or own is None) and any(held_out.values()):
             plan = self._planned(file, held_out)
             examples = (example for example in examples if plan.assign(example.source) == name)
         if self.deduplicate:
             examples = deduplicated(examples, self.log.tally(f"{self._name(file)} (split {name!r})"))
         return require_some(examples, lambda: self._empty_message(file, f"split {name!r}"))
+
+    def _held_out(self, name: str) -> bool:
+        """Whether split `name` is taken from the training file: it has no file of its own and a size above 0."""
+        size = {"valid": self.valid_size, "test": self.test_size}.get(name, 0)
+        return size > 0 and self._file(name) is None
 
     def read_file(self, path: Path) -> Iterator[Example]:
         """Every good pair of a file in this source's format, unsplit and not de-duplicated."""
@@ -144,19 +152,22 @@ class _Corpus(DataSource):
                 total = sum(plan.sizes.values())
                 if total == 0:
                     raise DataError(self._empty_message(file, "split 'train'"))
+                skipped = self.log.skipped(self._name(file))
                 raise DataError(
                     f"{self._name(file)}: {total} usable pairs are too few to take "
                     + " and ".join(f"{n}_size={size}" for n, size in sizes.items() if size)
                     + " and keep a training pair; lower the sizes or give the held-out splits their own files"
+                    + (f"\n{skipped}" if skipped else "")
                 )
             self._plan = plan
         return self._plan
 
     def _empty_message(self, file: Any, what: str) -> str:
+        """Why `file` gave no pairs: its skipped rows (the first few, with file:line) and their fixes, if any."""
         name = self._name(file)
-        bad = self.log.bad_rows(name)
-        found = f"{bad} bad rows were skipped (see the notes)" if bad else "the file has no data rows"
-        return f"{name}: no usable pairs for {what}: {found}; check the file and the column settings"
+        skipped = self.log.skipped(name)
+        found = skipped or "the file has no data rows; check the file and the column settings"
+        return f"{name}: no usable pairs for {what}: {found}"
 
 
 # --- one file per split, possibly downloaded ------------------------------------------------
@@ -168,6 +179,7 @@ _FILE_PARAMS = (
         None,
         "file of the valid split, in the same format; null takes valid_size pairs from the training file",
         nullable=True,
+        path="file",
     ),
     Param(
         "test_path",
@@ -175,6 +187,7 @@ _FILE_PARAMS = (
         None,
         "file of the test split, in the same format; null takes test_size pairs from the training file",
         nullable=True,
+        path="file",
     ),
 )
 _REMOTE_PARAMS = (
@@ -184,7 +197,13 @@ _REMOTE_PARAMS = (
     Param(
         "sha256", str, None, "expected sha256 of the file (downloaded or at path); null skips the check", nullable=True
     ),
-    Param("cache_dir", str, "~/.cache/transduce", "directory that keeps downloads (file name from the URL)"),
+    Param(
+        "cache_dir",
+        str,
+        "~/.cache/transduce",
+        "directory that keeps downloads (file name from the URL)",
+        path="new directory",
+    ),
     Param("member", str, None, "file to read inside a .zip archive at path or url; null: a plain file", nullable=True),
 )
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -251,7 +270,7 @@ class TabSeparated(_FileCorpus):
 
     name = "tsv"
     params = (
-        Param("path", str, None, "the training file; null downloads data.url", nullable=True),
+        Param("path", str, None, "the training file; null downloads data.url", nullable=True, path="file"),
         Param("source_column", int, 0, "0-based column of the source text", min=0),
         Param("target_column", int, 1, "0-based column of the target text", min=0),
         Param("header", bool, False, "the first line of every file is a header: skip it"),
@@ -282,24 +301,36 @@ class TabSeparated(_FileCorpus):
                 continue
             where = f"{name}:{line.number}"
             if line.problem:
-                tally.bad_row(where, line.problem)
+                tally.bad_line(where, line)
             elif line.text.strip():
                 fields = line.text.split("\t")
                 if len(fields) < needed:
-                    tally.bad_row(where, f"expected at least {needed} tab-separated columns, got {len(fields)}")
+                    reason = f"expected at least {needed} tab-separated columns, got {len(fields)}"
+                    tally.bad_row(where, reason, self._column_fix(len(fields)))
                 elif pair := checked_pair(fields[self.source_column], fields[self.target_column], where, tally):
                     yield pair
+
+    def _column_fix(self, count: int) -> str:
+        """What to do about rows with `count` columns, fewer than the column settings need."""
+        if count == 1:
+            return "the rows have no tab: columns of a tsv file are separated by tabs (for commas use data: csv)"
+        settings = (("source_column", self.source_column), ("target_column", self.target_column))
+        beyond = [f"{key} is {column}" for key, column in settings if column >= count]
+        return (
+            f"rows have {count} columns, {' and '.join(beyond)} (counted from 0): "
+            f"set data.source_column and data.target_column below {count}"
+        )
 
 
 # --- csv -------------------------------------------------------------------------------
 
 
 class _Feed:
-    """Decoded lines (with a line ending, as the csv module wants) that remember the first problem met."""
+    """Decoded lines (with a line ending, as the csv module wants) that remember the first bad line met."""
 
     def __init__(self, lines: Iterator[Line]) -> None:
         self.lines = lines
-        self.problem: str | None = None
+        self.problem: Line | None = None
 
     def __iter__(self) -> _Feed:
         return self
@@ -307,7 +338,7 @@ class _Feed:
     def __next__(self) -> str:
         line = next(self.lines)
         if line.problem and self.problem is None:
-            self.problem = line.problem
+            self.problem = line
         return line.text + "\n"
 
 
@@ -316,7 +347,7 @@ class CommaSeparated(_FileCorpus):
 
     name = "csv"
     params = (
-        Param("path", str, None, "the training file; null downloads data.url", nullable=True),
+        Param("path", str, None, "the training file; null downloads data.url", nullable=True, path="file"),
         Param("source_column", str, REQUIRED, "header name of the source column, e.g. Q"),
         Param("target_column", str, REQUIRED, "header name of the target column, e.g. A"),
         Param("delimiter", str, ",", "one character between fields"),
@@ -355,19 +386,23 @@ class CommaSeparated(_FileCorpus):
                 return
             except csv.Error as error:
                 reason = "a line break (\\r) inside an unquoted field" if "new-line" in str(error) else error
-                row, feed.problem = [], feed.problem or f"not valid CSV ({reason})"
+                row, feed.problem = [], feed.problem or Line(reader.line_num, "", f"not valid CSV ({reason})")
             where = f"{name}:{start}"
             problem, feed.problem = feed.problem, None
             if columns is None:
                 if problem:
-                    raise DataError(f"{where}: the header line is unreadable: {problem}")
+                    fix = f"; {problem.fix}" if problem.fix else ""
+                    raise DataError(f"{where}: the header line is unreadable: {problem.problem}{fix}")
                 if row:
                     columns = self._columns(row, where)
             elif problem:
-                tally.bad_row(where, problem)
+                tally.bad_line(where, problem)
             elif row:
                 if len(row) <= max(columns):
-                    tally.bad_row(where, f"expected at least {max(columns) + 1} columns, got {len(row)}")
+                    reason = f"expected at least {max(columns) + 1} columns, got {len(row)}"
+                    s = "s" * (len(row) != 1)
+                    fix = f"rows have {len(row)} field{s}: check data.delimiter ({self.delimiter!r}) and the quoting"
+                    tally.bad_row(where, reason, fix)
                 elif pair := checked_pair(row[columns[0]], row[columns[1]], where, tally):
                     yield pair
 
@@ -392,7 +427,7 @@ class ParallelFiles(_Corpus):
 
     name = "parallel"
     params = (
-        Param("path", str, REQUIRED, "directory holding the STEM.LANGUAGE files"),
+        Param("path", str, REQUIRED, "directory holding the STEM.LANGUAGE files", path="directory"),
         Param("source_language", str, REQUIRED, "file suffix of the source side, e.g. de"),
         Param("target_language", str, REQUIRED, "file suffix of the target side, e.g. en"),
         Param("train", str, "train", "file stem of the training split"),
@@ -440,7 +475,7 @@ class ParallelFiles(_Corpus):
                 self._unaligned(files, source, target, source_lines, target_lines)
             bad = next(((f, line) for f, line in zip(files, (source, target), strict=True) if line.problem), None)
             if bad is not None:
-                tally.bad_row(f"{bad[0]}:{bad[1].number}", bad[1].problem)
+                tally.bad_line(f"{bad[0]}:{bad[1].number}", bad[1])
             elif pair := checked_pair(source.text, target.text, f"{files[0]}:{source.number}", tally):
                 yield pair
 

@@ -52,7 +52,7 @@ def read_date_file(path: str | Path, *, hint: str = "", log: ReadLog | None = No
     for line in read_lines(path, hint=hint):
         where = f"{path}:{line.number}"
         if line.problem:
-            tally.bad_row(where, line.problem)
+            tally.bad_line(where, line)
         elif line.text.strip():
             parsed = _parse_line(line.text)
             if isinstance(parsed, str):
@@ -173,19 +173,26 @@ def generate_splits(seed: int, sizes: dict[str, int]) -> dict[str, list[Example]
 
 
 def split_by_target(
-    examples: list[Example], seed: int, valid_size: int, test_size: int, train_size: int | None, where: str
+    examples: list[Example],
+    seed: int,
+    valid_size: int,
+    test_size: int,
+    train_size: int | None,
+    where: str,
+    skipped: str = "",
 ) -> dict[str, list[Example]]:
     """Seeded split that keeps all lines of one target date in one split.
 
     The book's file repeats lines verbatim, so a line-level split would leak
     test lines into train. Whole groups are added to valid, then test, until
     each reaches its size (so sizes are approximate); train gets the rest.
-    Within a split, pairs keep their file order.
+    Within a split, pairs keep their file order. `skipped` (the file's skipped rows) ends the message when
+    there are too few pairs.
     """
     if len(examples) < valid_size + test_size + 1:
         raise DataError(
             f"{where}: {len(examples)} pairs are too few for valid_size={valid_size}, "
-            f"test_size={test_size} and at least one training pair"
+            f"test_size={test_size} and at least one training pair" + (f"; {skipped}" if skipped else "")
         )
     rng = random.Random(seed)
     counts: dict[str, int] = {}
@@ -230,6 +237,7 @@ class Dates(DataSource):
             None,
             "file in the book's date.txt format ('<source>_<YYYY-MM-DD>' per line); null generates pairs",
             nullable=True,
+            path="file",
         ),
         Param("seed", int, 1234, "seed of the generation and of the split"),
         Param(
@@ -241,8 +249,22 @@ class Dates(DataSource):
             max=10_000_000,
             nullable=True,
         ),
-        Param("valid_size", int, 1000, "validation pairs (whole date groups in file mode, so about)", min=1),
-        Param("test_size", int, 1000, "test pairs (whole date groups in file mode, so about)", min=1),
+        Param(
+            "valid_size",
+            int,
+            1000,
+            "validation pairs (whole date groups in file mode, so about); 0: no validation, the last epoch's "
+            "model is kept as the best",
+            min=0,
+        ),
+        Param(
+            "test_size",
+            int,
+            1000,
+            "test pairs (whole date groups in file mode, so about); 0: no test split (score another with "
+            "evaluate.split)",
+            min=0,
+        ),
         Param(
             "bad_rows",
             str,
@@ -297,9 +319,9 @@ class Dates(DataSource):
             return generate_splits(self.seed, sizes)
         hint = "; pass an existing file with --set data.path=FILE, or null to generate pairs"
         examples = read_date_file(self.path, hint=hint, log=self.log)
-        return split_by_target(
-            examples, self.seed, self.valid_size, self.test_size, self.train_size, where=str(self.path)
-        )
+        where = str(self.path)
+        skipped = self.log.skipped(where)
+        return split_by_target(examples, self.seed, self.valid_size, self.test_size, self.train_size, where, skipped)
 
 
 @hookimpl

@@ -98,7 +98,14 @@ _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 class LSTMDecoder(DecoderNetwork):
-    """Recurrent decoder (LSTM or GRU) with optional attention, peeky context and Luong input feeding."""
+    """Recurrent decoder (LSTM or GRU) with optional attention, peeky context and Luong input feeding.
+
+    The classic models, by their settings: the plain encoder-decoder is `attention: none` (the encoder's final
+    state is the only context); the peeky decoder adds `peeky: true`; Luong attention is the default
+    (`general`); Joey NMT's and OpenNMT-py's default adds `input_feeding: true`. Sizes: the state is
+    `hidden_size`; with attention the output layer reads tanh(W [h; context]) of that size, without it h; with
+    `peeky` the encoder's summary is appended to both the input and the output layer's input.
+    """
 
     name = "lstm"
     params = (
@@ -270,56 +277,19 @@ class LSTMDecoder(DecoderNetwork):
     def _fed(self, embedded: torch.Tensor, state: RecurrentState, memory: Memory) -> torch.Tensor:
         """Input feeding, position by position: embedded (batch, tgt_len, E) -> attentional (batch, tgt_len, H).
 
-        Kept lean: the embeddings' (and summary's) share of the first layer's input product is computed for
-        all positions in one product; each position then costs one product with [feed; h] per layer (the
-        first) or [input; h], the attention of one query per sentence, and the attentional layer.
+        Kept lean: per position one torch.lstm_cell (or gru_cell) per layer on the module's own weights, the
+        attention of one query per sentence and the attentional layer; the output layer runs once afterwards
+        over all positions. (Computing the embeddings' share of the first layer's gates for all positions in
+        one product and the rest by hand measured slower than the fused cell: 129 vs 123 ms a dates step.)
         """
         inputs = self._with_summary(embedded, memory)
-        first = _cell_weights(self.rnn, 0)
-        split = inputs.size(-1)
-        # The first layer's input product over the embeddings (and summary), all positions at once.
-        ahead = F.linear(inputs, first[0][:, :split], first[2])  # (batch, tgt_len, gates)
-        fed_weight = first[0][:, split:]
-        h, c, feed = list(state.h.unbind(0)), list(state.c.unbind(0)) if state.c is not None else None, state.feed
-        outputs = []
+        feed, outputs = state.feed, []
         for position in range(inputs.size(1)):
-            gates_in = torch.addmm(ahead[:, position], feed, fed_weight.t())
-            top = self._layer_step(0, gates_in, h, c, first)
-            for layer in range(1, self.layers):
-                top = self._layer_step(
-                    layer, None, h, c, _cell_weights(self.rnn, layer), F.dropout(top, self.rnn.dropout, self.training)
-                )
-            feed, _ = self.attend(top.unsqueeze(1), memory)
-            feed = feed.squeeze(1)
+            top, h, c = self._cell_step(torch.cat([inputs[:, position], feed], dim=1), state)
+            state = RecurrentState(h, c, None)
+            feed = self.attend(top.unsqueeze(1), memory)[0].squeeze(1)
             outputs.append(feed)
         return torch.stack(outputs, 1)
-
-    def _layer_step(
-        self,
-        layer: int,
-        gates_in: torch.Tensor | None,
-        h: list[torch.Tensor],
-        c: list[torch.Tensor] | None,
-        weights: tuple[torch.Tensor, ...],
-        inputs: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """One layer at one position, updating h[layer] (and c[layer]) in the lists; returns the new h.
-        `gates_in`: the input's share of the gates with its bias, when computed already; else `inputs`."""
-        w_ih, w_hh, b_ih, b_hh = weights
-        if gates_in is None:
-            gates_in = F.linear(inputs, w_ih, b_ih)
-        hidden = F.linear(h[layer], w_hh, b_hh)
-        if c is not None:
-            i, f, g, o = (gates_in + hidden).chunk(4, dim=1)
-            c[layer] = torch.sigmoid(f) * c[layer] + torch.sigmoid(i) * torch.tanh(g)
-            h[layer] = torch.sigmoid(o) * torch.tanh(c[layer])
-        else:
-            r_i, z_i, n_i = gates_in.chunk(3, dim=1)
-            r_h, z_h, n_h = hidden.chunk(3, dim=1)
-            r, z = torch.sigmoid(r_i + r_h), torch.sigmoid(z_i + z_h)
-            n = torch.tanh(n_i + r * n_h)
-            h[layer] = n + z * (h[layer] - n)
-        return h[layer]
 
     # --- attention --------------------------------------------------------------------
 

@@ -14,24 +14,51 @@ A decoder network without attention (step gives None) gives hypotheses without a
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from transduce.api import Decodable, Hypotheses, Memory, Param, SearchStrategy, hookimpl
+from transduce.api import MAX_OUTPUT_TOKENS, Decodable, Hypotheses, Memory, Param, SearchStrategy, hookimpl
 
 #: Length parameters shared by every built-in strategy. The defaults keep whole answers in chat (questions of
 #: 2-20 morphemes, answers up to 40) and similar-length translations, and cut only runaway outputs.
+#: Each bound is far beyond any sensible setting and keeps a mistyped value (`size=1000000`) a clear error instead
+#: of an allocation of gigabytes; the Translator also refuses a combination whose memory would be absurd.
+MAX_RATIO = 100.0
+MAX_BEAM = 256
+MAX_TOP_K = 1_000_000
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.001, 1000.0
+MAX_LENGTH_PENALTY = 10.0
+
 LIMIT_PARAMS = (
-    Param("max_length", int, 100, "most output tokens per sentence, '</s>' excluded", min=1),
+    Param(
+        "max_length",
+        int,
+        100,
+        f"most output tokens per sentence, '</s>' excluded (at most {MAX_OUTPUT_TOKENS:,}: a long paragraph in "
+        "characters; more only lets a runaway output run on)",
+        min=1,
+        max=MAX_OUTPUT_TOKENS,
+    ),
     Param(
         "max_ratio",
         float,
         2.0,
         "output limit relative to the source: at most ceil(max_ratio * source tokens) + max_offset tokens "
-        "(and max_length); null: max_length alone",
+        f"(and max_length); null: max_length alone (at most {MAX_RATIO:g}: no output is that much longer than its "
+        "source)",
         min=0,
+        max=MAX_RATIO,
         nullable=True,
     ),
-    Param("max_offset", int, 20, "tokens allowed beyond max_ratio * source tokens (see max_ratio)", min=0),
+    Param(
+        "max_offset",
+        int,
+        20,
+        f"tokens allowed beyond max_ratio * source tokens (see max_ratio; at most {MAX_OUTPUT_TOKENS:,})",
+        min=0,
+        max=MAX_OUTPUT_TOKENS,
+    ),
 )
 
 #: Drop finished sentences from the decoded batch once this share of its active ones has finished since the
@@ -53,6 +80,12 @@ class _Limited(SearchStrategy):
     def limits(self, memory: Memory) -> torch.Tensor:
         return self.output_limits(memory, self.max_length, self.max_ratio, self.max_offset)
 
+    def most_output_tokens(self, source_length: int) -> int:
+        """As `limits` gives it for one source of `source_length` tokens."""
+        if self.max_ratio is None:
+            return self.max_length
+        return min(self.max_length, math.ceil(source_length * self.max_ratio - 1e-9) + self.max_offset)
+
 
 class GreedyDecoding(_Limited):
     """Picks the most probable token at each step, for the whole batch at once."""
@@ -70,14 +103,32 @@ class SampleDecoding(_Limited):
 
     name = "sample"
     params = (
-        Param("temperature", float, 1.0, "> 0; divides the logits: below 1 sharper and safer, above 1 more varied"),
-        Param("top_k", int, 0, "draw only among the k most probable tokens; 0: among all", min=0),
+        Param(
+            "temperature",
+            float,
+            1.0,
+            "> 0; divides the logits: below 1 sharper and safer, above 1 more varied "
+            f"({MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}: below, every draw is greedy's pick; above, it is uniform)",
+            min=MIN_TEMPERATURE,
+            max=MAX_TEMPERATURE,
+        ),
+        Param(
+            "top_k",
+            int,
+            0,
+            f"draw only among the k most probable tokens; 0: among all (at most {MAX_TOP_K:,}, more than any "
+            "vocabulary)",
+            min=0,
+            max=MAX_TOP_K,
+        ),
         Param(
             "seed",
             int,
             None,
             "seed of the sampler's own generator: the same seed gives the same output, whatever else uses torch's "
-            "random numbers; null: seeded from torch's global generator",
+            "random numbers; null: seeded from torch's global generator (0 to 2**32 - 1, as the recipe's seed)",
+            min=0,
+            max=2**32 - 1,
             nullable=True,
         ),
         *LIMIT_PARAMS,
@@ -93,8 +144,11 @@ class SampleDecoding(_Limited):
         max_offset: int = 20,
     ) -> None:
         super().__init__(max_length, max_ratio, max_offset)
-        if not temperature > 0:
-            raise ValueError(f"sample: temperature must be > 0 (1.0 samples the model as is), got {temperature}")
+        if not temperature >= MIN_TEMPERATURE:  # lower ones overflow the scaled logits to -inf (no draw at all)
+            raise ValueError(
+                f"sample: temperature must be > 0 (at least {MIN_TEMPERATURE:g}; 1.0 samples the model as is), "
+                f"got {temperature}"
+            )
         if top_k < 0:
             raise ValueError(f"sample: top_k must be >= 0 (0 draws among all tokens), got {top_k}")
         self.temperature, self.top_k, self.seed = temperature, top_k, seed
@@ -129,18 +183,29 @@ class BeamSearch(_Limited):
             "size",
             int,
             5,
-            "partial outputs kept per sentence (the beam width); 1 (with length_penalty 0) gives greedy's output",
+            "partial outputs kept per sentence (the beam width); 1 (with length_penalty 0) gives greedy's output "
+            f"(at most {MAX_BEAM}: beyond a few dozen, wider beams rarely improve and cost as many model rows)",
             min=1,
+            max=MAX_BEAM,
         ),
         Param(
             "length_penalty",
             float,
             0.0,
             "alpha of the GNMT length penalty: outputs are ranked by log-probability / ((5 + tokens) / 6)^alpha; "
-            "0 ranks by raw log-probability (favours short outputs), 0.6-1.0 usual for translation",
+            "0 ranks by raw log-probability (favours short outputs), 0.6-1.0 usual for translation "
+            f"(at most {MAX_LENGTH_PENALTY:g})",
             min=0,
+            max=MAX_LENGTH_PENALTY,
         ),
-        Param("n_best", int, 1, "finished outputs returned per sentence, best first (at most size)", min=1),
+        Param(
+            "n_best",
+            int,
+            1,
+            "finished outputs returned per sentence, best first (at most size)",
+            min=1,
+            max=MAX_BEAM,
+        ),
         *LIMIT_PARAMS,
     )
 
@@ -157,6 +222,9 @@ class BeamSearch(_Limited):
         if not 1 <= n_best <= size:
             raise ValueError(f"beam: n_best must be between 1 and size ({size}), got {n_best}")
         self.size, self.length_penalty, self.n_best = size, length_penalty, n_best
+
+    def rows_per_sentence(self) -> int:
+        return self.size
 
     def penalty(self, lengths: torch.Tensor) -> torch.Tensor:
         """GNMT lp(Y) = ((5 + |Y|) / 6) ^ alpha, |Y| the output tokens without '</s>'."""

@@ -30,6 +30,8 @@ from transduce.api import DataError, Example
 BAD_ROW_POLICIES = ("skip", "error")
 #: Bad rows quoted in the notes per file; the rest are counted.
 SHOWN_BAD_ROWS = 5
+#: Distinct fixes suggested per file when its rows are unusable.
+SHOWN_FIXES = 3
 DOWNLOAD_TIMEOUT_S = 30
 _SKIP_HINT = "to skip such rows and go on, run with --set data.bad_rows=skip"
 
@@ -37,12 +39,26 @@ _SKIP_HINT = "to skip such rows and go on, run with --set data.bad_rows=skip"
 # --- lines -----------------------------------------------------------------------
 
 
+#: Fixes for what makes a line undecodable; one is shown once in an error however many lines it explains.
+UTF16_FIX = "the file looks UTF-16: re-save it as UTF-8"
+NOT_TEXT_FIX = "the file is not UTF-8 text (a binary file, or another encoding?): give a UTF-8 text file"
+#: File signatures that say what a line 1 that is not text is instead.
+_SIGNATURES = (
+    (codecs.BOM_UTF16_LE, "starts with a UTF-16 byte-order mark", UTF16_FIX),
+    (codecs.BOM_UTF16_BE, "starts with a UTF-16 byte-order mark", UTF16_FIX),
+    (b"PK\x03\x04", "starts like a zip archive", "the file is a zip archive: set data.member to the file inside it"),
+    (b"\x1f\x8b", "starts like a gzip file", "the file is gzip-compressed: decompress it first (gunzip FILE)"),
+)
+
+
 class Line(NamedTuple):
-    """One line of a file: its 1-based number, its text without the line ending, and why it is unusable."""
+    """One line of a file: its 1-based number, its text without the line ending, why it is unusable and what
+    would fix that."""
 
     number: int
     text: str
     problem: str | None = None
+    fix: str | None = None
 
 
 def display_name(path: str | Path, member: str | None = None) -> str:
@@ -79,21 +95,44 @@ def open_binary(path: str | Path, member: str | None = None, hint: str = "") -> 
 
 
 def decode_line(number: int, raw: bytes) -> Line:
-    """Decode one line of bytes; a UTF-8 BOM on line 1 is dropped, `\\n` or `\\r\\n` removed."""
+    """Decode one line of bytes; a UTF-8 BOM on line 1 is dropped, `\\n` or `\\r\\n` removed.
+
+    A line that is not UTF-8 text says what it looks like instead (UTF-16, a zip or gzip file, binary) and
+    carries the fix, so an error about a whole unusable file can say what to do.
+    """
     if number == 1 and raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     if raw.endswith(b"\n"):
         raw = raw[:-1]
     if raw.endswith(b"\r"):
         raw = raw[:-1]
+    signature = next((s for s in _SIGNATURES if raw.startswith(s[0])), None) if number == 1 else None
+    if signature is not None:
+        return _unusable(number, raw, signature[1], signature[2])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         reason = f"not valid UTF-8 ({error.reason} at byte {error.start})"
-        return Line(number, raw.decode("utf-8", "replace"), reason)
+        return _unusable(number, raw, reason, NOT_TEXT_FIX)
     if "\0" in text:
-        return Line(number, text.replace("\0", ""), "contains a NUL byte")
+        return _unusable(number, raw, "contains a NUL byte", NOT_TEXT_FIX)
     return Line(number, text)
+
+
+def _unusable(number: int, raw: bytes, problem: str, fix: str) -> Line:
+    """A line that is not UTF-8 text, with what it looks like; NULs at every other byte mean UTF-16."""
+    text = raw.decode("utf-8", "replace").replace("\0", "")
+    if fix == NOT_TEXT_FIX and _looks_utf16(raw):
+        problem, fix = "has a NUL byte between its characters", UTF16_FIX
+    return Line(number, text, problem, fix)
+
+
+def _looks_utf16(raw: bytes) -> bool:
+    """Whether a line's NUL bytes all sit at every other byte, as in UTF-16 text of Latin letters."""
+    zeros = raw.count(0)
+    if raw == b"\0":  # the second byte of a UTF-16 line break, alone on its "line"
+        return True
+    return zeros >= 2 and 3 * zeros >= len(raw) and zeros in (raw[0::2].count(0), raw[1::2].count(0))
 
 
 def read_lines(path: str | Path, *, member: str | None = None, hint: str = "") -> Iterator[Line]:
@@ -108,22 +147,29 @@ def read_lines(path: str | Path, *, member: str | None = None, hint: str = "") -
 
 @dataclass(eq=False)
 class Tally:
-    """What one pass over one file (or split) found: bad rows and removed duplicates."""
+    """What one pass over one file (or split) found: bad rows, the fixes they suggest, and removed duplicates."""
 
     log: ReadLog
     key: str
     bad: int = 0
     shown: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
     duplicates: int = 0
 
-    def bad_row(self, where: str, reason: str) -> None:
-        """Count a bad row, or raise DataError at it when the policy is 'error'."""
+    def bad_row(self, where: str, reason: str, fix: str | None = None) -> None:
+        """Count a bad row, or raise DataError at it when the policy is 'error'; `fix` says what would mend it."""
         if self.log.policy == "error":
-            raise DataError(f"{where}: {reason}; {_SKIP_HINT}")
+            raise DataError(f"{where}: {reason}; {f'{fix}; or, ' if fix else ''}{_SKIP_HINT}")
         self.bad += 1
         if len(self.shown) < SHOWN_BAD_ROWS:
             self.shown.append(f"{where}: {reason}")
+        if fix and fix not in self.fixes and len(self.fixes) < SHOWN_FIXES:
+            self.fixes.append(fix)
         self.log.offer(self)
+
+    def bad_line(self, where: str, line: Line) -> None:
+        """Count a line that could not be decoded, with the fix its problem suggests."""
+        self.bad_row(where, line.problem or "unreadable", line.fix)
 
     def duplicate(self) -> None:
         self.duplicates += 1
@@ -161,18 +207,31 @@ class ReadLog:
         if line not in self._extra:
             self._extra.append(line)
 
+    def skipped(self, key: str) -> str:
+        """For an error about `key` having no usable pairs: its skipped rows (the first few with file:line and
+        reason, then a count) and what would fix them; '' when none were skipped."""
+        best = self._best.get(key)
+        if best is None or not best.bad:
+            return ""
+        lines = [f"{best.bad} bad row{'s were' if best.bad != 1 else ' was'} skipped:", *_listed(best)]
+        return "\n".join(lines + [f"{fix[:1].upper()}{fix[1:]}." for fix in best.fixes])
+
     def notes(self) -> list[str]:
         lines = list(self._extra)
         for key, tally in self._best.items():
             if tally.bad:
                 lines.append(f"{key}: skipped {tally.bad} bad row{'s' * (tally.bad != 1)} (data.bad_rows=skip)")
-                lines.extend(f"  {shown}" for shown in tally.shown)
-                if tally.bad > len(tally.shown):
-                    lines.append(f"  ... and {tally.bad - len(tally.shown)} more")
+                lines.extend(_listed(tally))
             if tally.duplicates:
                 s = "s" * (tally.duplicates != 1)
                 lines.append(f"{key}: removed {tally.duplicates} repeated pair{s} (data.deduplicate=true)")
         return lines
+
+
+def _listed(tally: Tally) -> list[str]:
+    """The bad rows shown, indented, and how many more there were."""
+    more = [f"  ... and {tally.bad - len(tally.shown)} more"] if tally.bad > len(tally.shown) else []
+    return [f"  {shown}" for shown in tally.shown] + more
 
 
 def checked_pair(source: str, target: str, where: str, tally: Tally) -> Example | None:

@@ -30,7 +30,7 @@ def lstm_decoder(
         embedding_dim=embedding_dim,
         vocab_size=vocab_size,
         memory_size=memory_size,
-        pad_index=Seq2Seq.PAD,
+        pad_index=0,
         attention=attention(scorer),
         **options,
     )

@@ -123,9 +123,9 @@ def test_bad_switches_are_reported_on_one_line_each_and_the_chat_goes_on(
     assert len(lines) == len(bad)
     for switch, line in zip(bad, lines, strict=True):
         assert line.startswith(f"error: {switch}: ")
-    assert "/sample -1: search 'sample' rejected its settings: sample: temperature must be > 0" in lines[1]
+    assert "/sample -1: search.temperature: expected number >= 0.001 and <= 1000.0, got -1 (too small)" in lines[1]
     assert "unknown switch '/sampel'. Did you mean '/sample'?" in lines[2]
-    assert "search.top_k: expected integer >= 0, got -3 (too small)" in lines[3]
+    assert "search.top_k: expected integer >= 0 and <= 1000000, got -3 (too small)" in lines[3]
     assert "expected '/greedy'; /help lists the switches" in lines[4]
     assert "unknown search 'nope'" in lines[5] and "available: " in lines[5]
     assert "expected KEY=VALUE after the strategy's name, got 't'" in lines[6]
@@ -272,5 +272,7 @@ def test_search_spec_validates_like_a_recipe_and_keeps_the_recipes_settings(regi
     spec = chat.search_spec(registry, {"name": "sample", "top_k": 4}, carried=recipe_search)
     assert spec == {"name": "sample", "temperature": 1.0, "top_k": 4, "seed": None, "max_length": 7,
                     "max_ratio": None, "max_offset": 20}  # fmt: skip
-    with pytest.raises(chat.SwitchError, match=r"search\.temperature: expected number, got str 'hot'"):
+    with pytest.raises(
+        chat.SwitchError, match=r"search\.temperature: expected number >= 0\.001 and <= 1000\.0, got str 'hot'"
+    ):
         chat.search_spec(registry, {"name": "sample", "temperature": "hot"})

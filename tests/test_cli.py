@@ -59,7 +59,7 @@ def test_plugins_lists_every_family_with_its_provider_and_parameters(capsys: Cap
     for name in ("char", "word", "lstm", "general", "greedy", "dates", "exact_match", "bleu", "chrf"):
         assert f"{name}  from transduce 0.1.0" in out
     assert "bidirectional: boolean = true  read the source in both directions" in out
-    assert "max_length: integer >= 1 = 100" in out
+    assert "max_length: integer >= 1 and <= 4096 = 100" in out
 
 
 @pytest.mark.usefixtures("wide")

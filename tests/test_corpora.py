@@ -55,32 +55,38 @@ def test_tsv_columns_can_be_swapped_and_a_header_skipped(tmp_path: Path) -> None
     assert list(source.read_file(path)) == [Example(t, s) for s, t in PAIRS]
 
 
+NOT_TEXT = "the file is not UTF-8 text (a binary file, or another encoding?): give a UTF-8 text file; or, "
 BAD_TSV_ROWS = [
-    (b"only one field\n", "expected at least 2 tab-separated columns, got 1"),
-    (b"Go.\t   \n", "empty target"),
-    (b" \tVa !\n", "empty source"),
-    (b"caf\xe9\tcaf\xc3\xa9\n", "not valid UTF-8 (invalid continuation byte at byte 3)"),
-    (b"a\x00b\tc\n", "contains a NUL byte"),
+    (
+        b"only one field\n",
+        "expected at least 2 tab-separated columns, got 1",
+        "the rows have no tab: columns of a tsv file are separated by tabs (for commas use data: csv); or, ",
+    ),
+    (b"Go.\t   \n", "empty target", ""),
+    (b" \tVa !\n", "empty source", ""),
+    (b"caf\xe9\tcaf\xc3\xa9\n", "not valid UTF-8 (invalid continuation byte at byte 3)", NOT_TEXT),
+    (b"a\x00b\tc\n", "contains a NUL byte", NOT_TEXT),
 ]
 
 
-@pytest.mark.parametrize(("row", "reason"), BAD_TSV_ROWS)
-def test_tsv_bad_row_is_skipped_and_noted_with_file_and_line(tmp_path: Path, row: bytes, reason: str) -> None:
+@pytest.mark.parametrize(("row", "reason", "fix"), BAD_TSV_ROWS)
+def test_tsv_bad_row_is_skipped_and_noted_with_file_and_line(tmp_path: Path, row: bytes, reason: str, fix: str) -> None:
     path = write(tmp_path / "bad.tsv", tsv_text(PAIRS[:2]).encode() + row + b"Run!\tCours !\n")
     source = TabSeparated(path=str(path))
     assert list(source.read_file(path)) == [Example(*pair) for pair in PAIRS]
     assert source.notes() == [f"{path}: skipped 1 bad row (data.bad_rows=skip)", f"  {path}:3: {reason}"]
 
 
-@pytest.mark.parametrize(("row", "reason"), BAD_TSV_ROWS)
+@pytest.mark.parametrize(("row", "reason", "fix"), BAD_TSV_ROWS)
 def test_tsv_bad_row_under_policy_error_stops_with_file_line_and_suggestion(
-    tmp_path: Path, row: bytes, reason: str
+    tmp_path: Path, row: bytes, reason: str, fix: str
 ) -> None:
     path = write(tmp_path / "bad.tsv", tsv_text(PAIRS[:2]).encode() + row)
     source = TabSeparated(path=str(path), bad_rows="error")
     with pytest.raises(DataError) as caught:
         list(source.read_file(path))
-    assert str(caught.value) == f"{path}:3: {reason}; to skip such rows and go on, run with --set data.bad_rows=skip"
+    expected = f"{path}:3: {reason}; {fix}to skip such rows and go on, run with --set data.bad_rows=skip"
+    assert str(caught.value) == expected
 
 
 def test_many_bad_rows_show_the_first_five_and_count_once_over_repeated_reads(tmp_path: Path) -> None:

@@ -143,7 +143,12 @@ def test_an_old_style_set_names_the_new_key(registry):
         ("{name: lstm, peeky: 3}", 5, "model.decoder.peeky", "expected boolean"),
         ("{name: lstm, layers: 0}", 5, "model.decoder.layers", "too small"),
         ("{name: lstm, attention: genral}", 5, "model.decoder.attention.name", "Did you mean 'general'?"),
-        ("{name: lstm, attention: [dot]}", 5, "model.decoder.attention", "expected a attention name or a mapping"),
+        (
+            "{name: lstm, attention: [dot]}",
+            5,
+            "model.decoder.attention",
+            "expected attention name or mapping with 'name' or 'none', got list",
+        ),
         ("{name: lstm, attention: {name: additive, hiden: 3}}", 5, "model.decoder.attention.hiden", "valid keys"),
         ("{name: lstn}", 5, "model.decoder.name", "unknown decoder 'lstn'. Did you mean 'lstm'?"),
     ],
@@ -277,3 +282,27 @@ def test_the_old_run_error_is_a_run_error(trained_run: Path, tmp_path: Path, reg
     mine.write_text(OLD_RECIPE.replace("decoder: {name: greedy", "search: {name: greedy"), encoding="utf-8")
     with pytest.raises(RecipeError, match="moved to model.decoder.hidden_size"):
         load_recipe(mine, registry)
+
+
+# --- component-valued parameters ---------------------------------------------------------------------------
+
+
+def test_a_component_valued_param_is_a_name_a_mapping_or_none_when_nullable() -> None:
+    from transduce.params import Param, resolve_params
+
+    required = Param("scorer", str, "general", "an attention scorer", family="attention")
+    optional = Param("scorer", str, "general", "an attention scorer", family="attention", nullable=True)
+    assert required.problem("dot") is None and required.problem({"name": "dot", "x": 1}) is None
+    assert "`none` is not allowed" in (required.problem("none") or "")
+    assert "got int 3" in (required.problem(3) or "")
+    assert optional.problem(None) is None and optional.problem("none") is None
+    assert optional.describe_type() == "attention name or mapping with 'name' or 'none'"
+
+    def fail(key: str, message: str):  # type: ignore[no-untyped-def]
+        raise ValueError(f"{key}: {message}")
+
+    nested = lambda param, value: {"resolved": value}  # noqa: E731
+    assert resolve_params([optional], {"scorer": "none"}, owner="x", fail=fail, nested=nested) == {"scorer": None}
+    assert resolve_params([optional], {}, owner="x", fail=fail, nested=nested) == {"scorer": {"resolved": "general"}}
+    with pytest.raises(TypeError, match="has type str"):
+        Param("scorer", int, 1, family="attention")

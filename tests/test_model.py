@@ -175,6 +175,20 @@ def test_bridge_exists_only_when_encoder_and_decoder_sizes_differ() -> None:
     assert build(encoder_hidden=8, decoder_hidden=6, init="zero").decoder.bridge is None
 
 
+def test_tied_embeddings_share_one_weight_and_train_it_from_both_uses() -> None:
+    model = build(decoder_hidden=EMB, tie_embeddings=True).train()
+    decoder = model.decoder
+    assert decoder.output.weight is decoder.embedding.weight
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == sum(p.numel() for p in build(decoder_hidden=EMB).parameters()) - TGT_VOCAB * EMB
+    )
+    source, lengths = source_batch([5, 2, 4])
+    target_in = target_prefix(3, 4)
+    sequence_loss(model(source, lengths, target_in), target_prefix(3, 4), PAD).backward()
+    assert decoder.embedding.weight.grad[PAD].any()  # the output layer's row of <pad> gets a gradient too
+
+
 def test_encode_masks_exactly_the_padding_positions() -> None:
     model = build()
     source, lengths = source_batch([4, 1, 3])

@@ -265,9 +265,10 @@ def test_override_value_is_read_as_yaml_so_a_number_becomes_an_int(registry):
     assert type(recipe["train"]["epochs"]) is int
 
 
-def test_override_of_a_path_stays_a_string(registry):
-    recipe = parse("data:\n  name: dates\n", registry, ["data.path=/x/y"])
-    assert recipe["data"]["path"] == "/x/y"
+def test_override_of_a_path_stays_a_string(registry, tmp_path):
+    (tmp_path / "3").write_text("")
+    recipe = parse("data:\n  name: dates\n", registry, [f"data.path={tmp_path / '3'}"])
+    assert recipe["data"]["path"] == str(tmp_path / "3")
 
 
 def test_override_null_clears_a_nullable_key(registry):
@@ -349,11 +350,48 @@ def test_overrides_do_not_hide_errors_elsewhere_in_the_file(registry):
     assert exc.key == "train.lr"
 
 
+def test_a_set_that_replaces_a_section_owns_every_key_beneath_it(registry, tmp_path):
+    # The case: the file's line 12 says `epochs: 1`; the 0 came from the --set.
+    path = tmp_path / "r.yaml"
+    path.write_text("data: dates\n" + "# a comment\n" * 9 + "train:\n  epochs: 1\n")
+    exc = _load_error(path, registry, ["train={epochs: 0}"])
+    assert str(exc) == "--set train={epochs: 0}: train.epochs: expected integer >= 1, got 0 (too small)"
+    assert exc.line is None
+
+
+def test_a_set_of_a_parent_owns_a_nested_key_the_file_also_gives(registry):
+    text = "data: dates\nmodel:\n  encoder:\n    name: lstm\n    layers: 2\n"
+    exc = parse_error(text, registry, ["model={encoder: {name: lstm, layers: 0}}"])
+    assert exc.source == "--set model={encoder: {name: lstm, layers: 0}}"
+    assert exc.key == "model.encoder.layers"
+    exc = parse_error(text, registry, ["model.encoder={name: lstm, layers: 0}"])
+    assert exc.source == "--set model.encoder={name: lstm, layers: 0}"
+
+
+def test_the_last_set_that_covers_a_key_owns_it(registry):
+    text = "data: dates\ntrain:\n  epochs: 1\n"
+    exc = parse_error(text, registry, ["train={epochs: 0}", "train.lr=50"])
+    assert (exc.source, exc.key) == ("--set train={epochs: 0}", "train.epochs")
+    exc = parse_error(text, registry, ["train.epochs=0", "train={epochs: -1}"])
+    assert exc.source == "--set train={epochs: -1}"
+    exc = parse_error(text, registry, ["train={epochs: 0}", "train.epochs=-1"])
+    assert exc.source == "--set train.epochs=-1"
+    exc = parse_error(text.replace("epochs: 1", "epochs: 0"), registry, ["train.lr=0.5"])
+    assert (exc.source, exc.line) == ("r.yaml", 3)  # a --set of a sibling does not own the file's key
+
+
+def _load_error(path: Path, registry, overrides: list[str]) -> RecipeError:
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path, registry, overrides)
+    return caught.value
+
+
 # --- dump, differences, files ---------------------------------------------------------------
 
 
-def test_dumped_recipe_parses_back_to_the_same_resolved_recipe(registry):
-    recipe = load_recipe(DATES_RECIPE, registry, ["train.lr=1e-4", "data.path=/x/y"])
+def test_dumped_recipe_parses_back_to_the_same_resolved_recipe(registry, tmp_path):
+    (tmp_path / "dates.txt").write_text("")
+    recipe = load_recipe(DATES_RECIPE, registry, ["train.lr=1e-4", f"data.path={tmp_path / 'dates.txt'}"])
     text = dump_recipe(recipe)
     assert parse(text, registry) == recipe
     assert list(yaml.safe_load(text)) == list(recipe)

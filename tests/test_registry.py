@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from transduce import cli
 from transduce.components import FAMILIES
 from transduce.errors import PluginError, RecipeError
 from transduce.recipe import parse_recipe
@@ -478,6 +479,94 @@ def test_hook_with_an_argument_its_specification_lacks_is_recorded(install_plugi
     assert problem.provider.distribution == "args-plugin"
     assert problem.problem.startswith("cannot be registered:")
     assert "device" in problem.problem
+
+
+UNMARKED_METRIC = """
+class Fraction(Metric):
+    '''Share of exact outputs.'''
+    name = "fraction"
+
+def transduce_components():
+    return [Fraction]
+"""
+
+
+def test_a_plugin_whose_only_hook_lacks_hookimpl_is_broken_not_silent(install_plugin):
+    install_plugin("unmarked-plugin", "unmarkedplugin", UNMARKED_METRIC, entry_point="fraction")
+    registry = discover()
+    problem = only_problem(registry)
+    assert problem.provider == Provider("unmarked-plugin", "1.2", "fraction")
+    assert problem.problem == "implements no transduce hook: did you forget @hookimpl on transduce_components?"
+    assert registry.get("metric", "fraction") is None
+    assert "did you forget @hookimpl on transduce_components" in str(strict_error())
+
+
+def test_a_recipe_naming_the_metric_of_an_unmarked_hook_names_the_plugin_and_the_missing_marker(install_plugin):
+    install_plugin("unmarked-plugin", "unmarkedplugin", UNMARKED_METRIC, entry_point="fraction")
+    error = recipe_error("data: dates\nevaluate:\n  metrics: [fraction]\n", discover())
+    assert "unknown metric 'fraction'" in str(error)
+    assert "plugin unmarked-plugin 1.2 (entry point 'fraction'): implements no transduce hook" in str(error)
+    assert "did you forget @hookimpl on transduce_components?" in str(error)
+
+
+def test_the_plugins_command_lists_a_plugin_with_an_unmarked_hook_as_broken(install_plugin, capsys):
+    install_plugin("unmarked-plugin", "unmarkedplugin", UNMARKED_METRIC, entry_point="fraction")
+    assert cli.main(["plugins"]) == 0
+    broken = " ".join(capsys.readouterr().out.split("broken")[1].split())
+    assert "fraction" in broken
+    assert "implements no transduce hook" in broken
+
+
+def test_a_plugin_with_no_hook_function_at_all_is_broken(install_plugin):
+    install_plugin("empty-plugin", "emptyplugin", "VERSION = 1\n")
+    problem = only_problem(discover())
+    assert problem.problem.startswith("implements no transduce hook; mark its hook functions with @hookimpl")
+    assert "transduce_components" in problem.problem
+
+
+def test_an_unmarked_lifecycle_hook_beside_a_marked_one_is_broken_and_the_components_still_load(install_plugin):
+    install_plugin(
+        "half-plugin",
+        "halfplugin",
+        """
+        class Upper(Tokenizer):
+            '''Upper-cases.'''
+            name = "upper"
+
+        @hookimpl
+        def transduce_components():
+            return [Upper]
+
+        def transduce_epoch_end(record):
+            pass
+
+        def transduce_epoch_ends(record):
+            pass
+        """,
+    )
+    registry = discover()
+    problem = only_problem(registry)
+    assert problem.problem.startswith(
+        "defines transduce_epoch_end and transduce_epoch_ends without @hookimpl, so pluggy never calls it"
+    )
+    assert "check the name of transduce_epoch_ends" in problem.problem
+    assert registry.get("tokenizer", "upper") is not None
+
+
+def test_a_helper_function_named_with_the_prefix_beside_marked_hooks_is_fine(install_plugin):
+    install_plugin(
+        "helper-plugin",
+        "helperplugin",
+        """
+        def transduce_version_string():
+            return "1"
+
+        @hookimpl
+        def transduce_components():
+            return []
+        """,
+    )
+    assert discover().broken == []
 
 
 def test_two_entry_points_naming_one_module_records_the_second_and_keeps_the_first(install_plugin):

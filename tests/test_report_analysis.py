@@ -36,6 +36,10 @@ class Lookup:
     outputs: dict[str, str]
     source_tokenizer: WordTokenizer
     target_tokenizer: WordTokenizer
+    truncated: int = 0  # a table cuts no input
+
+    def truncation_note(self, since: int = 0) -> None:
+        return None
 
     def translate(self, texts: list[str], batch_size: int = 256) -> list[str]:
         return [self.outputs[text] for text in texts]
@@ -130,7 +134,7 @@ def test_parse_strategy_validates_like_a_recipe_and_keeps_the_recipe_decoders_sh
         parse_strategy(registry, "bean:size=3")
     with pytest.raises(RecipeError, match=r"--compare beam:width=3: search.width: unknown key for search 'beam'"):
         parse_strategy(registry, "beam:width=3")
-    with pytest.raises(RecipeError, match=r"size: expected integer >= 1, got 0"):
+    with pytest.raises(RecipeError, match=r"size: expected integer >= 1 and <= 256, got 0"):
         parse_strategy(registry, "beam:size=0")
     with pytest.raises(RecipeError, match=r"expected NAME:KEY=VALUE"):
         parse_strategy(registry, "beam:5")

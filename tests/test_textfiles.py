@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from transduce_builtins.textfiles import ReadLog, decode_line, group_key, plan_split
+from transduce_builtins.textfiles import NOT_TEXT_FIX, UTF16_FIX, ReadLog, decode_line, group_key, plan_split
 
 from transduce.api import DataError
 
@@ -58,7 +58,27 @@ def test_group_key_ignores_surrounding_whitespace_and_depends_on_the_seed() -> N
     ],
 )
 def test_decode_line(number: int, raw: bytes, text: str, problem: str | None) -> None:
-    assert tuple(decode_line(number, raw)) == (number, text, problem)
+    assert tuple(decode_line(number, raw))[:3] == (number, text, problem)
+
+
+@pytest.mark.parametrize(
+    ("number", "raw", "problem", "fix"),
+    [
+        (1, "Go.\tVa !\n".encode("utf-16"), "starts with a UTF-16 byte-order mark", UTF16_FIX),
+        (7, "Go.\tVa !".encode("utf-16-le")[1:], "has a NUL byte between its characters", UTF16_FIX),
+        (8, b"\x00", "has a NUL byte between its characters", UTF16_FIX),  # the end of a UTF-16 line break
+        (1, b"PK\x03\x04\x14\x00", "starts like a zip archive", "the file is a zip archive: set data.member"),
+        (1, b"\x1f\x8b\x08\x00", "starts like a gzip file", "the file is gzip-compressed: decompress it"),
+        (2, b"\x89PNG\r\n", "not valid UTF-8 (invalid start byte at byte 0)", NOT_TEXT_FIX),
+        (3, b"a\x00b", "contains a NUL byte", NOT_TEXT_FIX),
+    ],
+)
+def test_a_line_that_is_not_utf8_text_says_what_it_looks_like_and_how_to_fix_it(
+    number: int, raw: bytes, problem: str, fix: str
+) -> None:
+    line = decode_line(number, raw)
+    assert line.problem == problem
+    assert line.fix is not None and line.fix.startswith(fix)
 
 
 def test_read_log_keeps_the_furthest_pass_so_rereading_does_not_double_count() -> None:

@@ -120,6 +120,17 @@ def _dates(count: int) -> list[str]:
     return [render(datetime.date.fromordinal(start + rng.randrange(36000)), rng) for _ in range(count)]
 
 
+def _written_beside(output: Path) -> bool:
+    """Whether a temporary file translate writes `output` through (.NAME.RANDOM.part) holds something yet."""
+    for staged in output.parent.glob(f".{output.name}.*.part"):
+        try:
+            if staged.stat().st_size:
+                return True
+        except FileNotFoundError:  # moved into place meanwhile
+            pass
+    return False
+
+
 def test_an_interrupted_translation_leaves_whole_lines_in_input_order(trained_run: Path, tmp_path: Path) -> None:
     """A real Ctrl-C (SIGINT) to `transduce translate` in a subprocess, once its first chunk is written."""
     import os
@@ -135,8 +146,8 @@ def test_an_interrupted_translation_leaves_whole_lines_in_input_order(trained_ru
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the machine is shared: no thread oversubscription
     process = subprocess.Popen([*command, "--output", str(output)], stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
-    while (not output.exists() or output.stat().st_size == 0) and time.monotonic() < deadline:
-        time.sleep(0.02)  # wait for the first chunk
+    while time.monotonic() < deadline and not _written_beside(output):
+        time.sleep(0.02)  # wait for the first chunk, written beside out.txt until the translation is complete
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -159,7 +170,7 @@ def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
     sources = _dates(9)
     source, output = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_text("\n".join(sources) + "\n", encoding="utf-8")
-    open_output = cli._open_output
+    open_output = cli.open_output
 
     class TornOnTheThirdWrite:
         def __init__(self, handle) -> None:
@@ -176,7 +187,7 @@ def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
                 raise SignalStop(15)
             return self.handle.write(text)
 
-    monkeypatch.setattr(cli, "_open_output", lambda path: TornOnTheThirdWrite(open_output(path)))
+    monkeypatch.setattr(cli, "open_output", lambda path: TornOnTheThirdWrite(open_output(path)))
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
     assert status == 143
     assert f"{output} holds the translations of the first 4 input lines" in err

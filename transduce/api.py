@@ -4,6 +4,7 @@ The built-in plugins import only from this module, so they prove it suffices.
 """
 
 from transduce.components import (
+    MAX_OUTPUT_TOKENS,
     SPLITS,
     AttentionBuilder,
     AttentionScorer,
@@ -31,6 +32,7 @@ from transduce.params import REQUIRED, Param, ParamError
 from transduce.report import Report
 
 __all__ = [
+    "MAX_OUTPUT_TOKENS",
     "REQUIRED",
     "SPLITS",
     "AttentionBuilder",

@@ -113,9 +113,11 @@ class Chat:
         spec = search_spec(self.registry, switch_spec(word, args), carried=self.recipe_search)
         try:
             strategy = pipeline.search(self.registry, {"search": spec})
+            # The memory budget may refuse it too; either way the previous strategy stays.
+            translator = self.translator.with_decoding(strategy)
         except RecipeError as exc:  # the component refused a value its declared params allow
             raise SwitchError(exc.detail) from None
-        self.translator = self.translator.with_decoding(strategy)
+        self.translator = translator
         self.search = spec
         return f"search: {describe(spec)}"
 
@@ -193,7 +195,16 @@ def _message(chat: Chat, line: str, err: Console) -> str | None:
         except SwitchError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return None
-    return chat.reply(line[1:] if line.startswith("//") else line)
+    cut_before = chat.translator.truncated
+    try:
+        reply = chat.reply(line[1:] if line.startswith("//") else line)
+    except TransduceError as exc:  # the chat goes on; an empty reply keeps one reply line per message
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return ""
+    note = chat.translator.truncation_note(cut_before)
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False)
+    return reply
 
 
 def answer_lines(chat: Chat, lines: Iterable[str], out: TextIO, err: Console) -> None:

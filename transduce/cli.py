@@ -18,8 +18,9 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+import torch
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -27,22 +28,23 @@ from rich.table import Table
 
 from transduce import __version__, distributed, pipeline
 from transduce.chat import add_chat_parser, cmd_chat
+from transduce.components import SPLITS, DataSource
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce.heatmap import Heatmap, render_terminal
-from transduce.inference import Translator
+from transduce.inference import Translation, Translator
 from transduce.interrupt import StopSignals
 from transduce.params import Param
 from transduce.plots import PlotsUnavailable, save_heatmap
 from transduce.provenance import components_used
-from transduce.recipe import dump_recipe, load_recipe
+from transduce.recipe import TRAIN_PARAMS, dump_recipe, load_recipe
 from transduce.registry import Registry, discover
 from transduce.report import Report
 from transduce.report_files import write_report_files
 from transduce.rundir import RunDir
 from transduce.scaffold import create_plugin
 from transduce.testing import conformance
-from transduce.textio import count_lines, read_lines
+from transduce.textio import Output, count_lines, open_output, read_lines, refuse_same_file
 from transduce.training import Trainer, check_resumable, start_run
 
 #: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
@@ -56,6 +58,11 @@ TRANSLATE_CHUNK = 1024
 ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024"}  # by train.precision
 ONEDNN_CACHE_DEFAULT = "64"
 
+#: The recipe key `--threads` overrides for one command: the option takes its bounds.
+THREADS = next(param for param in TRAIN_PARAMS if param.name == "threads")
+#: `translate --format` values.
+OUTPUT_FORMATS = ("plain", "nbest")
+
 SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
 
 
@@ -63,11 +70,48 @@ def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
 
 
+def _add_threads(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--threads N` for a command that decodes; `main` applies it (see _use_threads)."""
+    parser.add_argument(
+        "--threads",
+        type=_thread_count,
+        metavar="N",
+        help=f"torch CPU threads ({THREADS.min:g}-{THREADS.max:g}; default: the run's train.threads, else torch's "
+        "default). On a machine other jobs use, 1 is often much faster",
+    )
+    return parser
+
+
+def _thread_count(text: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", text) or not THREADS.min <= int(text) <= THREADS.max:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of threads from {THREADS.min:g} to {THREADS.max:g}, got {text!r}"
+        )
+    return int(text)
+
+
+class _AnyOrder(argparse.ArgumentParser):
+    """A command's parser that takes its options and positional arguments in any order
+    (`translate RUN --set K=V TEXT`): argparse's intermixed parsing, which a parser with subcommands (the
+    top level) cannot use itself."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        if self._intermixing:  # parse_known_intermixed_args calls back here for its two passes
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
     parser.add_argument("--version", action="version", version=f"transduce {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_AnyOrder)
 
     plugins = commands.add_parser("plugins", help="list every installed component with its parameters")
     plugins.add_argument(
@@ -100,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's search shares are kept)",
     )
     _add_set(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
+    _add_threads(ev)
 
     att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
     att.add_argument("run", type=Path)
@@ -108,16 +153,32 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
     )
     _add_set(att, "override the run's recipe, e.g. --set search.max_length=50")
+    _add_threads(att)
 
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
     tr.add_argument("text", nargs="?", help="one input; without it, read --input or stdin (a prompt on a terminal)")
-    tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8)")
-    tr.add_argument("--output", type=Path, metavar="FILE", help="write the translations to FILE (default: stdout)")
+    tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8; '-': stdin)")
+    tr.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the translations to FILE (default, or '-': stdout); a file is written beside its place and "
+        "moved there when complete, and never over the input",
+    )
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
+    tr.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default="plain",
+        help="plain: one translation per input line (default); nbest: one line per candidate, "
+        "LINE<TAB>RANK<TAB>SCORE<TAB>TEXT (LINE and RANK from 1, SCORE the log-probability), "
+        "e.g. with --set search.name=beam --set search.n_best=3",
+    )
     _add_set(tr, "override the run's recipe, e.g. --set search.max_length=50")
+    _add_threads(tr)
 
-    add_chat_parser(commands)
+    _add_threads(add_chat_parser(commands))
 
     new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
     new.add_argument("name", help="distribution name, e.g. transduce-cosine (letters, digits, '-', '_', '.')")
@@ -132,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _cap_onednn_cache(ONEDNN_CACHE_DEFAULT)
     try:
         registry = discover()
+        if hasattr(args, "threads"):
+            _use_threads(args, registry)
         return COMMANDS[args.command](args, registry, out, err)
     except Interrupted as exc:  # training stopped on a signal: 130 for SIGINT, 143 for SIGTERM
         err.print(f"\n[bold yellow]interrupted:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
@@ -144,6 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("\ninterrupted.")
         return 130
+
+
+def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
+    """torch's CPU threads for a decoding command, before it builds a model: `--threads`, else the run's
+    train.threads (with `--set`), else torch's default."""
+    threads = args.threads
+    if threads is None:
+        threads = load_recipe(RunDir.open(args.run).recipe, registry, args.set)["train"]["threads"]
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def _cap_onednn_cache(kernels: str) -> None:
@@ -212,9 +285,17 @@ def _describe_param(param: Param) -> str:
 
 def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
+    _open_data(pipeline.data_source(registry, recipe))
     print(dump_recipe(recipe), end="")
-    err.print(f"[green]{escape(str(args.recipe))}: valid[/]")
+    err.print(f"[green]{escape(str(args.recipe))}: valid[/] (the first pair of each split read)")
     return 0
+
+
+def _open_data(source: DataSource) -> None:
+    """Read the first pair of each split as `train` reads its data, so a path or format that `train` would
+    refuse is refused now; a streamed source reads no further (one that splits a file plans the split first)."""
+    for name in SPLITS:
+        next(iter(source.split(name)), None)
 
 
 def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
@@ -380,31 +461,39 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         raise RunError("give either TEXT or --input FILE, not both")
     if args.batch_size < 1:
         raise RunError(f"--batch-size must be at least 1, got {args.batch_size}")
+    source = None if args.input is None or str(args.input) == "-" else args.input  # None: stdin
+    if args.text is None and args.output is not None and str(args.output) != "-":
+        refuse_same_file(args.output, source)  # before anything is opened or loaded
     run = RunDir.open(args.run)
     translator = Translator.from_run(run, registry, overrides=args.set)
-    if args.text is not None:
+    if args.text is not None and args.format == "nbest":
+        print(_nbest_rows(translator.translate_detailed([args.text]), first=1), end="")
+    elif args.text is not None:
         _print_one(translator, args.text)
+        _note_truncated(translator, err)
     elif args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)
     else:
-        _translate_lines(translator, args, err)
+        _translate_lines(translator, args, source, err)
     return 0
 
 
-def _translate_lines(translator: Translator, args: argparse.Namespace, err: Console) -> None:
+def _translate_lines(translator: Translator, args: argparse.Namespace, source: Path | None, err: Console) -> None:
     """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar.
 
-    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after
-    each chunk, so memory stays flat and the output always holds whole lines: the
-    translations of the first N input lines. A stop (Ctrl-C, SIGTERM) cuts the
-    file back to the last whole chunk and says how many lines it holds.
+    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after each chunk, so memory
+    stays flat. A file is written beside its place and moved there once complete (textio.StagedFile), so
+    a failure leaves it as it was. A stop (Ctrl-C, SIGTERM) keeps the whole chunks written: the
+    translations of the first N input lines, in the output file when it did not exist before, else
+    in OUTPUT.partial beside it; the message says where.
     """
-    if args.input is not None:
-        lines = read_lines(args.input)
-        total = count_lines(args.input) if err.is_terminal else None  # only a visible bar needs the total
+    if source is not None:
+        lines = read_lines(source)
+        total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
-    target = _open_output(args.output) if args.output is not None else sys.stdout
+    render = _nbest_chunk if args.format == "nbest" else _plain_chunk
+    target = open_output(args.output)
     progress = Progress(
         TextColumn("translating"),
         BarColumn(),
@@ -413,33 +502,72 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, err: Cons
         console=err,
         disable=not err.is_terminal,
     )
-    done, committed = 0, 0
+    done = 0
     try:
         with progress, StopSignals():
             task = progress.add_task("translate", total=total)
             while piece := list(itertools.islice(lines, TRANSLATE_CHUNK)):
-                outputs = translator.translate(piece, args.batch_size)
-                target.write("".join(output + "\n" for output in outputs))
-                target.flush()
+                target.write(render(translator, piece, args.batch_size, done + 1))
+                target.mark()
                 done += len(piece)
-                committed = target.tell() if target.seekable() else 0
                 progress.advance(task, len(piece))
+        where = target.finish()
     except KeyboardInterrupt as stop:
-        where = "stdout" if target is sys.stdout else str(args.output)
-        if target is not sys.stdout and target.seekable():
-            target.truncate(committed)  # drop a chunk the stop may have cut short
-        raise Interrupted(
-            f"{where} holds the translations of the first {done:,} input lines, whole and in input order",
-            status=getattr(stop, "status", 130),
-        ) from None
+        raise _stopped(target, done, getattr(stop, "status", 130)) from None
     except OSError as error:
-        where = args.output or "stdout"
-        raise RunError(f"{where}: cannot write the translations ({error.strerror or error})") from None
-    finally:
-        if target is not sys.stdout:
-            target.close()
-    if args.output is not None:
-        err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {args.output}", markup=False)
+        target.discard()
+        raise RunError(f"{target.name}: cannot write the translations ({error.strerror or error})") from None
+    except BaseException:
+        target.discard()  # e.g. a line that is not UTF-8: the output stays as it was
+        raise
+    if args.output is not None and str(args.output) != "-":
+        err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
+    _note_truncated(translator, err)
+
+
+def _stopped(target: Output, done: int, status: int) -> Interrupted:
+    """The error a stop raises, once the whole chunks written are kept (Output.finish_partial)."""
+    try:
+        where = target.finish_partial()
+    except OSError as error:
+        return Interrupted(
+            f"{target.name}: the translations of the first {done:,} input lines could not be kept "
+            f"({error.strerror or error})",
+            status=status,
+        )
+    kept = f"{where} holds the translations of the first {done:,} input lines, whole and in input order"
+    if where != target.name:  # the output existed: the whole chunks went beside it
+        kept = f"{target.name} is left as it was; {kept}"
+    return Interrupted(kept, status=status)
+
+
+def _plain_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:
+    """One translation per line of `texts`."""
+    return "".join(output + "\n" for output in translator.translate(texts, batch_size))
+
+
+def _nbest_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:
+    """`_nbest_rows` of `texts`, whose first line is input line `first`."""
+    return _nbest_rows(translator.translate_detailed(texts, batch_size), first)
+
+
+def _nbest_rows(translations: Sequence[Translation], first: int) -> str:
+    """LINE<TAB>RANK<TAB>SCORE<TAB>TEXT per candidate, best first: the n-best list, or the one translation
+    when the strategy gives none (an empty input line: one row with an empty TEXT). LINE counts from
+    `first`, RANK from 1; SCORE is the log-probability, 'nan' when the strategy gives no scores."""
+    rows = []
+    for line, translation in enumerate(translations, start=first):
+        for rank, candidate in enumerate(translation.alternatives or [translation], start=1):
+            score = "nan" if candidate.score is None else f"{candidate.score:.4f}"
+            rows.append(f"{line}\t{rank}\t{score}\t{candidate.text}\n")
+    return "".join(rows)
+
+
+def _note_truncated(translator: Translator, err: Console) -> None:
+    """Say how many inputs were cut to the decoding limit (Translator.max_source_tokens), if any."""
+    note = translator.truncation_note()
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
@@ -449,13 +577,6 @@ def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, e
         out.print(f"  {path.relative_to(root)}", markup=False)
     out.print(f"next: pip install -e {root} && pytest {root}/tests && transduce plugins --check", markup=False)
     return 0
-
-
-def _open_output(path: Path) -> TextIO:
-    try:
-        return path.open("w", encoding="utf-8")
-    except OSError as error:
-        raise RunError(f"{path}: cannot write the output file ({error.strerror or error})") from None
 
 
 def _interactive(translator: Translator, err: Console) -> None:

@@ -130,11 +130,13 @@ class Encoder(Component, nn.Module):
 class AttentionScorer(Component, nn.Module):
     """Scores every encoder state against every decoder state.
 
-    Constructed as `cls(query_size=Q, key_size=K, **params)`. The core calls
-    `prepare(keys)` once per batch (precompute key projections there), then
-    `score(query, prepared)` for all decoder positions at once in training or
-    one position at a time in decoding. The core masks padding and applies the
-    softmax; a scorer returns raw scores.
+    Constructed as `cls(query_size=Q, key_size=K, **params)` by the decoder
+    network that uses it (the built-in `lstm` passes its hidden size as Q and
+    the encoder's output size as K). The network calls `prepare(keys)` once per
+    batch (precompute key projections there), then `score(query, prepared)` for
+    all decoder positions at once in training or one position at a time in
+    decoding. The network masks padding and applies the softmax; a scorer
+    returns raw scores.
     """
 
     family: ClassVar[str] = "attention"
@@ -292,6 +294,11 @@ class Hypotheses:
     nbest: list[Hypotheses] | None = None
 
 
+#: The longest output a search strategy should be asked for: the built-in ones bound max_length by it, and
+#: training drops longer targets unless the recipe's target.max_length says otherwise.
+MAX_OUTPUT_TOKENS = 4096
+
+
 class SearchStrategy(Component):
     """Turns a trained model into output sequences (greedy, beam search, sampling).
 
@@ -316,6 +323,15 @@ class SearchStrategy(Component):
 
     def decode(self, model: Decodable, memory: Memory) -> Hypotheses:
         raise NotImplementedError
+
+    def rows_per_sentence(self) -> int:
+        """Model rows one sentence occupies while decoded (a beam's size); the Translator budgets memory by it."""
+        return 1
+
+    def most_output_tokens(self, source_length: int) -> int:
+        """The most tokens decoded for a source of `source_length` tokens, for the Translator's memory budget.
+        By default the strategy's `max_length` attribute (MAX_OUTPUT_TOKENS when it keeps none)."""
+        return int(getattr(self, "max_length", MAX_OUTPUT_TOKENS))
 
     @staticmethod
     def output_limits(memory: Memory, max_length: int, max_ratio: float | None, max_offset: int) -> torch.Tensor:
@@ -411,7 +427,7 @@ class Logger(Component):
     `loggers:` list. The trainer calls, in this order: `run_start` once (also
     on resume, before the data is read), then per epoch `validation_end` (when
     the epoch was validated), `checkpoint_saved(path, "best")` (when it
-    improved), `checkpoint_saved(path, "last")` and `epoch_end` with the
+    improved, or every epoch when there is no valid split), `checkpoint_saved(path, "last")` and `epoch_end` with the
     epoch's record; finally `evaluation_end` and `run_end` with the final
     report, or `run_failed` with the error that stopped a started run. Every method is a no-op by default:
     override the ones you need (the others cost nothing). A logger must not

@@ -4,7 +4,7 @@
 metrics. A full evaluation (`analysis=Analysis(...)`) adds what helps read the
 scores: the length ratio, the scores per source-length bucket, the best and
 worst examples by sentence-level chrF and attention heat maps of a few
-examples; `compare_with` adds other decoding strategies scored and timed on the
+examples; `compare_with` adds other search strategies scored and timed on the
 same examples.
 """
 
@@ -26,6 +26,9 @@ from transduce.inference import Translator
 from transduce.recipe import read_value, resolve_component
 from transduce.registry import Registry
 from transduce.report import PERFECT, Bucket, ExampleResult, LengthRatio, RankedExample, Report, StrategyResult
+
+#: Characters of a source or reference a report shows; the rest of a longer one is left out (and counted).
+SHOWN_CHARACTERS = 500
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,24 @@ def evaluate(
     `analysis`, the length ratio, buckets, best/worst examples and heat maps; with `compare_with`, a table
     of strategies whose first row is the translator's own (labelled `search`).
     """
+    for strategy in compare_with:  # one the memory budget refuses is refused before any decoding
+        _variant(translator, strategy)
     sources = [e.source for e in examples]
     references = [e.target for e in examples]
+    cut_before = translator.truncated
     started = time.perf_counter()
     hypotheses = translator.translate(sources, batch_size=batch_size)
     seconds = time.perf_counter() - started
     scores = [metric.compute(hypotheses, references) for metric in metrics]
-    results = [ExampleResult(e.source, e.target, h) for e, h in zip(examples[:shown], hypotheses, strict=False)]
+    results = [
+        ExampleResult(shortened(e.source), shortened(e.target), h)
+        for e, h in zip(examples[:shown], hypotheses, strict=False)
+    ]
     report = Report(split=split, size=len(examples), scores=scores, examples=results, seconds=seconds, search=search)
+    cut = translator.truncation_note(cut_before)
+    notes = [*notes, cut] if cut else list(notes)
+    if cut and not coverage:
+        report.data = {"notes": notes}
     if coverage:
         summary = summarize(
             examples,
@@ -98,6 +111,14 @@ def evaluate(
         own = Strategy(search or "recipe search", translator.decoding)
         report.comparison = compare(translator, examples, metrics, [own, *compare_with], batch_size)
     return report
+
+
+def _variant(translator: Translator, strategy: Strategy) -> Translator:
+    """The translator with `strategy`; its refusal (memory) names the strategy."""
+    try:
+        return translator.with_decoding(strategy.decoding)
+    except RecipeError as exc:
+        raise RecipeError(exc.detail, source=f"compare {strategy.label}") from None
 
 
 def _analyze(
@@ -123,6 +144,13 @@ def _analyze(
     report.best, report.worst = best_and_worst(examples, hypotheses, analysis.extremes)
     drawn = [e.source for e in examples if e.source.strip()][: analysis.heatmaps]
     report.heatmaps = heatmaps(translator, drawn, batch_size)
+
+
+def shortened(text: str) -> str:
+    """`text` as a report shows it: a runaway one (a whole file on one line) cut to SHOWN_CHARACTERS."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}… ({len(text):,} characters)"
 
 
 def bucket_ranges(lengths: Sequence[int], count: int) -> list[tuple[int, int]]:
@@ -154,7 +182,9 @@ def best_and_worst(
     """
     chrf = CHRF()
     ranked = [
-        RankedExample(i, e.source, e.target, h, round(chrf.sentence_score(h, [e.target]).score, 2))
+        RankedExample(
+            i, shortened(e.source), shortened(e.target), h, round(chrf.sentence_score(h, [e.target]).score, 2)
+        )
         for i, (e, h) in enumerate(zip(examples, hypotheses, strict=True))
     ]
     ranked.sort(key=lambda r: (-r.chrf, r.index))
@@ -167,7 +197,7 @@ def best_and_worst(
 
 def heatmaps(translator: Translator, texts: Sequence[str], batch_size: int = 256) -> list[Heatmap]:
     """Attention heat maps of `texts` (one row per output token, one column per source token); none for a
-    text whose decoding strategy gives no attention weights."""
+    text whose search strategy (or decoder network) gives no attention weights."""
     if not texts:
         return []
     translations = translator.translate_detailed(list(texts), batch_size=batch_size)
@@ -194,7 +224,7 @@ def compare(
     references = [e.target for e in examples]
     results = []
     for strategy in strategies:
-        variant = translator.with_decoding(strategy.decoding)
+        variant = _variant(translator, strategy)
         started = time.perf_counter()
         hypotheses = variant.translate(sources, batch_size=batch_size)
         seconds = time.perf_counter() - started

@@ -20,6 +20,37 @@ from transduce.registry import Registry
 from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
 
+#: Source tokens one decoded input may have; longer inputs are cut to it, with a note (docs/decoding.md). Far
+#: beyond the sentences the bundled recipes train on (dates: 29 characters, Multi30K: about 40 words), so only
+#: runaway inputs (a whole file on one line) are cut, and one sentence's attention record stays a few MB.
+MAX_SOURCE_TOKENS = 1024
+#: Characters kept per allowed source token before tokenizing, so a 1,000,000-character line is cut before
+#: the tokenizer sees it.
+CHARS_PER_TOKEN = 64
+#: The estimated peak memory (bytes) of one decoding batch: a larger batch is split into smaller ones (the
+#: outputs do not depend on the batch), and a strategy that needs more for one sentence is refused.
+DECODE_MEMORY_BUDGET = 2_000_000_000
+#: Floats per source token and model width that encoding holds (embeddings, encoder states and their
+#: internals, the attention's prepared keys): a generous round figure.
+ENCODER_COPIES = 8
+
+
+def decode_bytes(sentences: int, rows_each: int, source_length: int, output_tokens: int, vocab: int, width: int) -> int:
+    """Estimated peak bytes of decoding `sentences` sources of `source_length` tokens into up to
+    `output_tokens` tokens each, with `rows_each` model rows per sentence (a beam's size).
+
+    Per sentence: the encoded source (ENCODER_COPIES x source_length x width floats). Per row: one step's
+    logits and log-probabilities (3 x vocab floats) and the attention record, one (source_length,) row per
+    step, copied once more when stacked (3 x steps x source_length floats).
+    """
+    per_row = 3 * vocab + 3 * (output_tokens + 1) * source_length
+    return 4 * sentences * (ENCODER_COPIES * source_length * width + rows_each * per_row)
+
+
+def _size(count: float) -> str:
+    """Bytes for people: '6.4 GB', '512 MB'."""
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{max(count / 1e6, 0.1):.1f} MB"
+
 
 def decoding_dtype(device: torch.device, precision: str) -> torch.dtype:
     """The dtype the decoding steps multiply in (Seq2Seq.reduced_products): bfloat16 for `bf16` on the CPU
@@ -68,6 +99,9 @@ class Translator:
     encoder and everything elementwise stay in float32. Outputs may differ from float32 decoding where two
     tokens are nearly tied.
     GPUs decode in float32.
+    max_source_tokens: longer inputs are cut to it (counted in `truncated`, a plain counter: one Translator per
+    thread); memory_budget: the estimated bytes one decoding batch may take (decode_bytes): a strategy that
+    needs more for one longest input is refused when the Translator is made, a larger batch is split.
     """
 
     model: Seq2Seq
@@ -78,6 +112,25 @@ class Translator:
     decoding: SearchStrategy
     device: torch.device
     precision: str = "fp32"
+    max_source_tokens: int = MAX_SOURCE_TOKENS
+    memory_budget: int = DECODE_MEMORY_BUDGET
+    truncated: int = field(default=0, compare=False)  # inputs cut to max_source_tokens so far
+
+    def __post_init__(self) -> None:
+        """Refuse, before anything is allocated, a strategy whose decoding of one longest input (of
+        max_source_tokens) would exceed the memory budget; a batch of them is then split to fit."""
+        need = self._batch_bytes(1, self.max_source_tokens)
+        if need > self.memory_budget:
+            strategy = self.decoding
+            raise RecipeError(
+                f"decoding one input of {self.max_source_tokens:,} source tokens with {strategy.name!r} "
+                f"({strategy.rows_per_sentence():,} rows per sentence, up to "
+                f"{strategy.most_output_tokens(self.max_source_tokens):,} output tokens, a vocabulary of "
+                f"{len(self.target_vocab):,}) would take about {_size(need)}, more than the "
+                f"{_size(self.memory_budget)} one decoding batch may take: lower the beam size, max_length or "
+                "max_ratio",
+                key="search",
+            )
 
     @classmethod
     def from_run(
@@ -90,9 +143,9 @@ class Translator:
         overrides: Sequence[str] = (),
         recipe: dict[str, Any] | None = None,
     ) -> Translator:
-        """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the
-        search strategy, or `train.precision` to decode in another precision) unless the caller already resolved it
-        and passes `recipe`."""
+        """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the search
+        strategy, or `train.precision` to decode in another precision) unless the caller already resolved it and
+        passes `recipe`."""
         if recipe is None:
             recipe = load_recipe(run.recipe, registry, overrides)
         source_vocab = Vocabulary.load(run.source_vocab)
@@ -125,6 +178,29 @@ class Translator:
             precision=precision,
         )
 
+    def _batch_bytes(self, sentences: int, source_length: int) -> int:
+        """decode_bytes for this model and strategy."""
+        strategy = self.decoding
+        return decode_bytes(
+            sentences,
+            strategy.rows_per_sentence(),
+            source_length,
+            strategy.most_output_tokens(source_length),
+            len(self.target_vocab),
+            2 * self.model.encoder.output_size,  # the states, and a decoder network's vector per position
+        )
+
+    def truncation_note(self, since: int = 0) -> str | None:
+        """What to tell the user about the inputs cut since the count was `since`; None when none was."""
+        count = self.truncated - since
+        if count <= 0:
+            return None
+        inputs, their = ("1 input was", "its") if count == 1 else (f"{count:,} inputs were", "their")
+        return (
+            f"{inputs} longer than {self.max_source_tokens:,} source tokens (the decoding limit): only {their} "
+            f"first {self.max_source_tokens:,} tokens were translated (see docs/decoding.md)"
+        )
+
     def translate(self, texts: Sequence[str], batch_size: int = 256) -> list[str]:
         """Detokenized outputs, in the order of `texts`."""
         return [self.target_tokenizer.detokenize(tokens) for tokens in self.translate_tokens(texts, batch_size)]
@@ -137,7 +213,7 @@ class Translator:
 
     def translate_tokens(self, texts: Sequence[str], batch_size: int = 256) -> list[list[str]]:
         """Output tokens for each text; batches group texts of similar length; an empty text gives []."""
-        encoded = [self.source_vocab.encode(self.source_tokenizer.tokenize(t)) for t in texts]
+        encoded = [self.source_vocab.encode(tokens) for tokens in self.source_tokens(texts)]
         outputs: list[list[str]] = [[] for _ in texts]
         for indices, hypotheses in self._decode(encoded, batch_size):
             for index, tokens in zip(indices, hypotheses.tokens, strict=True):
@@ -146,8 +222,8 @@ class Translator:
 
     def translate_detailed(self, texts: Sequence[str], batch_size: int = 256) -> list[Translation]:
         """A `Translation` per text, in the order of `texts`: tokens, score, attention and n-best when the
-        decoding strategy gives them. An empty text gives an empty Translation."""
-        sources = [self.source_tokenizer.tokenize(t) for t in texts]
+        search strategy gives them. An empty text gives an empty Translation."""
+        sources = self.source_tokens(texts)
         encoded = [self.source_vocab.encode(tokens) for tokens in sources]
         outputs = [Translation(tokens, [], self.target_tokenizer.detokenize([])) for tokens in sources]
         for indices, hypotheses in self._decode(encoded, batch_size):
@@ -155,8 +231,21 @@ class Translator:
                 outputs[index] = self._detailed(sources[index], hypotheses, row)
         return outputs
 
+    def source_tokens(self, texts: Iterable[str]) -> list[list[str]]:
+        """Each text tokenized, cut to max_source_tokens (counted in `truncated`); the text is cut to
+        CHARS_PER_TOKEN characters per allowed token first, so the tokenizer never reads a runaway line."""
+        limit, sources = self.max_source_tokens, []
+        for text in texts:
+            tokens = self.source_tokenizer.tokenize(text[: limit * CHARS_PER_TOKEN])
+            if len(tokens) > limit or len(text) > limit * CHARS_PER_TOKEN:
+                tokens = tokens[:limit]
+                self.truncated += 1
+            sources.append(tokens)
+        return sources
+
     def with_decoding(self, strategy: SearchStrategy) -> Translator:
-        """The same model, vocabularies and tokenizers with another search strategy."""
+        """The same model, vocabularies and tokenizers with another search strategy; a RecipeError when
+        the strategy would need more memory than the budget (see __post_init__)."""
         return dataclasses.replace(self, decoding=strategy)
 
     def _decode(self, encoded: Sequence[list[int]], batch_size: int) -> Iterator[tuple[list[int], Hypotheses]]:
@@ -167,7 +256,7 @@ class Translator:
         self.model.eval()
         product_dtype = decoding_dtype(self.device, self.precision)
         try:
-            for group in by_length([len(encoded[i]) for i in todo], batch_size):
+            for group in self._batches([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
                 source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
                 with torch.inference_mode(), self.model.reduced_products(product_dtype):
@@ -176,6 +265,14 @@ class Translator:
                 yield indices, hypotheses  # outside inference mode: the caller's code runs as usual
         finally:
             self.model.train(was_training)
+
+    def _batches(self, lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+        """by_length's batches, each split further so that its estimated memory fits the budget."""
+        for group in by_length(lengths, batch_size):
+            each = self._batch_bytes(1, max(lengths[i] for i in group))
+            fitting = max(1, self.memory_budget // each)
+            for start in range(0, len(group), fitting):
+                yield group[start : start + fitting]
 
     def _detailed(self, source: list[str], hypotheses: Hypotheses, row: int) -> Translation:
         """Sentence `row` of `hypotheses` (its n-best list too) as a Translation."""

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from transduce.components import DecoderNetwork, Encoder, Memory
+from transduce.vocab import Vocabulary
 
 
 class Seq2Seq(nn.Module):
-    """Source embeddings + encoder + decoder network, with the decoding interface search strategies use."""
+    """Source embeddings + encoder + decoder network, with the decoding interface search strategies use.
 
-    #: The special token indices every vocabulary gives (transduce.vocab.SPECIALS' order).
-    PAD: ClassVar[int] = 0
-    BOS: ClassVar[int] = 2
-    EOS: ClassVar[int] = 3
+    The special token indices default to those every Vocabulary gives.
+    """
 
     def __init__(
         self,
@@ -35,9 +34,9 @@ class Seq2Seq(nn.Module):
         decoder: DecoderNetwork,
         embedding_dim: int,
         dropout: float = 0.0,
-        pad_index: int = PAD,
-        bos_index: int = BOS,
-        eos_index: int = EOS,
+        pad_index: int = Vocabulary.pad_index,
+        bos_index: int = Vocabulary.bos_index,
+        eos_index: int = Vocabulary.eos_index,
     ) -> None:
         super().__init__()
         self.pad_index, self.bos_index, self.eos_index = pad_index, bos_index, eos_index

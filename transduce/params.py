@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,13 @@ class _Required:
 REQUIRED: Any = _Required()
 
 _TYPE_NAMES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+#: What a `path` Param names (a file or directory that must exist, or a directory made when missing): its type's name.
+PATH_KINDS = {
+    "file": "path of a file",
+    "directory": "path of a directory",
+    "new directory": "path of a directory (made when missing)",
+}
 
 #: Called with (key, message) to report a problem; never returns.
 Fail = Callable[[str, str], NoReturn]
@@ -55,12 +63,16 @@ class Param:
     #: The value names a component of this family: a name, or a mapping with `name` and its parameters, or
     #: `none` when nullable; the component receives a builder (see transduce.api.DecoderNetwork).
     family: str | None = None
+    #: None, or one of PATH_KINDS for a string naming a place on disk: the core makes it absolute.
+    path: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPE_NAMES:
             raise TypeError(f"Param {self.name!r}: type must be one of int, float, bool, str")
         if self.family is not None and self.type is not str:
             raise TypeError(f"Param {self.name!r}: a component-valued Param (family=...) has type str (its name)")
+        if self.path is not None and (self.path not in PATH_KINDS or self.type is not str):
+            raise TypeError(f"Param {self.name!r}: path must be one of {', '.join(PATH_KINDS)}, for a str")
 
     @property
     def required(self) -> bool:
@@ -68,10 +80,9 @@ class Param:
 
     def describe_type(self) -> str:
         """Human description of the accepted values, e.g. 'integer >= 1'."""
-        text = _TYPE_NAMES[self.type]
         if self.family is not None:
-            text = f"a {self.family} name or a mapping with 'name'" + (f" or {NONE!r}" if self.nullable else "")
-            return text
+            return f"{self.family} name or mapping with 'name'" + (f" or {NONE!r}" if self.nullable else "")
+        text = _TYPE_NAMES[self.type] if self.path is None else PATH_KINDS[self.path]
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         bounds = []
@@ -118,16 +129,24 @@ class Param:
 
     def _component_problem(self, value: Any) -> str | None:
         if value is None or value == NONE:
-            return None if self.nullable else f"expected {self.describe_type()}; a {self.family} is required here"
+            return None if self.nullable else f"expected {self.describe_type()} (`none` is not allowed here)"
         if isinstance(value, str) or (isinstance(value, dict) and "name" in value):
             return None
         return f"expected {self.describe_type()}, got {type(value).__name__} {value!r}"
 
     def coerce(self, value: Any) -> Any:
-        """Widen an int to float for float parameters; leave everything else."""
+        """Widen an int to float for float parameters; make a path absolute; leave everything else."""
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
+        if self.path is not None and isinstance(value, str):
+            return absolute_path(value)
         return value
+
+
+def absolute_path(text: str) -> str:
+    """`text` with `~` expanded and, when relative, joined to the current directory (`..` folded):
+    the same file from whichever directory it is used later (a run records this form)."""
+    return os.path.abspath(os.path.expanduser(text))
 
 
 def _has_type(value: Any, expected: type) -> bool:
@@ -187,7 +206,8 @@ def resolve_params(
             problem = param.problem(value)
             if problem:
                 fail(param.name, problem)
-        resolved[param.name] = _component_value(param, value, nested) if param.family else param.coerce(value)
+            value = param.coerce(value)
+        resolved[param.name] = _component_value(param, value, nested) if param.family else value
     return resolved
 
 

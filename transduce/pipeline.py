@@ -11,6 +11,7 @@ from transduce.errors import RecipeError
 from transduce.model import Seq2Seq
 from transduce.params import ParamError
 from transduce.registry import Registry
+from transduce.vocab import Vocabulary
 
 
 def build(registry: Registry, family: str, spec: dict[str, Any], key: str, **sizes: Any) -> Any:
@@ -84,7 +85,7 @@ def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, ta
         embedding_dim=settings["embedding_dim"],
         vocab_size=target_vocab_size,
         memory_size=encoder.output_size,
-        pad_index=Seq2Seq.PAD,
+        pad_index=Vocabulary.pad_index,
     )
     return Seq2Seq(
         source_vocab_size=source_vocab_size,

@@ -9,6 +9,7 @@ The result is a plain nested dict with every default filled in.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import yaml
 
 from transduce import positions
 from transduce.errors import RecipeError, RunError
-from transduce.params import NONE, Param, did_you_mean, resolve_params
+from transduce.params import NONE, Param, absolute_path, did_you_mean, resolve_params
 from transduce.positions import at
 from transduce.provenance import require_plugins
 from transduce.registry import Registry
@@ -28,8 +29,105 @@ from transduce.rundir import RunDir
 Path_ = tuple[str, ...]
 
 
+# A recipe is small: these bound what reading one may cost, checked as it is read (before anything is built).
+MAX_BYTES = 1 << 20
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+_PLAIN_DATA = "a recipe is plain data: write it out or remove the alias"
+_SHALLOW = "a recipe is a few levels deep (section, component, key): flatten it"
+_SMALL = "a recipe is small: it names components and settings, not data"
+
+
+class _Unbounded(Exception):
+    """YAML beyond the bounds above; `line` is where reading stopped."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass
+class _Open:
+    """A collection being read: its anchor, its values so far (itself included, aliases expanded), its height."""
+
+    anchor: str | None
+    values: int = 1
+    height: int = 0
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` as a number (as YAML 1.2 does), not as a string."""
+    """SafeLoader that reads `1e-3` as a number (as YAML 1.2 does) and bounds what it composes.
+
+    Each event is counted as the composer takes it: a node is one value, an alias the expanded size of
+    its anchor's node. So an alias bomb (`&a [*a, *a, ...]`, nested) is refused having read only its
+    text, and nesting deeper than MAX_DEPTH (aliases expanded) before anything recurses into it.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._read_values = 0
+        self.event_line: int | None = None
+        self._open: list[_Open] = []
+        self._anchored: dict[str, tuple[int, int]] = {}  # anchor -> (values, height) of its node, expanded
+
+    def get_event(self) -> yaml.Event:
+        event = super().get_event()
+        self.event_line = event.start_mark.line + 1 if event.start_mark is not None else self.event_line
+        if isinstance(event, yaml.AliasEvent):
+            self._alias(event.anchor)
+        elif isinstance(event, yaml.ScalarEvent):
+            self._count(1)
+            self._finish(1, 0, event.anchor)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(self._open) >= MAX_DEPTH:
+                raise _Unbounded(f"nested more than {MAX_DEPTH} levels deep; {_SHALLOW}", self.event_line)
+            self._count(1)
+            self._open.append(_Open(event.anchor))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            done = self._open.pop()
+            self._finish(done.values, done.height + 1, done.anchor)
+        return event
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's constructors raise bare errors for a value its tag does not fit (`!!int x`, `!!timestamp x`,
+        `2001-02-30`): give them the node's line, as a YAML error."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, ArithmeticError, LookupError) as exc:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            why = f" ({exc})" if isinstance(exc, ValueError) else ""
+            problem = f"{str(node.value)[:80]!r} is not a valid {tag}{why}; quote it to keep it text"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+    def _alias(self, anchor: str) -> None:
+        if any(frame.anchor == anchor for frame in self._open):
+            raise _Unbounded(
+                f"alias *{anchor} is inside the node it names (it contains itself); {_PLAIN_DATA}", self.event_line
+            )
+        values, height = self._anchored.get(anchor, (1, 0))  # an undefined alias: the composer says so
+        if len(self._open) + height > MAX_DEPTH:
+            raise _Unbounded(
+                f"alias *{anchor} nests values more than {MAX_DEPTH} levels deep; {_PLAIN_DATA}", self.event_line
+            )
+        self._count(values, alias=True)
+        self._finish(values, height, None)
+
+    def _count(self, values: int, alias: bool = False) -> None:
+        self._read_values += values
+        if self._read_values > MAX_VALUES:
+            what = "aliases expand to" if alias else "the recipe holds"
+            raise _Unbounded(
+                f"{what} more than {MAX_VALUES:,} values; {_PLAIN_DATA if alias else _SMALL}", self.event_line
+            )
+
+    def _finish(self, values: int, height: int, anchor: str | None) -> None:
+        """A node of `values` values and `height` levels is read: remember it under its anchor, add it to its parent."""
+        if anchor is not None:
+            self._anchored[anchor] = (values, height)
+        if self._open:
+            parent = self._open[-1]
+            parent.values += values
+            parent.height = max(parent.height, height)
 
 
 _Loader.add_implicit_resolver(
@@ -48,7 +146,8 @@ VOCAB_PARAMS = (
         "max_length",
         int,
         None,
-        "drop training pairs whose tokens on this side exceed this count (null: keep all)",
+        "drop training pairs whose tokens on this side exceed this count (null: the decoding limits, 1,024 "
+        "source and 4,096 target tokens)",
         min=1,
         nullable=True,
     ),
@@ -167,61 +266,100 @@ class _Located:
     source: str
     lines: dict[Path_, int] = field(default_factory=dict)
     overrides: dict[Path_, str] = field(default_factory=dict)
+    #: The recipe file's folder, where a relative path that is not found may have been meant.
+    directory: Path | None = None
+    #: Whether a path parameter must name an existing file or directory (not for a run's own recipe.yaml).
+    check_paths: bool = True
 
     def fail(self, path: Path_, message: str) -> NoReturn:
+        """Raise `message` about `path`, blamed on what gave it: the last --set of it or of a key above it
+        (a --set that replaces a mapping owns every key beneath), else the file's line of it or of its parent."""
         key = ".".join(path)
-        if path not in self.lines:  # not in the file: blame an override that created it
-            for assigned, assignment in self.overrides.items():
-                if assigned[: len(path)] == path:
-                    raise RecipeError(message, key=key, source=f"--set {assignment}")
+        owner = next((a for assigned, a in reversed(self.overrides.items()) if path[: len(assigned)] == assigned), None)
+        if owner is None and path not in self.lines:  # not in the file: blame an override that created it
+            owner = next((a for assigned, a in self.overrides.items() if assigned[: len(path)] == path), None)
+        if owner is not None:
+            raise RecipeError(message, key=key, source=f"--set {owner}")
         for depth in range(len(path), -1, -1):
-            prefix = path[:depth]
-            if prefix in self.overrides:
-                raise RecipeError(message, key=key, source=f"--set {self.overrides[prefix]}")
-            if prefix in self.lines:
-                raise RecipeError(message, key=key, source=self.source, line=self.lines[prefix])
+            if path[:depth] in self.lines:
+                raise RecipeError(message, key=key, source=self.source, line=self.lines[path[:depth]])
         raise RecipeError(message, key=key, source=self.source)
 
 
 # --- reading -----------------------------------------------------------------
 
 
-def _parse_once(text: str) -> tuple[yaml.Node | None, Any]:
-    """The node tree (for line numbers) and the data built from that same tree: one parse."""
-    loader = _Loader(text)
+def _parse_once(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
+    """The data and the line of every key path (both from one bounded parse); None for an empty text.
+
+    Lines are indexed before the data is built, because building applies merge keys (`<<: *base`)
+    by rewriting the tree.
+    """
+    if len(text) > MAX_BYTES:
+        raise RecipeError(f"more than {MAX_BYTES >> 20} MiB of text; {_SMALL}", source=source)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # a character YAML does not allow
+        raise _yaml_error(exc, source) from None
     try:
         node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
+        lines: dict[Path_, int] = {}
+        if node is None:
+            return None, lines
+        _index_lines(node, (), lines, source)
+        return _unshared(loader.construct_document(node)), lines
+    except _Unbounded as exc:
+        raise RecipeError(str(exc), source=source, line=exc.line) from None
+    except RecursionError:  # the bounds make this unlikely; PyYAML's reader recurses per level all the same
+        raise RecipeError(f"nested too deeply to read; {_SHALLOW}", source=source, line=loader.event_line) from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source) from None
     finally:
         loader.dispose()
 
 
+def _yaml_error(exc: yaml.YAMLError, source: str) -> RecipeError:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+        problem += "; a recipe is plain data: tags such as !!python/object are never run, remove the tag"
+    return RecipeError(f"invalid YAML: {problem}", source=source, line=line)
+
+
+def _unshared(value: Any) -> Any:
+    """A copy in which no dict or list appears twice, so an override of one alias's copy changes only that one."""
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return value
+
+
 def _read_yaml(text: str, source: str) -> _Located:
-    try:
-        node, data = _parse_once(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
-            problem += "; a recipe is plain data: tags such as !!python/object are never run, remove the tag"
-        raise RecipeError(f"invalid YAML: {problem}", source=source, line=line) from None
+    data, lines = _parse_once(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise RecipeError(f"a recipe must be a mapping of sections, got {type(data).__name__}", source=source)
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _index_lines(node, (), lines, source)
     return _Located(data=data, source=source, lines=lines)
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:
-    """Record the line of every key; a key given twice in one mapping is an error (YAML keeps the last)."""
+    """Record the line of every key; a key given twice in one mapping is an error (YAML keeps the last).
+
+    A key that a merge (`<<: *base`) brings in has the line where the base wrote it, unless the mapping
+    gives the key itself.
+    """
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
             child = (*path, str(key_node.value))
             line = key_node.start_mark.line + 1
             if child[-1] in seen:
@@ -234,9 +372,28 @@ def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: 
             seen.add(child[-1])
             _index_lines(value_node, child, lines, source)
             lines[child] = line
+        for key_node, value_node in _merged_pairs(node):
+            child = (*path, str(key_node.value))
+            if child[-1] not in seen:
+                seen.add(child[-1])
+                _index_lines(value_node, child, lines, source)
+                lines[child] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _index_lines(item, (*path, str(index)), lines, source)
+
+
+def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The (key, value) pairs the merge keys of `node` bring in, those that win first (as YAML merges)."""
+    pairs: list[tuple[yaml.Node, yaml.Node]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            continue
+        bases = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for base in bases:
+            if isinstance(base, yaml.MappingNode):  # anything else: the constructor says what is wrong
+                pairs += [pair for pair in base.value if pair[0].tag != _MERGE] + _merged_pairs(base)
+    return pairs
 
 
 def apply_override(located: _Located, assignment: str) -> None:
@@ -244,10 +401,11 @@ def apply_override(located: _Located, assignment: str) -> None:
     if "=" not in assignment:
         raise RecipeError(f"expected KEY=VALUE (e.g. train.epochs=3), got {assignment!r}", source="--set")
     key, raw = assignment.split("=", 1)
+    shown = assignment if len(assignment) <= 80 else assignment[:77] + "..."
     path = tuple(part.strip() for part in key.strip().split("."))
     if not all(path):
         raise RecipeError(f"empty key in {assignment!r}", source="--set")
-    value = read_value(raw)
+    value = read_value(raw, source=f"--set {shown}")
     node: Any = located.data
     for depth, part in enumerate(path[:-1]):
         child = node.get(part)
@@ -258,12 +416,13 @@ def apply_override(located: _Located, assignment: str) -> None:
         if not isinstance(child, dict):
             raise RecipeError(
                 f"cannot set {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a mapping",
-                source=f"--set {assignment}",
+                source=f"--set {shown}",
             )
         node[part] = child
         node = child
     node[path[-1]] = value
-    located.overrides[path] = assignment
+    located.overrides.pop(path, None)  # kept in the order applied: the last one that covers a key owns it
+    located.overrides[path] = shown
 
 
 # --- validation --------------------------------------------------------------
@@ -317,6 +476,11 @@ def _component(
         fail=lambda key, msg: located.fail((*path, key), msg),
         nested=nested,
     )
+    if located.check_paths:
+        for param in info.params:
+            problem = _path_problem(param.path, given.get(param.name), located.directory)
+            if problem:
+                located.fail((*path, param.name), problem)
     return {"name": name, **resolved}
 
 
@@ -339,12 +503,53 @@ def _many(located: _Located, registry: Registry, value: Any, *path: str) -> list
     return [_component(located, registry, position.family, (*position.path, str(i)), v) for i, v in enumerate(value)]
 
 
-def read_value(raw: str) -> Any:
-    """A value typed on a command line or at a prompt, read as YAML (3 -> int, 1e-3 -> float, null -> None);
-    text that is not valid YAML stays text."""
+def _path_problem(kind: str | None, given: Any, recipe_dir: Path | None) -> str | None:
+    """Why the `kind` path `given` (as written) names nothing usable, with where it was looked for; or None."""
+    if kind not in ("file", "directory") or not isinstance(given, str):
+        return None  # not a path, not given (a default or null: e.g. download), or made when missing
+    resolved = absolute_path(given)
+    found = _kind_at(resolved)
+    if found == kind:
+        return None
+    problem = f"{given!r} is a {found}, not a {kind}" if found else f"no {kind} {given!r}"
+    if os.path.isabs(os.path.expanduser(given)):
+        return problem
+    problem += f" (a relative path is read from the current directory, {os.getcwd()}: {resolved})"
+    beside = absolute_path(str(recipe_dir / os.path.expanduser(given))) if recipe_dir is not None else None
+    if beside is not None and _kind_at(beside) == kind:
+        return (
+            f"{problem}. Did you mean it relative to the recipe ({beside})? Write paths relative to where you "
+            f"run transduce ({os.path.relpath(beside)}), or absolute"
+        )
+    return problem + "; write it relative to where you run transduce, or absolute"
+
+
+def _kind_at(path: str) -> str | None:
+    """What is at `path`: a file, a directory, a special file, or None (nothing, or nothing that can be looked at)."""
     try:
-        return yaml.load(raw, Loader=_Loader) if raw.strip() else ""
-    except yaml.YAMLError:
+        place = Path(path)
+        return (
+            "directory" if place.is_dir() else "file" if place.is_file() else "special file" if place.exists() else None
+        )
+    except (OSError, ValueError):  # e.g. a NUL byte in the name, or a name too long
+        return None
+
+
+def read_value(raw: str, *, source: str = "") -> Any:
+    """A value typed on a command line or at a prompt, read as YAML (3 -> int, 1e-3 -> float, null -> None).
+
+    Text that is not valid YAML stays text. YAML beyond a recipe's bounds (an alias bomb, deep nesting)
+    is a RecipeError naming `source` when one is given (a --set); without one (a chat switch) it stays
+    text too, which the parameter it is given to then refuses.
+    """
+    if not raw.strip():
+        return ""
+    try:
+        data, _ = _parse_once(raw, source)
+        return data
+    except RecipeError as exc:
+        if source and not exc.detail.startswith("invalid YAML"):
+            raise RecipeError(exc.detail, source=source) from None  # the line of a one-line value says nothing
         return raw
 
 
@@ -360,7 +565,7 @@ def resolve_component(
 
     For specs that come from elsewhere than a recipe file (a command-line option, a chat switch).
     Settings of `inherit` that the named component also declares and `raw` does not give are kept,
-    so that e.g. switching decoding strategy keeps the recipe decoder's length limits. Mistakes
+    so that e.g. switching search strategy keeps the recipe's length limits. Mistakes
     raise a RecipeError whose key is `FAMILY.PARAM` and whose source is `source`.
     """
     name = raw.get("name")
@@ -484,7 +689,11 @@ def load_recipe(
     """Read, override and validate the recipe file at `path` (and `check` it); return the resolved recipe."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)  # never more: the file may be huge, or endless (a device, a pipe)
+        if len(raw) > MAX_BYTES:
+            raise RecipeError(f"larger than {MAX_BYTES >> 20} MiB; {_SMALL}", source=str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RecipeError(
             "recipe file not found; check the path (recipes live in recipes/)", source=str(path)
@@ -492,10 +701,24 @@ def load_recipe(
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read the recipe: {exc}", source=str(path)) from None
     try:
-        return parse_recipe(text, registry, source=str(path), overrides=overrides, check=check)
+        return parse_recipe(
+            text,
+            registry,
+            source=str(path),
+            overrides=overrides,
+            check=check,
+            directory=path.parent,
+            check_paths=not _is_run_recipe(path),
+        )
     except RecipeError as error:
         _explain_run_recipe(path, error, registry)
         raise
+
+
+def _is_run_recipe(path: Path) -> bool:
+    """Whether `path` is the recipe.yaml of a run: its data may be gone, and translate needs none."""
+    run = RunDir(path.parent)
+    return path.name == run.recipe.name and run.last_checkpoint.parent.is_dir()
 
 
 def _explain_run_recipe(path: Path, error: RecipeError, registry: Registry) -> None:
@@ -522,9 +745,17 @@ def parse_recipe(
     source: str = "<recipe>",
     overrides: Iterable[str] = (),
     check: Check | None = None,
+    directory: Path | None = None,
+    check_paths: bool = True,
 ) -> dict[str, Any]:
-    """Validate recipe text (and `check` the result); `source` names it in error messages."""
+    """Validate recipe text (and `check` the result); `source` names it in error messages.
+
+    Path parameters come out absolute (relative ones are read from the current directory) and, with
+    `check_paths`, must name an existing file or directory; `directory` is the recipe's folder, which
+    the error suggests when the path exists relative to it instead.
+    """
     located = _read_yaml(text, source)
+    located.directory, located.check_paths = directory, check_paths
     for assignment in overrides:
         apply_override(located, assignment)
     recipe = _validate(located, registry)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from transduce import positions, recipe
 from transduce.components import BASES, FAMILIES, Component
-from transduce.params import Param
+from transduce.params import PATH_KINDS, Param
 from transduce.positions import Position, at
 from transduce.registry import BUILTIN_DISTRIBUTION, ComponentInfo, Registry, discover
 
@@ -60,6 +60,7 @@ def _type(param: Param) -> str:
     if param.family is not None:
         return f"[{param.family}]({param.family}.md) name or mapping" + (" or `none`" if param.nullable else "")
     name = {int: "integer", float: "number", bool: "boolean", str: "string"}[param.type]
+    name = PATH_KINDS[param.path] if param.path else name
     return name + (" or null" if param.nullable else "")
 
 

@@ -6,8 +6,8 @@ distribution that provides it, so messages and listings can name it.
 
 One broken plugin must not take the toolkit down: `discover()` records every
 problem (a plugin that fails to import, a hook that raises, an invalid class,
-a name clash, a misspelled hook) in `Registry.broken` and loads everything
-else. A recipe that names a component a broken plugin was meant to provide
+a name clash, a misspelled hook, a hook function not marked `@hookimpl`) in
+`Registry.broken` and loads everything else. A recipe that names a component a broken plugin was meant to provide
 fails at validation with that plugin's problem. `discover(strict=True)` raises
 the first problem instead, for plugin authors' tests.
 """
@@ -353,6 +353,30 @@ class _Discovery:
             self.problem(provider, f"cannot be registered: {detail}", exc, declared_nothing=True)
             return
         self.registry.providers[key] = provider
+        self.check_unmarked(plugin, provider)
+
+    def check_unmarked(self, plugin: object, provider: Provider) -> None:
+        """A function named like a hook but not marked `@hookimpl` is never called: pluggy registers only marked
+        functions, so a forgotten marker would otherwise show only as "unknown metric" far from its cause."""
+        manager, known = self.registry.plugins, hook_names()
+        unmarked = [name for name in _hook_like_functions(plugin) if manager.parse_hookimpl_opts(plugin, name) is None]
+        if not manager.get_hookcallers(plugin):
+            why = (
+                f": did you forget @hookimpl on {' and '.join(unmarked)}?"
+                if unmarked
+                else f"; mark its hook functions with @hookimpl (known hooks: {', '.join(known)})"
+            )
+            self.problem(provider, f"implements no transduce hook{why}", declared_nothing=True)
+            return
+        meant = [name for name in unmarked if name in known or _close_to_a_hook(name, known)]
+        if meant:
+            unknown = [name for name in meant if name not in known]
+            check = f"; check the name of {' and '.join(unknown)} (known hooks: {', '.join(known)})" if unknown else ""
+            self.problem(
+                provider,
+                f"defines {' and '.join(meant)} without @hookimpl, so pluggy never calls it: add @hookimpl{check}",
+                declared_nothing="transduce_components" in meant,
+            )
 
     def check_hook_names(self) -> None:
         """A function marked as a hook whose name no specification has is a (probably misspelled) problem."""
@@ -394,6 +418,24 @@ class _Discovery:
                     self.registry.add(cls, provider)
                 else:
                     self.registry.admit(cls, provider)
+
+
+def _close_to_a_hook(name: str, known: list[str]) -> bool:
+    """Whether `name` looks like a misspelled hook; the shared `transduce_` prefix is not counted as likeness."""
+    cut = len(hookspecs.PROJECT) + 1
+    return bool(did_you_mean(name[cut:], [hook[cut:] for hook in known]))
+
+
+def _hook_like_functions(plugin: object) -> list[str]:
+    """Names of the plugin's functions that start like a hook (`transduce_`)."""
+    prefix = f"{hookspecs.PROJECT}_"
+    names = []
+    for name in dir(plugin):
+        if name.startswith(prefix):
+            value = inspect.getattr_static(plugin, name, None)
+            if inspect.isroutine(value) or isinstance(value, (staticmethod, classmethod)):
+                names.append(name)
+    return names
 
 
 def discover(extra: Iterable[tuple[object, Provider]] = (), *, strict: bool = False) -> Registry:

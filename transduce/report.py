@@ -85,7 +85,7 @@ class Bucket:
 
 @dataclass
 class StrategyResult:
-    """One decoding strategy's scores and speed on the same examples."""
+    """One search strategy's scores and speed on the same examples."""
 
     strategy: str
     metrics: dict[str, float]

@@ -9,7 +9,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,11 +21,11 @@ from torch.nn.utils.rnn import PackedSequence
 
 from transduce import checkpoint, distributed, pipeline
 from transduce.batching import Batch, training_batches
-from transduce.components import Metric
+from transduce.components import MAX_OUTPUT_TOKENS, Metric
 from transduce.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
-from transduce.inference import Translator
+from transduce.inference import MAX_SOURCE_TOKENS, Translator
 from transduce.interrupt import SignalStop, StopSignals, signal_name
 from transduce.lifecycle import Lifecycle
 from transduce.model import sequence_loss
@@ -38,6 +38,11 @@ from transduce.rundir import RunDir
 from transduce.vocab import Vocabulary
 
 LOG_EVERY = 20  # steps between reading the loss back from the device
+SHOWN_NOTES = 12  # data notes quoted in the error about an empty training split
+NO_VALIDATION = (
+    "no valid split (data.valid_size: 0?): training does not validate, so best.pt is the latest epoch's model, "
+    "and train.patience, train.lr_decay and train.best_metric do not apply"
+)
 
 # Recipe keys that may change when a run is resumed: they do not alter what was trained so far.
 SAFE_TO_CHANGE = (
@@ -133,15 +138,17 @@ class Trainer:
             self._ready_tokenizers(load)
             corpus = prepare_training(
                 self.data.split("train"),
-                Side(self.source_tokenizer, self.recipe["source"]["max_length"]),
-                Side(self.target_tokenizer, self.recipe["target"]["max_length"]),
+                # null: the decoding limits, so no runaway pair (a whole file on one line) is trained on
+                Side(self.source_tokenizer, self.recipe["source"]["max_length"] or MAX_SOURCE_TOKENS),
+                Side(self.target_tokenizer, self.recipe["target"]["max_length"] or MAX_OUTPUT_TOKENS),
                 self._vocabulary_maker(load),
             )
         self.source_vocab, self.target_vocab = corpus.source_vocab, corpus.target_vocab
         self.train_pairs = corpus.pairs
         self.valid = list(self.data.split("valid"))
         self.test = list(self.data.split(self.recipe["evaluate"]["split"]))
-        _check_not_empty(corpus.summary, len(self.valid))
+        _check_not_empty(corpus.summary, self.data.notes())
+        _check_held_out(self.recipe, len(self.valid), len(self.test))
         self.summary = self._summarize(corpus.summary)
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
@@ -200,9 +207,11 @@ class Trainer:
     def _summarize(self, train: SplitSummary) -> DataSummary:
         """Sizes and vocabulary coverage of every split, saved as data.json in the run."""
         summary = DataSummary(splits={"train": train}, notes=list(self.data.notes()))
+        if not self.valid:
+            summary.notes.append(NO_VALIDATION)
         held_out = {"valid": self.valid, self.recipe["evaluate"]["split"]: self.test}
         for name, examples in held_out.items():
-            if name != "train":
+            if name != "train" and examples:
                 summary.splits[name] = summarize(
                     examples, self.source_tokenizer, self.target_tokenizer, self.source_vocab, self.target_vocab
                 )
@@ -294,7 +303,9 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"],
             }
             stop = False
-            if epoch % self.settings["valid_every"] == 0 or epoch == epochs:
+            if not self.valid:
+                self._keep_as_best(epoch, record)
+            elif epoch % self.settings["valid_every"] == 0 or epoch == epochs:
                 stop = self._validate_on_main(epoch, record)
             self.state.epoch, self.state.seconds = epoch, self.state.seconds + seconds
             self.state.start_epoch()
@@ -489,6 +500,14 @@ class Trainer:
         patience = self.settings["patience"]
         return patience is not None and self.state.stale >= patience
 
+    def _keep_as_best(self, epoch: int, record: dict[str, Any]) -> None:
+        """Without a valid split nothing can say which epoch was best: best.pt follows the latest epoch."""
+        payload = {"model": self.model.state_dict(), "epoch": epoch, "score": None}
+        distributed.on_main(lambda: checkpoint.save_atomic(payload, self.run.best_checkpoint))
+        self.state.best_epoch = epoch
+        record["best"] = True
+        self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
+
     def _decay_learning_rate(self) -> None:
         """Plateau schedule; the rate lives in the optimizer's state, so checkpoints and resume carry it."""
         decay = self.settings["lr_decay"]
@@ -533,7 +552,9 @@ class Trainer:
             compare_with=strategies(self.registry, self.recipe),
             search=strategy_label(self.registry, self.recipe["search"]),
         )
+        decoding_notes = (report.data or {}).get("notes", [])  # e.g. inputs cut to the decoding limit
         report.data = self.summary.as_dict()
+        report.data["notes"] = [*report.data["notes"], *decoding_notes]
         self.lifecycle.evaluation_end(report)
         self.written = write_report_files(self.run, report, "report")
         self.lifecycle.run_end(report)
@@ -578,12 +599,35 @@ def _autocast(device: torch.device, precision: str) -> AbstractContextManager[An
     return nullcontext()
 
 
-def _check_not_empty(train: SplitSummary, valid_pairs: int) -> None:
-    if not train.pairs:
-        dropped = f" ({train.filtered:,} pairs were longer than source/target.max_length)" if train.filtered else ""
-        raise TransduceError(f"the training split is empty{dropped}; check the data settings")
-    if not valid_pairs:
-        raise TransduceError("the data source gave an empty valid split; check the data settings")
+def _check_not_empty(train: SplitSummary, notes: Sequence[str]) -> None:
+    """Refuse an empty training split, saying why: pairs too long, or the data source's notes (its skipped rows,
+    with file:line), shown here because the run directory that would keep them is removed."""
+    if train.pairs:
+        return
+    dropped = f" ({train.filtered:,} pairs were longer than source/target.max_length)" if train.filtered else ""
+    shown = "".join(f"\n{note}" for note in notes[:SHOWN_NOTES])
+    more = f"\n... and {len(notes) - SHOWN_NOTES} more notes" if len(notes) > SHOWN_NOTES else ""
+    raise TransduceError(f"the training split is empty{dropped}; check the data settings{shown}{more}")
+
+
+def _check_held_out(recipe: dict[str, Any], valid_pairs: int, evaluated_pairs: int) -> None:
+    """An empty valid split means training without validation; refuse the settings that need one, and an
+    empty split to score at the end, before any training."""
+    split = recipe["evaluate"]["split"]
+    if not evaluated_pairs:
+        raise RecipeError(
+            f"{split!r}, but the data source gave no {split} pairs (is data.{split}_size 0?); "
+            f"set evaluate.split: train to score the training pairs, or give the data a {split} split",
+            key="evaluate.split",
+        )
+    needs = [key for key in ("patience", "lr_decay") if recipe["train"][key] is not None]
+    if not valid_pairs and needs:
+        raise RecipeError(
+            "needs validation, but the data source gave no valid pairs (is data.valid_size 0?); "
+            f"remove train.{needs[0]} (without validation the last epoch is kept as the best), "
+            "or set data.valid_size above 0",
+            key=f"train.{needs[0]}",
+        )
 
 
 def _progress_bar(console: Console) -> Progress:
