@@ -1046,22 +1046,34 @@ def prepare(args: argparse.Namespace, task: Task, tmp: Path) -> Data:
 
 def check_recipes(args: argparse.Namespace, task: Task) -> dict[str, dict[str, Any]]:
     """Each chosen transduce row's recipe for `task`, validated and its model built, as `transduce check`
-    would (no data is read: the data directory is a placeholder); raises a TransduceError on a bad one."""
+    would, on a stand-in data directory of two pairs per split (the task's data is not prepared);
+    raises a TransduceError on a bad one."""
     from transduce import pipeline
     from transduce.recipe import dump_recipe, parse_recipe
     from transduce.registry import discover
 
     registry = discover()
     tokenizer = "char" if task.metric == "exact" else subword_spec(args.vocab_size)
-    placeholder = Data(Path("benchmark-data"), [], char_text, tokenizer, 0, 0)
-    settings = Settings(
-        task, placeholder, args.epochs, args.lr, args.threads, args.reps, args.peers_dir, Path("."), args.precision
-    )
-    resolved = {}
-    for row in args.rows:
-        text = dump_recipe(transduce_recipe(settings, args.seeds[0], row))
-        resolved[row] = parse_recipe(text, registry, source=f"{LABELS[row]} recipe ({task.name})")
-        pipeline.check(registry, resolved[row])
+    with tempfile.TemporaryDirectory(prefix="peers-check-") as directory:
+        for stem in ("train", "dev", "test"):
+            write_split(Path(directory), stem, [("a b", "b a"), ("c", "c")], char_tokens)
+        stand_in = Data(Path(directory), [], char_text, tokenizer, 0, 0)
+        settings = Settings(
+            task,
+            stand_in,
+            args.epochs,
+            args.lr,
+            args.threads,
+            args.reps,
+            args.peers_dir,
+            Path(directory),
+            args.precision,
+        )
+        resolved = {}
+        for row in args.rows:
+            text = dump_recipe(transduce_recipe(settings, args.seeds[0], row))
+            resolved[row] = parse_recipe(text, registry, source=f"{LABELS[row]} recipe ({task.name})")
+            pipeline.check(registry, resolved[row])
     return resolved
 
 
