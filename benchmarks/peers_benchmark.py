@@ -8,6 +8,7 @@ with the same scorer and prints a table of transduce/peer ratios:
     .venv/bin/python benchmarks/peers_benchmark.py --task dates-book --epochs 2 --max-train 20000
     .venv/bin/python benchmarks/peers_benchmark.py --task multi30k --epochs 1 --max-train 10000
     .venv/bin/python benchmarks/peers_benchmark.py --task dates --quick          # a 2-minute smoke run
+    .venv/bin/python benchmarks/peers_benchmark.py --task multi30k --check       # validate transduce's recipes only
 
 Tasks (the data is converted under a temporary directory, never copied into the repository):
   dates       the peers' own toy task: ../shared/bench/peers/make_dates.py (20k/500/1k pairs, seed 1234)
@@ -23,6 +24,12 @@ for a space) or the sentencepiece pieces (multi30k). Model: embeddings 64 (dates
 bidirectional 1-layer LSTM encoder of 256 (128 per direction), 1-layer LSTM decoder of 256, general attention,
 Adam (lr 1e-3), gradient norm clipped at 5, the same batch size in sentences, no validation during training.
 The differences that no setting removes are printed with the results.
+
+transduce runs twice per seed (--transduce picks the rows): `transduce`, its default decoder (no input feeding:
+the decoder runs over the whole target in one LSTM call), and `transduce input feeding`, the peers' own
+architecture (`model.decoder.input_feeding: true`: the previous attentional vector joins the next input, a
+per-step loop in training, as in both peers), the like-for-like comparison. --check builds and validates the
+recipes of the chosen rows for the task and trains nothing.
 
 Peers run from their venvs (made by ../shared/bench/peers/setup_venvs.sh; --peers-dir, default /tmp/peers) with
 OMP_NUM_THREADS=MKL_NUM_THREADS=--threads and TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1, like the peers' own scripts.
@@ -44,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -65,8 +73,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PEER_SCRIPTS = SHARED / "bench" / "peers"
 SPACE = "\u2581"
-TOOLS = ("transduce", "joey", "onmt")
-LABELS = {"transduce": "transduce", "joey": "Joey NMT 2.3.0", "onmt": "OpenNMT-py 3.5.1"}
+#: transduce's rows: row key -> the decoder settings that differ from its default decoder.
+TRANSDUCE_ROWS: dict[str, dict[str, Any]] = {"transduce": {}, "transduce_if": {"input_feeding": True}}
+#: --transduce names for the rows.
+ROW_NAMES = {"default": "transduce", "input_feeding": "transduce_if"}
+PEERS = ("joey", "onmt")
+TOOLS = (*TRANSDUCE_ROWS, *PEERS)
+LABELS = {
+    "transduce": "transduce",
+    "transduce_if": "transduce input feeding",
+    "joey": "Joey NMT 2.3.0",
+    "onmt": "OpenNMT-py 3.5.1",
+}
 BEAM = 5
 
 # Joey runs through runpy so that torch is seeded before the model is built (Joey 2.3.0 seeds too late).
@@ -188,7 +206,7 @@ def prepare_multi30k(tmp: Path, train_size: int | None, path: Path, vocab_size: 
         pairs = [(s, t) for s, t in pairs if s and t]
         raw[stem] = subsample(pairs, train_size) if stem == "train" else pairs
         write_split(directory, stem, raw[stem], lambda t: t)  # tokens written below
-    spec = {"name": "subword", "model_type": "bpe", "vocab_size": vocab_size}
+    spec = subword_spec(vocab_size)
     registry = discover()
     info = registry.get("tokenizer", "subword")
     assert info is not None
@@ -219,6 +237,11 @@ def prepare_multi30k(tmp: Path, train_size: int | None, path: Path, vocab_size: 
         tokens,
         [note],
     )
+
+
+def subword_spec(vocab_size: int) -> dict[str, Any]:
+    """The tokenizer of both sides of a subword task (recipe value)."""
+    return {"name": "subword", "model_type": "bpe", "vocab_size": vocab_size}
 
 
 def _parallel_spec(directory: Path) -> dict[str, Any]:
@@ -340,7 +363,8 @@ def output_length(settings: Settings, outputs: list[str]) -> float:
 # --- transduce --------------------------------------------------------------------------------------
 
 
-def transduce_recipe(settings: Settings, seed: int) -> dict[str, Any]:
+def transduce_recipe(settings: Settings, seed: int, row: str = "transduce") -> dict[str, Any]:
+    """The recipe of one transduce row (a key of TRANSDUCE_ROWS) for `seed`."""
     from transduce.recipe import EVALUATE_PARAMS
 
     task, data = settings.task, settings.data
@@ -358,7 +382,13 @@ def transduce_recipe(settings: Settings, seed: int) -> dict[str, Any]:
             "embedding_dim": task.embedding_dim,
             "dropout": task.dropout,
             "encoder": {"name": "lstm", "hidden_size": HIDDEN, "bidirectional": True, "layers": 1},
-            "decoder": {"name": "lstm", "hidden_size": HIDDEN, "dropout": task.dropout, "attention": "general"},
+            "decoder": {
+                "name": "lstm",
+                "hidden_size": HIDDEN,
+                "dropout": task.dropout,
+                "attention": "general",
+                **TRANSDUCE_ROWS[row],
+            },
         },
         "train": {
             "epochs": settings.epochs,
@@ -377,14 +407,14 @@ def transduce_recipe(settings: Settings, seed: int) -> dict[str, Any]:
     }
 
 
-def run_transduce(settings: Settings, seed: int) -> dict[str, Any]:
+def run_transduce(settings: Settings, seed: int, row: str = "transduce") -> dict[str, Any]:
     import yaml
 
-    work = settings.work / f"transduce_s{seed}"
+    work = settings.work / f"{row}_s{seed}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     recipe = work / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(transduce_recipe(settings, seed), sort_keys=False), encoding="utf-8")
+    recipe.write_text(yaml.safe_dump(transduce_recipe(settings, seed, row), sort_keys=False), encoding="utf-8")
     python = sys.executable
     trained = run(
         [python, "-m", "transduce", "train", str(recipe), "--run-dir", str(work / "run")],
@@ -768,7 +798,7 @@ def run_onmt(settings: Settings, seed: int) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[Settings, int], dict[str, Any]]] = {
-    "transduce": run_transduce,
+    **{row: functools.partial(run_transduce, row=row) for row in TRANSDUCE_ROWS},
     "joey": run_joey,
     "onmt": run_onmt,
 }
@@ -794,7 +824,8 @@ COLUMNS = (
 
 DIFFERENCES = (
     "Input feeding: both peers feed the previous attentional vector into the decoder LSTM (a Python loop over target "
-    "positions in training); transduce does not, so its decoder runs over the whole target in one LSTM call.",
+    "positions in training); so does the `transduce input feeding` row; the `transduce` row does not, so its decoder "
+    "runs over the whole target in one LSTM call.",
     "Decoder start: Joey h0 = c0 = the encoder's final h (both directions); OpenNMT-py and transduce (h0, c0) = the "
     "encoder's final (h, c).",
     "Attentional layer tanh(W[h; c]): Joey and transduce with a bias, OpenNMT-py without; output layer: Joey without "
@@ -832,19 +863,21 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[s
 
 
 def ratio_rows(medians: dict[str, dict[str, float]]) -> list[tuple[str, list[str]]]:
+    """Each transduce row over each peer, column by column."""
     rows = []
-    for peer in (p for p in ("joey", "onmt") if p in medians and "transduce" in medians):
-        cells = []
-        for key, *_ in COLUMNS:
-            theirs = medians[peer][key]
-            cells.append(f"{medians['transduce'][key] / theirs:.2f}x" if theirs else "-")
-        rows.append((f"transduce / {LABELS[peer]}", cells))
+    for ours in (row for row in TRANSDUCE_ROWS if row in medians):
+        for peer in (p for p in PEERS if p in medians):
+            cells = []
+            for key, *_ in COLUMNS:
+                theirs = medians[peer][key]
+                cells.append(f"{medians[ours][key] / theirs:.2f}x" if theirs else "-")
+            rows.append((f"{LABELS[ours]} / {LABELS[peer]}", cells))
     return rows
 
 
 def targets(medians: dict[str, dict[str, float]]) -> list[str]:
-    """The issue's targets, checked against the faster peer."""
-    peers = [p for p in ("joey", "onmt") if p in medians]
+    """The issue's targets, checked against the faster peer (by transduce's default row)."""
+    peers = [p for p in PEERS if p in medians]
     if "transduce" not in medians or not peers:
         return []
     ours = medians["transduce"]
@@ -974,15 +1007,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the runs here (default: a temp dir, removed)")
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 pairs, 1 epoch, 1 seed, 1 rep")
+    parser.add_argument(
+        "--transduce",
+        default=",".join(ROW_NAMES),
+        help="comma-separated transduce rows: default (its own decoder), input_feeding (the peers' architecture); "
+        "default: both",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="validate transduce's recipes for the task and exit (trains nothing)"
+    )
     args = parser.parse_args(argv)
+    rows = [r for r in args.transduce.split(",") if r]
+    if not rows or set(rows) - set(ROW_NAMES):
+        parser.error(f"--transduce takes a list of {', '.join(ROW_NAMES)}, got {args.transduce!r}")
+    args.rows = [ROW_NAMES[r] for r in rows]
     if args.quick:
         args.max_train, args.epochs, args.seeds, args.reps = args.max_train or 2000, 1, args.seeds.split(",")[0], 1
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s]
     args.peers = [p for p in args.peers.split(",") if p and p != "none"]
-    unknown = set(args.peers) - {"joey", "onmt"}
+    unknown = set(args.peers) - set(PEERS)
     if unknown:
         parser.error(f"unknown peers: {', '.join(sorted(unknown))} (choose from joey, onmt)")
-    for peer in args.peers:
+    for peer in [] if args.check else args.peers:
         venv = args.peers_dir / f"{peer if peer == 'onmt' else 'joey'}-venv"
         if not venv.is_dir():
             parser.error(f"{venv} is missing: run bash {PEER_SCRIPTS / 'setup_venvs.sh'} {args.peers_dir}")
@@ -998,15 +1044,59 @@ def prepare(args: argparse.Namespace, task: Task, tmp: Path) -> Data:
     return prepare_multi30k(tmp, size, args.multi30k_dir, args.vocab_size)
 
 
+def check_recipes(args: argparse.Namespace, task: Task) -> dict[str, dict[str, Any]]:
+    """Each chosen transduce row's recipe for `task`, validated and its model built, as `transduce check`
+    would, on a stand-in data directory of two pairs per split (the task's data is not prepared);
+    raises a TransduceError on a bad one."""
+    from transduce import pipeline
+    from transduce.recipe import dump_recipe, parse_recipe
+    from transduce.registry import discover
+
+    registry = discover()
+    tokenizer = "char" if task.metric == "exact" else subword_spec(args.vocab_size)
+    with tempfile.TemporaryDirectory(prefix="peers-check-") as directory:
+        for stem in ("train", "dev", "test"):
+            write_split(Path(directory), stem, [("a b", "b a"), ("c", "c")], char_tokens)
+        stand_in = Data(Path(directory), [], char_text, tokenizer, 0, 0)
+        settings = Settings(
+            task,
+            stand_in,
+            args.epochs,
+            args.lr,
+            args.threads,
+            args.reps,
+            args.peers_dir,
+            Path(directory),
+            args.precision,
+        )
+        resolved = {}
+        for row in args.rows:
+            text = dump_recipe(transduce_recipe(settings, args.seeds[0], row))
+            resolved[row] = parse_recipe(text, registry, source=f"{LABELS[row]} recipe ({task.name})")
+            pipeline.check(registry, resolved[row])
+    return resolved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_decode"]:
         return decode_main(argv[1:])
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the temp dir is removed
     task = TASKS[args.task]
     if args.batch_size:
         task.batch_size = args.batch_size
+    if args.check:
+        from transduce.errors import TransduceError
+
+        try:
+            resolved = check_recipes(args, task)
+        except TransduceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for row, recipe in resolved.items():
+            print(f"{LABELS[row]}: recipe valid; model.decoder = {json.dumps(recipe['model']['decoder'])}")
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the temp dir is removed
     started = time.time()
     tmp = Path(tempfile.mkdtemp(prefix=f"peers-{task.name}-", dir=args.work_dir))
     try:
@@ -1023,7 +1113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             precision=args.precision,
             decode_precision=args.decode_precision or args.precision,
         )
-        tools = ["transduce", *args.peers]
+        tools = [*args.rows, *args.peers]
         results: dict[str, dict[int, dict[str, Any]]] = {tool: {} for tool in tools}
         loads = []
         for turn, seed in enumerate(args.seeds):

@@ -359,8 +359,9 @@ class CommaSeparated(_FileCorpus):
     def __init__(
         self,
         path: str | None = None,
-        source_column: str = "",
-        target_column: str = "",
+        *,
+        source_column: str,
+        target_column: str,
         delimiter: str = ",",
         **common: Any,
     ) -> None:

@@ -10,6 +10,7 @@ import ast
 import importlib.util
 import inspect
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from transduce.testing import conformance
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "transduce-example-plugin"
 DISTRIBUTION = "transduce-example-plugin"
-COMPONENTS = {("encoder", "gru"), ("attention", "scaled_dot"), ("metric", "ter")}
+COMPONENTS = {("encoder", "gru"), ("attention", "scaled_dot"), ("decoder", "bahdanau"), ("metric", "ter")}
 
 #: --set overrides that shrink the example recipe to the tiny test sizes (about a second of training).
 SHRINK = {
@@ -113,3 +114,91 @@ def test_the_example_imports_nothing_of_transduce_but_the_public_api():
             elif isinstance(node, ast.Import):
                 imported.update(alias.name for alias in node.names)
     assert {name for name in imported if name.split(".")[0] == "transduce"} == {"transduce.api"}
+
+
+# --- the bahdanau decoder network: a third party's whole decoder, trained through the real entry point ----------
+
+#: A reversal task: the model must learn to attend to the source from its last position to its first.
+LETTERS = "abcdefgh"
+
+
+def write_reversal_task(directory: Path, pairs: int = 2000, seed: int = 7) -> Path:
+    """Random letter strings (length 3-7), each with its reversal, as a tab-separated file."""
+    generate = random.Random(seed)
+    words = ["".join(generate.choices(LETTERS, k=generate.randint(3, 7))) for _ in range(pairs)]
+    path = directory / "reverse.tsv"
+    path.write_text("".join(f"{word}\t{word[::-1]}\n" for word in words), encoding="utf-8")
+    return path
+
+
+REVERSAL_RECIPE = """
+seed: 1
+data: {{name: tsv, path: {path}, valid_size: 100, test_size: 200}}
+source: {{tokenizer: char}}
+target: {{tokenizer: char}}
+model:
+  embedding_dim: 16
+  dropout: 0.0
+  encoder: {{name: gru, hidden_size: 48, bidirectional: true}}
+  decoder: {{name: bahdanau, hidden_size: 48, attention_size: 24}}
+train: {{epochs: {epochs}, batch_size: 32, lr: 0.005, clip_grad_norm: 1.0, device: cpu, threads: 1, patience: null}}
+search: {{name: greedy, max_length: 10}}
+evaluate: {{metrics: [exact_match], examples: 0}}
+"""
+
+
+@pytest.mark.usefixtures("example")
+def test_the_bahdanau_decoder_learns_to_reverse_strings(tmp_path: Path):
+    recipe = tmp_path / "reverse.yaml"
+    recipe.write_text(REVERSAL_RECIPE.format(path=write_reversal_task(tmp_path), epochs=6), encoding="utf-8")
+    run = tmp_path / "run"
+    assert cli.main(["train", str(recipe), "--run-dir", str(run)]) == 0
+    resolved = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
+    assert resolved["model"]["decoder"] == {"name": "bahdanau", "hidden_size": 48, "attention_size": 24, "dropout": 0.0}
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert epochs[0]["valid"]["exact_match"] < 50.0  # it starts out unable to reverse
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    assert report["metrics"]["exact_match"] >= 90.0, report["metrics"]  # and learns to, on unseen strings
+
+
+@pytest.mark.usefixtures("example")
+def test_the_bahdanau_recipe_of_the_example_package_trains(tmp_path: Path):
+    run = tmp_path / "run"
+    shrink = {**SHRINK, "model.decoder.attention_size": 16, "search.size": 2}
+    overrides = [arg for key, value in shrink.items() for arg in ("--set", f"{key}={value}")]
+    assert cli.main(["train", str(EXAMPLE / "bahdanau.yaml"), "--run-dir", str(run), *overrides]) == 0
+    resolved = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
+    assert (resolved["model"]["encoder"]["name"], resolved["model"]["decoder"]["name"]) == ("gru", "bahdanau")
+    assert resolved["search"]["name"] == "beam"
+    assert "exact_match" in json.loads((run / "report.json").read_text(encoding="utf-8"))["metrics"]
+
+
+def test_the_docs_give_the_bahdanau_decoders_size():
+    """What a third party writes to add a decoder network: the module's lines of code (no blank lines, comments
+    or docstrings), as the README and the plugin guide state it."""
+    lines = code_lines(EXAMPLE / "src" / "transduce_example" / "decoders.py")
+    assert lines <= 80
+    root = EXAMPLE.parent.parent.parent
+    for doc in (root / "README.md", root / "docs" / "plugins.md"):
+        assert f"{lines} lines of code" in doc.read_text(encoding="utf-8"), doc
+
+
+def code_lines(path: Path) -> int:
+    """Lines holding code: not blank, not comments, not docstrings."""
+    source = path.read_text(encoding="utf-8")
+    docstrings = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
+            if isinstance(body[0].value.value, str):
+                docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(
+        1
+        for number, line in enumerate(source.splitlines(), start=1)
+        if line.strip() and not line.strip().startswith("#") and number not in docstrings
+    )

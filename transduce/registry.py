@@ -18,6 +18,7 @@ import importlib.metadata as metadata
 import inspect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -229,7 +230,63 @@ def _invalid(cls: object) -> str | None:
     params = getattr(cls, "params", ())
     if not isinstance(params, (tuple, list)) or not all(isinstance(p, Param) for p in params):
         return f"{cls.__qualname__}.params must hold only transduce.api.Param objects"
+    if disagreements := default_disagreements(cls):
+        return "; ".join(disagreements)
     return None
+
+
+def default_disagreements(cls: type[Component]) -> list[str]:
+    """Where the constructor states a default for a declared parameter other than its `Param`'s.
+
+    The `Param` is a parameter's one declaration: the core always passes every declared parameter, so
+    `__init__` needs no defaults at all. Where it repeats one (handy for building the class directly),
+    it must say the same, or the class would behave one way from a recipe and another from Python.
+    """
+    stated = constructor_defaults(cls)
+    problems = []
+    for param in cls.params:
+        if param.name not in stated:
+            continue
+        default = stated[param.name]
+        if param.required:
+            problems.append(
+                f"{cls.__qualname__}.__init__ gives {param.name!r} the default {default!r}, but its Param "
+                "declares it required: remove the default from __init__ (the core always passes it)"
+            )
+        elif not _same_value(default, param.default):
+            problems.append(
+                f"{cls.__qualname__}.__init__ gives {param.name!r} the default {default!r}, but its Param "
+                f"declares {param.default!r}: the Param is the declaration, so drop the default from __init__ "
+                "or make it equal"
+            )
+    return problems
+
+
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """Keyword defaults of `cls.__init__`, following `**kwargs` into the base classes' constructors."""
+    defaults: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):  # a constructor in C has no signature to compare
+            return defaults
+        for p in parameters:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty:
+                defaults.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return defaults  # what this constructor does not pass on, no base receives
+    return defaults
+
+
+def _same_value(stated: object, declared: object) -> bool:
+    """Equal and of the same kind (True is not 1, 1 may stand for 1.0)."""
+    try:
+        return bool(stated == declared) and isinstance(stated, bool) == isinstance(declared, bool)
+    except Exception:  # e.g. an array, whose == gives no single answer
+        return False
 
 
 # --- discovery -----------------------------------------------------------------

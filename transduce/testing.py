@@ -8,15 +8,20 @@ A plugin author runs it in their own tests::
 and `transduce plugins --check` runs it over every installed component. Each
 check builds the component with small sizes, feeds it generated inputs and
 compares what it does with the contract in `transduce.components`; every
-problem names the contract point and what was observed. Nothing is downloaded,
-the caller's random state is left as it was, and a search strategy that never
-stops is cut off after a bounded number of model steps.
+problem names the contract point and what was observed. A decoder network is
+checked hardest, since search strategies trust it blindly: decoding step by step
+must give the logits of teacher forcing, a sentence's logits must not depend on
+its batch or on what padding holds, and a state reordered by `reorder_state` must
+step as the reordered rows. Nothing is downloaded, the caller's random state is
+left as it was, and a search strategy that never stops is cut off after a
+bounded number of model steps.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import io
 import math
@@ -30,7 +35,7 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
-from transduce import positions
+from transduce import pipeline
 from transduce import recipe as recipes
 from transduce.components import (
     BASES,
@@ -51,9 +56,10 @@ from transduce.components import (
     Tokenizer,
     map_tensors,
 )
+from transduce.errors import TransduceError
 from transduce.model import Seq2Seq
 from transduce.params import Param, resolve_params
-from transduce.registry import discover
+from transduce.registry import default_disagreements, discover
 from transduce.report import Report
 
 #: Sizes the core passes to model parts, by family; they are not declared as `Param`s.
@@ -96,6 +102,7 @@ class Conformance:
     notes: list[str] = field(default_factory=list)
     partial: bool = False
     point: str = "constructing it"  # the contract point being checked, for messages about exceptions
+    within: str = ""  # the setting every point is checked under now (e.g. "final=None"), added to each point
 
     @property
     def ok(self) -> bool:
@@ -107,7 +114,7 @@ class Conformance:
         self.notes.append(f"behaviour not checked: {why}")
 
     def at(self, point: str) -> None:
-        self.point = point
+        self.point = f"{point}, {self.within}" if self.within else point
 
     def fail(self, observed: str, point: str | None = None) -> None:
         self.problems.append(f"{point or self.point}: {observed}")
@@ -120,12 +127,19 @@ class ConformanceError(AssertionError):
 # --- entry points ----------------------------------------------------------------------------
 
 
-def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conformance:
-    """Check `cls` against its family's contract, constructed with `params` (defaults filled in)."""
+def conformance(
+    cls: type, params: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None
+) -> Conformance:
+    """Check `cls` against its family's contract, constructed with `params` (defaults filled in).
+
+    `sizes`, for a decoder network only: `embedding_dim` and/or `memory_size` to build it with instead of the
+    kit's (6 and 8), for settings that need particular sizes (e.g. tied embeddings).
+    """
     label = f"{getattr(cls, 'family', '?')} {getattr(cls, 'name', getattr(cls, '__name__', cls))!r}"
     report = Conformance(label)
     if not _check_declarations(cls, report):
         return report
+    network_sizes = _network_sizes(cls, sizes)
     given = dict(params or {})
     if cls.family == "search" and "max_length" in {p.name for p in cls.params}:
         given.setdefault("max_length", DECODE_MAX_LENGTH)  # short decodes keep the checks fast
@@ -139,6 +153,8 @@ def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conforman
             if check is None:
                 report.notes.append(f"only declarations checked: the kit has no behavioural checks for {cls.family}s")
             else:
+                if cls.family == "decoder":
+                    check = functools.partial(_decoder_network, sizes=network_sizes)
                 with contextlib.redirect_stdout(io.StringIO()):  # a component's prints would garble listings
                     check(cls, resolved, report)
         except _Runaway as runaway:
@@ -148,9 +164,21 @@ def conformance(cls: type, params: Mapping[str, Any] | None = None) -> Conforman
     return report
 
 
-def check_component(cls: type, params: Mapping[str, Any] | None = None) -> list[str]:
+def check_component(
+    cls: type, params: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None
+) -> list[str]:
     """The problems of `cls` (empty when it conforms); dispatches on its family."""
-    return conformance(cls, params).problems
+    return conformance(cls, params, sizes).problems
+
+
+def _network_sizes(cls: type, sizes: Mapping[str, int] | None) -> dict[str, int]:
+    """The sizes a decoder network is built with: the kit's, with the caller's embedding_dim and memory_size."""
+    given = dict(sizes or {})
+    if given and cls.family != "decoder":
+        raise ValueError(f"sizes are given to decoder networks only, not to a {cls.family}")
+    if unknown := set(given) - {"embedding_dim", "memory_size"}:
+        raise ValueError(f"sizes takes embedding_dim and memory_size, not {sorted(unknown)}")
+    return {**NETWORK_SIZES, **given}
 
 
 def assert_conforms(cls: type, **params: Any) -> None:
@@ -172,11 +200,11 @@ def assert_discovered(family: str, name: str) -> type[Component]:
     return info.cls
 
 
-def _family_check(family: str) -> Callable[[type, Mapping[str, Any] | None], list[str]]:
-    def check(cls: type, params: Mapping[str, Any] | None = None) -> list[str]:
+def _family_check(family: str) -> Callable[..., list[str]]:
+    def check(cls: type, params: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None) -> list[str]:
         if getattr(cls, "family", None) != family:
             return [f"family: expected a {family} (a subclass of {BASES[family].__name__}), got {cls!r}"]
-        return check_component(cls, params)
+        return check_component(cls, params, sizes)
 
     check.__name__ = f"check_{family}"
     check.__doc__ = f"The problems of a {family} class (empty when it conforms)."
@@ -186,6 +214,7 @@ def _family_check(family: str) -> Callable[[type, Mapping[str, Any] | None], lis
 check_tokenizer = _family_check("tokenizer")
 check_encoder = _family_check("encoder")
 check_attention = _family_check("attention")
+check_decoder = _family_check("decoder")
 check_search = _family_check("search")
 check_dataset = _family_check("dataset")
 check_metric = _family_check("metric")
@@ -219,6 +248,8 @@ def _check_declarations(cls: type, report: Conformance) -> bool:
         if not param.required and (problem := param.problem(param.default)):
             report.fail(f"the default of {param.name!r} does not pass its own declaration: {problem}")
     _check_signature(cls, names, report)
+    for problem in default_disagreements(cls):
+        report.fail(problem)
     return report.ok
 
 
@@ -262,9 +293,14 @@ def _resolve(cls: type, given: dict[str, Any], report: Conformance) -> dict[str,
     def fail(key: str, message: str) -> NoReturn:
         raise ValueError(f"{key}: {message}")
 
+    def nested(param: Param, value: Any) -> dict[str, Any]:
+        """A component-valued parameter's name or mapping, resolved as a recipe resolves it."""
+        spec = {"name": value} if isinstance(value, str) else value
+        return recipes.resolve_component(discover(), str(param.family), spec, source=report.component)
+
     try:
-        return resolve_params(cls.params, given, owner=report.component, fail=fail)
-    except ValueError as exc:
+        return resolve_params(cls.params, given, owner=report.component, fail=fail, nested=nested)
+    except (ValueError, TransduceError) as exc:
         report.fail(str(exc), "parameters given to the kit")
         return None
 
@@ -274,7 +310,7 @@ def _construct(cls: type, params: dict[str, Any], report: Conformance, **sizes: 
     an optional dependency that is not installed, or a data source that needs settings (a file) to exist."""
     report.at(f"constructing it as {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in {**sizes, **params}.items())})")
     try:
-        return cls(**sizes, **params)
+        return cls(**sizes, **_with_builders(cls, params))
     except ImportError as exc:
         report.unchecked(f"an optional dependency is missing ({exc})")
     except ValueError as exc:
@@ -282,6 +318,18 @@ def _construct(cls: type, params: dict[str, Any], report: Conformance, **sizes: 
             raise
         report.unchecked(f"it rejects these parameters ({exc}); pass ones it accepts")
     return None
+
+
+def _with_builders(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """params with every component-valued one (Param.family) turned into the builder the core passes."""
+    nested = [p for p in cls.params if p.family is not None and params.get(p.name) is not None]
+    if not nested:
+        return params
+    registry, built = discover(), dict(params)
+    for param in nested:
+        key = f"{cls.name}.{param.name}"
+        built[param.name] = functools.partial(pipeline.build, registry, param.family, params[param.name], key)
+    return built
 
 
 # --- tokenizer -----------------------------------------------------------------------------------
@@ -520,7 +568,7 @@ class _Runaway(BaseException):
 
 
 class _ProbeEncoder(Encoder):
-    """A small deterministic encoder: a linear map, and the mean of the real positions as final state."""
+    """A small deterministic encoder: a linear map, and no final state (the probe decoder needs none)."""
 
     name = "probe"
 
@@ -530,50 +578,50 @@ class _ProbeEncoder(Encoder):
         self.linear = nn.Linear(input_size, size)
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
-        states = torch.tanh(self.linear(embedded))
-        mask = (torch.arange(states.size(1)).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
-        mean = (states * mask).sum(1) / lengths.unsqueeze(1).to(states.dtype)
-        return EncoderOutput(states, (mean.unsqueeze(0), torch.zeros_like(mean).unsqueeze(0)))
+        return EncoderOutput(torch.tanh(self.linear(embedded)), None)
 
 
 class _ProbeDecoder(DecoderNetwork):
-    """A small decoder network with dot attention whose state is a dict holding one batch-first tensor, so a
-    strategy that looks inside a state (rather than `model.reorder_state`) fails here."""
+    """A GRU cell with dot attention. Its state is {"hidden": (1, rows, size)}, not batch first, so a search
+    strategy that reorders a state itself instead of through model.reorder_state breaks on it."""
 
     name = "probe"
 
-    def __init__(self, vocab_size: int, size: int = 8) -> None:
+    def __init__(self, embedding_dim: int, vocab_size: int, memory_size: int, pad_index: int, attention: bool) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, size)
-        self.cell = nn.Linear(3 * size, size)
-        self.output = nn.Linear(size, vocab_size)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+        self.cell = nn.GRUCell(embedding_dim, memory_size)
+        self.output = nn.Linear(2 * memory_size, vocab_size)
+        self.attention = attention
 
     def start(self, memory: Memory) -> dict[str, torch.Tensor]:
-        return {"h": memory.final[0][-1]}
+        mask = memory.mask.unsqueeze(-1).to(memory.states.dtype)
+        return {"hidden": ((memory.states * mask).sum(1) / mask.sum(1)).unsqueeze(0)}
+
+    def reorder_state(self, state: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"hidden": state["hidden"].index_select(1, index)}
 
     def step(
         self, tokens: torch.Tensor, state: dict[str, torch.Tensor], memory: Memory
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        rows, sentences = tokens.size(0), memory.batch_size
-        h = state["h"]
-        scores = torch.bmm(h.view(sentences, rows // sentences, -1), memory.states.transpose(1, 2))
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        rows, batch = tokens.size(0), memory.batch_size
+        hidden = self.cell(self.embedding(tokens), state["hidden"][0])
+        scores = torch.bmm(hidden.view(batch, rows // batch, -1), memory.states.transpose(1, 2))
         weights = torch.softmax(scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf")), dim=-1)
-        context = torch.bmm(weights, memory.states).reshape(rows, -1)
-        h = torch.tanh(self.cell(torch.cat([self.embedding(tokens), h, context], dim=1)))
-        return self.output(h), {"h": h}, weights.reshape(rows, -1)
+        context = torch.bmm(weights, memory.states).view(rows, -1)
+        logits = self.output(torch.cat([hidden, context], dim=-1))
+        return logits, {"hidden": hidden.unsqueeze(0)}, weights.view(rows, -1) if self.attention else None
 
 
 class _ProbeModel(Seq2Seq):
     """A tiny random Seq2Seq whose output bias decides when `</s>` comes, and which counts its steps."""
 
-    def __init__(self, eos_bias: float, max_steps: int) -> None:
-        super().__init__(
-            source_vocab_size=VOCAB, encoder=_ProbeEncoder(8), decoder=_ProbeDecoder(VOCAB), embedding_dim=8
-        )
+    def __init__(self, eos_bias: float, max_steps: int, attention: bool = True) -> None:
+        decoder = _ProbeDecoder(embedding_dim=8, vocab_size=VOCAB, memory_size=8, pad_index=PAD, attention=attention)
+        super().__init__(source_vocab_size=VOCAB, encoder=_ProbeEncoder(8), decoder=decoder, embedding_dim=8)
         with torch.no_grad():
-            output = self.decoder.output
-            output.bias[PAD] = output.bias[BOS] = NEVER  # a trained model never predicts these
-            output.bias[EOS] = eos_bias
+            decoder.output.bias[PAD] = decoder.output.bias[BOS] = NEVER  # a trained model never predicts these
+            decoder.output.bias[EOS] = eos_bias
         self.steps, self.max_steps = 0, max_steps
         self.eval()
 
@@ -587,11 +635,11 @@ class _ProbeModel(Seq2Seq):
         return super().step(tokens, state, memory)
 
 
-def _probe(eos_bias: float, max_length: int) -> tuple[_ProbeModel, Memory]:
+def _probe(eos_bias: float, max_length: int, attention: bool = True) -> tuple[_ProbeModel, Memory]:
     """A probe model and the encoded memory of a fixed random batch."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
-        model = _ProbeModel(eos_bias, max_steps=20 * (max_length + 2) * len(DECODE_LENGTHS))
+        model = _ProbeModel(eos_bias, max_steps=20 * (max_length + 2) * len(DECODE_LENGTHS), attention=attention)
         source = torch.randint(4, VOCAB, (len(DECODE_LENGTHS), max(DECODE_LENGTHS)))
     lengths = torch.tensor(DECODE_LENGTHS)
     for row, length in enumerate(DECODE_LENGTHS):
@@ -635,6 +683,10 @@ def _search(cls: type[SearchStrategy], params: dict[str, Any], report: Conforman
     ended = _hypotheses(strategy.decode(model, memory), len(DECODE_LENGTHS), max_length, report)
     if ended is not None and any(ended):
         report.fail(f"expected an empty hypothesis for every sentence, got {ended}")
+
+    report.at("decode with a decoder network that has no attention (step gives None)")
+    model, memory = _probe(0.0, max_length, attention=False)
+    _hypotheses(strategy.decode(model, memory), len(DECODE_LENGTHS), max_length, report)
 
 
 def _seeded(decode: Callable[[Decodable, Memory], Hypotheses], model: Seq2Seq, memory: Memory) -> Hypotheses:
@@ -681,6 +733,223 @@ def _check_attention_rows(attention: Any, tokens: list[list[int]], report: Confo
             )
             return False
     return True
+
+
+# --- decoder network -----------------------------------------------------------------------------
+
+#: Sizes the kit builds a decoder network with: E, V, K and the padding index (0, as the core's vocabularies).
+NETWORK_SIZES = {"embedding_dim": 6, "vocab_size": VOCAB, "memory_size": 8, "pad_index": PAD}
+TARGET_LENGTHS = (4, 2, 6, 3)  # one per sentence of LENGTHS; the batch is padded to the longest
+FINAL_LAYERS = 2
+GARBAGE = 100.0  # what padded source positions hold: it must not reach a real position's logits
+
+
+def _decoder_network(
+    cls: type[DecoderNetwork], params: dict[str, Any], report: Conformance, sizes: Mapping[str, int] = NETWORK_SIZES
+) -> None:
+    network = _construct(cls, params, report, **sizes)
+    if network is None:
+        return
+    network.eval()
+    for final in ("(h, c)", None):
+        report.within = f"final={final}"
+        memory, target = _network_batch(final, sizes["memory_size"])
+        with torch.no_grad():
+            report.at("prepare(memory)")
+            prepared = network.prepare(memory)
+            if not _is_memory(prepared, memory.batch_size, report):
+                return
+            report.at("forward(target_in (4, 6), memory)")
+            logits = network(target, prepared)
+            if not _logits_ok(logits, (*target.shape, VOCAB), "logits", report):
+                return
+            _check_positions(network, target, prepared, logits, report)
+            _check_steps(network, target, prepared, logits, report)
+            _check_alone(network, memory, target, logits, report)
+            _check_padding(network, memory, target, logits, report)
+            _check_reorder(network, target, prepared, report)
+            _check_reduced_products(network, target, prepared, report)
+    report.within = ""
+    _network_gradients(network, sizes["memory_size"], report)
+
+
+def _network_batch(final: str | None, size: int) -> tuple[Memory, torch.Tensor]:
+    """A memory of 4 sentences of LENGTHS, states (4, 5, size) with garbage at padding, final (h, c) of
+    FINAL_LAYERS layers or None; target_in (4, 6) starting with <s>, padded after TARGET_LENGTHS."""
+    batch = len(LENGTHS)
+    states = torch.randn(batch, max(LENGTHS), size)
+    mask = torch.arange(max(LENGTHS)).unsqueeze(0) < torch.tensor(LENGTHS).unsqueeze(1)
+    states[~mask] = GARBAGE
+    state = (torch.randn(FINAL_LAYERS, batch, size), torch.randn(FINAL_LAYERS, batch, size))
+    target = torch.randint(4, VOCAB, (batch, max(TARGET_LENGTHS)))
+    target[:, 0] = BOS
+    target[_target_padding()] = PAD
+    return Memory(states, mask, state if final else None), target
+
+
+def _target_padding() -> torch.Tensor:
+    """(4, 6) bool, True past each sentence's target length."""
+    return torch.arange(max(TARGET_LENGTHS)).unsqueeze(0) >= torch.tensor(TARGET_LENGTHS).unsqueeze(1)
+
+
+def _is_memory(memory: Any, batch: int, report: Conformance) -> bool:
+    if not isinstance(memory, Memory):
+        report.fail(f"expected a Memory (memory.with_prepared(...)), got {type(memory).__name__}")
+        return False
+    bad = [name for name, t in memory.prepared.items() if not isinstance(t, torch.Tensor) or t.size(0) != batch]
+    if bad:
+        report.fail(f"prepared tensors must be batch first (dimension 0 = {batch}): {bad}; Memory.select reorders them")
+    return not bad
+
+
+def _logits_ok(logits: Any, shape: tuple[int, ...], what: str, report: Conformance) -> bool:
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != shape:
+        observed = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        report.fail(f"{what} must be {shape}, got {observed}")
+        return False
+    if not torch.isfinite(logits).all():
+        report.fail(f"{what} hold NaN or infinite values")
+        return False
+    return True
+
+
+def _differs(observed: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """None when close, else the largest difference, for messages."""
+    if observed.shape == expected.shape and torch.allclose(observed, expected, **TOLERANCE):
+        return None
+    if observed.shape != expected.shape:
+        return f"shapes {tuple(observed.shape)} and {tuple(expected.shape)}"
+    return f"max difference {(observed - expected).abs().max().item():.3g}"
+
+
+def _check_positions(
+    network: DecoderNetwork, target: torch.Tensor, memory: Memory, logits: torch.Tensor, report: Conformance
+) -> None:
+    report.at("forward(target_in, memory, positions): only the logits at the real target positions")
+    real = ~_target_padding()
+    selected = network(target, memory, real)
+    if _logits_ok(selected, (int(real.sum()), VOCAB), "logits at positions", report):
+        if difference := _differs(selected, logits[real]):
+            report.fail(f"they differ from forward(target_in, memory)[positions] ({difference})")
+
+
+def _check_steps(
+    network: DecoderNetwork, target: torch.Tensor, memory: Memory, logits: torch.Tensor, report: Conformance
+) -> None:
+    report.at("start(memory), then step(tokens, state, memory) over target_in, one position at a time")
+    state, real = network.start(memory), ~_target_padding()
+    for position in range(target.size(1)):
+        step_logits, state, attention = network.step(target[:, position], state, memory)
+        if not _logits_ok(step_logits, (target.size(0), VOCAB), f"step {position}'s logits", report):
+            return
+        rows = real[:, position]
+        if difference := _differs(step_logits[rows], logits[rows, position]):
+            report.fail(
+                f"position {position}: step's logits differ from forward's (teacher forcing) ({difference}); "
+                "both paths must compute the same function"
+            )
+            return
+        if not _attention_ok(attention, memory, target.size(0), report):
+            return
+
+
+def _attention_ok(attention: Any, memory: Memory, rows: int, report: Conformance) -> bool:
+    """None, or (rows, src_len) weights with nothing on padded source positions."""
+    if attention is None:
+        return True
+    shape = (rows, memory.mask.size(1))
+    if not isinstance(attention, torch.Tensor) or tuple(attention.shape) != shape:
+        observed = tuple(attention.shape) if isinstance(attention, torch.Tensor) else type(attention).__name__
+        report.fail(f"step's attention must be None or (rows, src_len) = {shape}, got {observed}")
+        return False
+    mask = memory.mask.repeat_interleave(rows // memory.batch_size, dim=0)
+    if attention.masked_fill(mask, 0.0).abs().max() > 0:
+        report.fail("step's attention puts weight on padded source positions (mask them before the softmax)")
+        return False
+    return True
+
+
+def _check_alone(
+    network: DecoderNetwork, memory: Memory, target: torch.Tensor, logits: torch.Tensor, report: Conformance
+) -> None:
+    lengths = TARGET_LENGTHS
+    for row, (length, source) in enumerate(zip(lengths, LENGTHS, strict=True)):
+        report.at(f"sentence {row} alone (batch size 1, source length {source}, no padding)")
+        index = torch.tensor([row])
+        alone = memory.select(index)
+        alone = Memory(alone.states[:, :source], alone.mask[:, :source], alone.final)
+        by_itself = network(target[row : row + 1, :length], network.prepare(alone))
+        if difference := _differs(by_itself[0], logits[row, :length]):
+            report.fail(f"its logits differ from those it gets in a padded batch ({difference})")
+
+
+def _check_padding(
+    network: DecoderNetwork, memory: Memory, target: torch.Tensor, logits: torch.Tensor, report: Conformance
+) -> None:
+    real = ~_target_padding()
+    report.at("padding never leaks: other values at the padded source positions")
+    states = memory.states.clone()
+    states[~memory.mask] = -GARBAGE * torch.rand_like(states[~memory.mask])
+    changed = network(target, network.prepare(Memory(states, memory.mask, memory.final)))
+    if difference := _differs(changed[real], logits[real]):
+        report.fail(f"the logits at real target positions change ({difference}); mask the padded positions")
+    report.at("padding never leaks: other tokens at the padded target positions")
+    tokens = target.clone()
+    tokens[~real] = torch.randint(4, VOCAB, (int((~real).sum()),))
+    changed = network(tokens, network.prepare(memory))
+    if difference := _differs(changed[real], logits[real]):
+        report.fail(f"the logits at real target positions change ({difference}): a position may only read earlier ones")
+
+
+def _check_reorder(network: DecoderNetwork, target: torch.Tensor, memory: Memory, report: Conformance) -> None:
+    """A state two steps in, reordered by reorder_state, must step as the reordered rows of the original."""
+    report.at("reorder_state after two steps")
+    state = network.start(memory)
+    for position in range(2):
+        _, state, _ = network.step(target[:, position], state, memory)
+    tokens = target[:, 2]
+    expected, _, expected_attention = network.step(tokens, state, memory)
+    batch = memory.batch_size
+    cases = {
+        "sentences reordered ([2, 0, 3, 1], memory.select alike)": (torch.tensor([2, 0, 3, 1]), True),
+        "finished sentences dropped ([3, 1], memory.select alike)": (torch.tensor([3, 1]), True),
+        "each row repeated twice (2 beams sharing a memory row)": (torch.arange(batch).repeat_interleave(2), False),
+    }
+    for case, (index, select) in cases.items():
+        report.at(f"reorder_state: {case}")
+        rows_memory = memory.select(index) if select else memory
+        logits, _, attention = network.step(tokens[index], network.reorder_state(state, index), rows_memory)
+        if difference := _differs(logits, expected[index]):
+            report.fail(f"stepping the reordered state differs from reordering the step's rows ({difference})")
+        elif (attention is None) != (expected_attention is None) or (
+            attention is not None and _differs(attention, expected_attention[index])
+        ):
+            report.fail("the attention of the reordered state differs from the reordered rows' attention")
+
+
+def _check_reduced_products(network: DecoderNetwork, target: torch.Tensor, memory: Memory, report: Conformance) -> None:
+    """The bf16 decoding path: within reduced_products(bfloat16), step still answers in the memory's dtype."""
+    report.at("step within reduced_products(torch.bfloat16) (bf16 decoding on the CPU)")
+    with network.reduced_products(torch.bfloat16):
+        if not isinstance(network.product_dtype, torch.dtype):
+            report.fail(f"product_dtype must be a torch.dtype, got {network.product_dtype!r}")
+        logits, _, _ = network.step(target[:, 0], network.start(memory), memory)
+    if _logits_ok(logits, (target.size(0), VOCAB), "logits", report) and logits.dtype != memory.states.dtype:
+        report.fail(f"logits come back as {logits.dtype}, expected the memory's {memory.states.dtype}")
+
+
+def _network_gradients(network: DecoderNetwork, memory_size: int, report: Conformance) -> None:
+    report.at("gradients (training mode, forward)")
+    network.train()
+    memory, target = _network_batch("(h, c)", memory_size)
+    states = memory.states.clone().masked_fill(~memory.mask.unsqueeze(-1), 0.0).requires_grad_(True)
+    final = tuple(tensor.requires_grad_(True) for tensor in memory.final)
+    with torch.enable_grad():
+        logits = network(target, network.prepare(Memory(states, memory.mask, final)), ~_target_padding())
+        (logits * torch.randn_like(logits)).sum().backward()
+    if not any(t.grad is not None and t.grad.abs().sum() > 0 for t in (states, *final)):
+        report.fail("no gradient reaches the memory (states or final): the decoder does not read the source")
+    _report_parameters_without_gradient(network, report)
 
 
 # --- data source -------------------------------------------------------------------------------
@@ -768,27 +1037,11 @@ def _score_value(score: Any, report: Conformance) -> float | None:
 
 
 def _sample_recipe(logger: str) -> dict[str, Any]:
-    """A resolved recipe as a run passes it to loggers: every core section with its defaults."""
-
-    def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
-        return {p.name: p.default for p in params}
-
-    def named(*path: str) -> dict[str, Any]:
-        return {"name": positions.at(*path).default}
-
-    side = {"tokenizer": {**named("source", "tokenizer"), "lowercase": False}, **defaults(recipes.VOCAB_PARAMS)}
-    decoder = {**named("model", "decoder"), "attention": {"name": "general"}}
-    return {
-        "seed": 1,
-        "data": {"name": "dates"},
-        "source": side,
-        "target": copy.deepcopy(side),
-        "model": {**defaults(recipes.MODEL_PARAMS), "encoder": named("model", "encoder"), "decoder": decoder},
-        "train": {**defaults(recipes.TRAIN_PARAMS), "epochs": 1},
-        "search": {**named("search"), "max_length": DECODE_MAX_LENGTH},
-        "evaluate": {**defaults(recipes.EVALUATE_PARAMS), "metrics": [{"name": "exact_match", "strip": True}]},
-        "loggers": [{"name": logger}],
-    }
+    """A resolved recipe as a run passes it to loggers: the core's defaults, as validation fills them in."""
+    recipe = recipes.parse_recipe("data: dates\n", discover(), source="<the conformance kit's sample recipe>")
+    recipe["train"]["epochs"] = 1
+    recipe["loggers"] = [{"name": logger}]
+    return recipe
 
 
 def _logger(cls: type, params: dict[str, Any], report: Conformance) -> None:
@@ -828,6 +1081,7 @@ FAMILY_CHECKS: dict[str, Callable[[Any, dict[str, Any], Conformance], None]] = {
     "tokenizer": _tokenizer,
     "encoder": _encoder,
     "attention": _attention,
+    "decoder": _decoder_network,
     "search": _search,
     "dataset": _dataset,
     "metric": _metric,
@@ -846,6 +1100,7 @@ __all__ = [
     "check_encoder",
     "check_logger",
     "check_metric",
+    "check_search",
     "check_tokenizer",
     "conformance",
 ]

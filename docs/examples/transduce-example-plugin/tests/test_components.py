@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transduce.api import Memory
 from transduce.testing import assert_conforms, assert_discovered
 
-from transduce_example import GRUEncoder, ScaledDotScorer, TranslationEditRate
+from transduce_example import BahdanauDecoder, GRUEncoder, ScaledDotScorer, TranslationEditRate
 
 
 def test_gru_encoder_conforms():
@@ -17,11 +18,10 @@ def test_gru_encoder_conforms():
     assert_conforms(GRUEncoder, hidden_size=6, layers=2, bidirectional=False, dropout=0.2)
 
 
-def test_gru_encoder_passes_a_zero_cell_state():
+def test_gru_encoder_gives_h_alone_as_its_final_state():
     encoder = GRUEncoder(input_size=4, hidden_size=8, layers=2)
-    _, (h, c) = encoder(torch.randn(3, 5, 4), torch.tensor([5, 2, 4]))
-    assert h.shape == c.shape == (2, 3, 8)
-    assert not c.any()
+    _, final = encoder(torch.randn(3, 5, 4), torch.tensor([5, 2, 4]))
+    assert isinstance(final, torch.Tensor) and final.shape == (2, 3, 8)
 
 
 def test_gru_encoder_rejects_an_odd_bidirectional_size():
@@ -57,8 +57,27 @@ def test_ter_is_lower_for_better_hypotheses_and_capped_at_100():
     assert long.value == 100.0 and long.extra["ter"] == 500.0
 
 
+def test_bahdanau_conforms():
+    """Step by step equals teacher forcing, batch and padding independence, reorder_state (the kit's checks)."""
+    assert_conforms(BahdanauDecoder, hidden_size=8, attention_size=4)
+    assert_conforms(BahdanauDecoder, hidden_size=5, attention_size=3, dropout=0.3)
+
+
+def test_bahdanau_queries_attention_with_the_previous_state():
+    """The first step's attention depends on the start state alone, not on the first token."""
+    decoder = BahdanauDecoder(
+        embedding_dim=4, vocab_size=9, memory_size=6, pad_index=0, hidden_size=8, attention_size=4, dropout=0.0
+    )
+    memory = decoder.prepare(Memory(torch.randn(2, 5, 6), torch.ones(2, 5, dtype=torch.bool)))
+    state = decoder.start(memory)
+    _, _, first = decoder.step(torch.tensor([4, 5]), state, memory)
+    _, _, other = decoder.step(torch.tensor([7, 8]), state, memory)
+    assert torch.equal(first, other)
+
+
 def test_every_component_is_found_through_the_entry_point():
     """Needs the package installed (pip install -e .), as transduce finds it."""
     assert assert_discovered("encoder", "gru") is GRUEncoder
     assert assert_discovered("attention", "scaled_dot") is ScaledDotScorer
+    assert assert_discovered("decoder", "bahdanau") is BahdanauDecoder
     assert assert_discovered("metric", "ter") is TranslationEditRate

@@ -9,7 +9,7 @@ from transduce.api import Encoder, EncoderOutput, Param
 
 
 class GRUEncoder(Encoder):
-    """GRU over the source (packed, so padding never reaches the states); the decoder starts from h, c = 0."""
+    """GRU over the source (packed, so padding never reaches the states); its final state is h alone."""
 
     name = "gru"
     params = (
@@ -46,14 +46,13 @@ class GRUEncoder(Encoder):
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         """embedded (batch, src_len, input_size), lengths (batch,) -> states (batch, src_len, hidden_size),
-        final (h, c), each (layers, batch, hidden_size)."""
+        final h (layers, batch, hidden_size)."""
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         output, h = self.rnn(packed)
         states, _ = pad_packed_sequence(output, batch_first=True, total_length=embedded.size(1))
-        h = self._join_directions(h)
-        # A GRU has no cell state, but the built-in decoder network may be an LSTM that starts from (h, c). A zero c:
-        # the cell an LSTM starts from anyway, so everything the encoder learned reaches the decoder in h.
-        return EncoderOutput(states, (h, torch.zeros_like(h)))
+        # A GRU has no cell state: the final state is h alone, which the built-in `lstm` decoder network reads
+        # as its starting h (with a zero cell when its own cell is an LSTM).
+        return EncoderOutput(states, self._join_directions(h))
 
     def _join_directions(self, h: torch.Tensor) -> torch.Tensor:
         """(layers * directions, batch, per_direction) -> (layers, batch, hidden_size)."""
