@@ -42,6 +42,7 @@ def test_shipped_dates_recipe_gets_every_default_filled_in(registry):
         "min_freq": 1,
         "max_size": 30000,
         "max_length": None,
+        "reverse": False,
         "tokenizer": {"name": "char", "lowercase": False},
     }
     assert recipe["model"]["decoder"]["layers"] == 1

@@ -44,14 +44,21 @@ def pad(sequences: Sequence[Sequence[int]], pad_index: int) -> torch.Tensor:
     return torch.tensor([[*s, *[pad_index] * (longest - len(s))] for s in sequences], dtype=torch.long)
 
 
-def source_tensors(sources: Sequence[Sequence[int]], pad_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(padded sources (batch, src_len), lengths (batch,))."""
+def source_tensors(
+    sources: Sequence[Sequence[int]], pad_index: int, *, reverse: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(padded sources (batch, src_len), lengths (batch,)).
+
+    Every source the encoder reads passes here, in training and in decoding alike, so this is the one place
+    where `reverse` (the recipe's `source.reverse`) turns each source around; padding stays on the right.
+    """
     lengths = torch.tensor([len(s) for s in sources], dtype=torch.long)
-    return pad(sources, pad_index), lengths
+    return pad([s[::-1] for s in sources] if reverse else sources, pad_index), lengths
 
 
-def make_batch(pairs: Sequence[EncodedPair], vocab: Vocabulary) -> Batch:
-    source, lengths = source_tensors([p.source for p in pairs], vocab.pad_index)
+def make_batch(pairs: Sequence[EncodedPair], vocab: Vocabulary, *, reverse: bool = False) -> Batch:
+    """The training batch of `pairs`; `reverse` turns the sources around (see `source_tensors`)."""
+    source, lengths = source_tensors([p.source for p in pairs], vocab.pad_index, reverse=reverse)
     target_in = pad([[vocab.bos_index, *p.target] for p in pairs], vocab.pad_index)
     target_out = pad([[*p.target, vocab.eos_index] for p in pairs], vocab.pad_index)
     tokens = sum(len(p.target) + 1 for p in pairs)
@@ -59,7 +66,7 @@ def make_batch(pairs: Sequence[EncodedPair], vocab: Vocabulary) -> Batch:
 
 
 def training_batches(
-    pairs: Sequence[EncodedPair], batch_size: int, rng: random.Random, vocab: Vocabulary
+    pairs: Sequence[EncodedPair], batch_size: int, rng: random.Random, vocab: Vocabulary, *, reverse: bool = False
 ) -> list[Batch]:
     """Shuffled batches, each of one source length where the data allows (see `length_buckets`); the same `rng`
     state gives the same batches.
@@ -76,7 +83,7 @@ def training_batches(
         count = -(-len(bucket) // batch_size)
         groups.extend(bucket[i * len(bucket) // count : (i + 1) * len(bucket) // count] for i in range(count))
     rng.shuffle(groups)
-    return [make_batch([pairs[i] for i in group], vocab) for group in groups]
+    return [make_batch([pairs[i] for i in group], vocab, reverse=reverse) for group in groups]
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

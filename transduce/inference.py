@@ -129,6 +129,8 @@ class Translator:
     max_source_tokens: longer inputs are cut to it (counted in `truncated`, a plain counter: one Translator per
     thread); memory_budget: the estimated bytes one decoding batch may take (decode_bytes): a strategy that
     needs more for one longest input is refused when the Translator is made, a larger batch is split.
+    reverse_source: the encoder reads each source reversed (the recipe's `source.reverse`); a Translation's
+    attention columns are turned back, so they follow `source_tokens` in reading order.
     """
 
     model: Seq2Seq
@@ -139,6 +141,7 @@ class Translator:
     decoding: SearchStrategy
     device: torch.device
     precision: str = "fp32"
+    reverse_source: bool = False
     max_source_tokens: int = MAX_SOURCE_TOKENS
     memory_budget: int = DECODE_MEMORY_BUDGET
     truncated: int = field(default=0, compare=False)  # inputs cut to max_source_tokens so far
@@ -198,6 +201,7 @@ class Translator:
             decoding=pipeline.search(registry, recipe),
             device=target,
             precision=precision,
+            reverse_source=recipe["source"]["reverse"],
         )
 
     def _batch_bytes(self, sentences: int, source_length: int) -> int:
@@ -280,7 +284,9 @@ class Translator:
         try:
             for group in self._batches([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
-                source, lengths = source_tensors([encoded[i] for i in indices], self.source_vocab.pad_index)
+                source, lengths = source_tensors(
+                    [encoded[i] for i in indices], self.source_vocab.pad_index, reverse=self.reverse_source
+                )
                 with torch.inference_mode(), self.model.reduced_products(product_dtype):
                     memory = self.model.encode(source.to(self.device), lengths)
                     hypotheses = self.decoding.decode(self.model, memory)
@@ -328,4 +334,6 @@ class Translator:
         if attention is not None:
             rows = keep + list(range(len(indices), attention.size(0)))  # and the row of '</s>', if any
             attention = attention[rows, : len(source)].float().cpu()
+            if self.reverse_source:  # column j weighed the source's j-th token from the end
+                attention = attention.flip(-1)
         return Translation(source, tokens, self.target_tokenizer.detokenize(tokens), score, attention)

@@ -8,7 +8,7 @@ matplotlib is imported only when a picture is drawn, through its object API
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,3 +132,25 @@ def _metric_names(records: Sequence[dict[str, Any]]) -> list[str]:
     for record in records:
         names += [name for name in record["valid"] if name not in names]
     return names
+
+
+def save_comparison(series: Mapping[str, Sequence[tuple[int, float]]], metric: str, path: Path) -> Picture:
+    """One line per model of its validation `metric` per epoch, (epoch, score) points, into the PNG file `path`:
+    models trained side by side, as the figures that compare architectures draw them."""
+    with _matplotlib() as Figure:
+        figure = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
+        axes = figure.subplots()
+        for index, (label, points) in enumerate(series.items()):
+            style = LINE_STYLES[index % len(LINE_STYLES)]  # equal curves (all at 100) stay distinguishable
+            if points:
+                axes.plot(*zip(*points, strict=True), marker="o", linestyle=style, label=label, clip_on=False)
+        scores = [score for points in series.values() for _, score in points]
+        if scores and 0.0 <= min(scores) and max(scores) <= 100.0:
+            axes.set_ylim(0, 100)  # percentages: the whole scale, so curves of separate charts compare
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(f"validation {metric}")
+        axes.grid(alpha=0.3)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        if scores:
+            axes.legend(fontsize=8, loc="lower right")
+        return _save(figure, path)

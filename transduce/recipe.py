@@ -153,6 +153,17 @@ VOCAB_PARAMS = (
     ),
 )
 
+# Settings of the source side alone: the target is read and written in reading order.
+SOURCE_PARAMS = (
+    Param(
+        "reverse",
+        bool,
+        False,
+        "feed the source tokens to the encoder in reverse order (its first tokens then sit next to the decoder's "
+        "start); reports and heat maps still show them in reading order",
+    ),
+)
+
 # Bounds that keep a mistyped size a clear error instead of a huge allocation or a build that never ends.
 MAX_SIZE = 8192
 MAX_LAYERS = 32
@@ -590,8 +601,16 @@ def resolve_component(
 
 def _side(located: _Located, registry: Registry, side: str) -> dict[str, Any]:
     raw = dict(_section(located, (side,)))
+    params = (*VOCAB_PARAMS, *SOURCE_PARAMS) if side == "source" else VOCAB_PARAMS
+    for param in SOURCE_PARAMS:
+        if side != "source" and param.name in raw:
+            located.fail(
+                (side, param.name),
+                f"only the source side has {param.name!r} (the decoder writes the target in reading order); "
+                f"set source.{param.name} instead",
+            )
     resolved = _params(
-        located, (side,), VOCAB_PARAMS, {k: v for k, v in raw.items() if k != "tokenizer"}, f"section {side!r}"
+        located, (side,), params, {k: v for k, v in raw.items() if k != "tokenizer"}, f"section {side!r}"
     )
     resolved["tokenizer"] = _single(located, registry, raw, side, "tokenizer")
     return resolved

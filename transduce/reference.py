@@ -145,6 +145,7 @@ def recipe_page() -> str:
         "Vocabulary settings:",
         recipe.VOCAB_PARAMS,
     )
+    out += ["Of the `source` side alone:", "", params_table(recipe.SOURCE_PARAMS), ""]
     out += _section(
         "`model`",
         f"`encoder`: an [encoder](encoder.md) (default `{at('model', 'encoder').default}`); "

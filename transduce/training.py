@@ -175,6 +175,7 @@ class Trainer:
             pipeline.search(self.registry, self.recipe),
             self.device,
             self.settings["precision"],  # validation decodes as `evaluate` will
+            reverse_source=self.recipe["source"]["reverse"],
         )
         if resume:
             self.state = self._restore(saved)
@@ -298,7 +299,13 @@ class Trainer:
         self._saved_at = time.monotonic()
         for epoch in range(self.state.epoch + 1, epochs + 1):
             rng = random.Random(self.recipe["seed"] * 1_000_003 + epoch)
-            batches = training_batches(self.train_pairs, self.settings["batch_size"], rng, self.target_vocab)
+            batches = training_batches(
+                self.train_pairs,
+                self.settings["batch_size"],
+                rng,
+                self.target_vocab,
+                reverse=self.recipe["source"]["reverse"],
+            )
             batches = distributed.shard_batches(batches, self.target_vocab.pad_index)  # this process's slices
             loss, tokens, seconds = self._epoch(epoch, batches)
             distributed.check_replicas(self.model, self.run.path, epoch, self.state.step)
