@@ -207,3 +207,12 @@ def test_a_training_file_with_a_million_character_line_trains_and_reports(
 
 def _copy_run(source: Path, target: Path) -> None:
     shutil.copytree(source, target)
+
+
+def test_attention_of_a_text_longer_than_the_limit_says_it_was_cut(
+    trained_run: Path, tmp_path: Path, capsys: Capture
+) -> None:
+    text = QUESTIONS[0] * (MAX_SOURCE_TOKENS // len(QUESTIONS[0]) + 2)  # past the limit in characters
+    status, _, err = cli_main(capsys, "attention", trained_run, text, "--output", tmp_path / "map.png")
+    assert status == 0
+    assert f"note: 1 input was longer than {MAX_SOURCE_TOKENS:,} source tokens (the decoding limit)" in err

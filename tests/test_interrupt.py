@@ -226,6 +226,24 @@ def test_a_signal_while_a_new_run_is_prepared_stops_at_once_and_removes_the_run(
     assert not run.exists()  # the same command starts afresh
 
 
+def test_a_stop_before_the_first_checkpoint_empties_a_folder_the_user_made_and_says_so(
+    tmp_path: Path, make_recipe: RecipeWriter, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_prepare = training.prepare_training
+
+    def prepare_interrupted(*args: Any, **kwargs: Any) -> Any:
+        signal.raise_signal(signal.SIGTERM)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(training, "prepare_training", prepare_interrupted)
+    run = tmp_path / "mine"
+    run.mkdir()  # made by the user for --run-dir
+    assert cli.main(["train", str(make_recipe()), "--run-dir", str(run)]) == 143
+    err = capsys.readouterr().err
+    assert f"what the run wrote in {run} is removed (the folder stays)" in err
+    assert run.is_dir() and not any(run.iterdir())
+
+
 def test_training_restores_the_signal_handlers_it_replaced(
     tmp_path: Path, make_recipe: RecipeWriter, capsys: pytest.CaptureFixture[str]
 ) -> None:

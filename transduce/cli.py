@@ -373,8 +373,10 @@ def _train_until_stopped(trainer: Trainer, run: RunDir, resume: bool, created: b
                 f"{run.last_checkpoint} holds the last checkpoint, whole (checkpoints are written atomically). "
                 f"Continue with `transduce train --resume {run.path}`"
             )
-        elif created:
+        elif created and run.path in run.made:
             state = "nothing was checkpointed yet, so the new run directory is removed"
+        elif created:  # the user made the folder (RunDir.discard): it stays, emptied
+            state = f"nothing was checkpointed yet, so what the run wrote in {run.path} is removed (the folder stays)"
         else:
             state = f"nothing was checkpointed yet; start again with `transduce train --resume {run.path}`"
         raise Interrupted(f"stopped at once; {state}", getattr(stop, "status", 130)) from None
@@ -445,6 +447,7 @@ def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, er
             f"the search strategy {translator.decoding.name!r} gave attention that does not fit its output: {exc}"
         ) from None
     out.print(f"{escape(args.text)}  →  [bold]{escape(translation.text)}[/]", highlight=False)
+    _note_truncated(translator, err)  # the heat map shows only the tokens decoding read
     render_terminal(heatmap, out)
     path = args.output or run.path / "attention" / f"{_slug(args.text)}.png"
     try:
