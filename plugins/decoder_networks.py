@@ -49,11 +49,10 @@ class _Products:
     def __init__(self, decoder: LSTMDecoder, dtype: torch.dtype) -> None:
         self.dtype = dtype
         rnn = decoder.rnn
-        self.lstm = decoder.cell == "lstm"
         self.cell: list[Any] = []
         for layer in range(decoder.layers):
-            w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{name}_l{layer}") for name in _WEIGHTS)
-            if self.lstm:  # one product over [input; h]
+            w_ih, w_hh, b_ih, b_hh = _cell_weights(rnn, layer)
+            if decoder.cell == "lstm":  # one product over [input; h]
                 self.cell.append(self._pair(torch.cat([w_ih, w_hh], 1), b_ih + b_hh))
             else:  # a GRU needs the hidden part apart (its reset gate multiplies it)
                 self.cell.append((self._pair(w_ih, b_ih), self._pair(w_hh, b_hh)))
@@ -213,6 +212,7 @@ class LSTMDecoder(DecoderNetwork):
         prepared = {}
         if self.scorer is not None:
             prepared["keys"] = self.scorer.prepare(memory.states)
+            prepared["padding"] = ~memory.mask  # inverted once per batch, not at every step
         if self.peeky:
             prepared["summary"] = _summary(memory)
         return memory.with_prepared(**prepared) if prepared else memory
@@ -298,7 +298,7 @@ class LSTMDecoder(DecoderNetwork):
         and the attention weights (batch, n, src_len); padding gets exactly zero weight."""
         assert self.scorer is not None and self.combine is not None
         scores = self.scorer.score(outputs, memory.prepared["keys"])
-        scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
+        scores = scores.masked_fill(memory.prepared["padding"].unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         context = torch.bmm(weights, memory.states)
         return torch.tanh(self._linear(self.combine, torch.cat([outputs, context], dim=-1))), weights
@@ -335,17 +335,18 @@ class LSTMDecoder(DecoderNetwork):
         for layer in range(self.layers):
             if layer and self.training:  # nn.LSTM's dropout between stacked layers
                 inputs = F.dropout(inputs, self.rnn.dropout, True)
-            weights = _cell_weights(self.rnn, layer)
             if state.c is None:
                 if self._products is not None:
                     inputs = self._products.gru_cell(layer, inputs, state.h[layer])
                 else:
-                    inputs = torch.gru_cell(inputs, state.h[layer], *weights)
+                    inputs = torch.gru_cell(inputs, state.h[layer], *_cell_weights(self.rnn, layer))
             elif self._products is not None:
                 inputs, cell = self._products.lstm_cell(layer, inputs, state.h[layer], state.c[layer])
                 cs.append(cell)
             else:
-                inputs, cell = torch.lstm_cell(inputs, (state.h[layer], state.c[layer]), *weights)
+                inputs, cell = torch.lstm_cell(
+                    inputs, (state.h[layer], state.c[layer]), *_cell_weights(self.rnn, layer)
+                )
                 cs.append(cell)
             hs.append(inputs)
         return inputs, torch.stack(hs), torch.stack(cs) if cs else None

@@ -40,7 +40,7 @@ def memory_for(model: LSTMDecoder, lengths: list[int]) -> Memory:
     mask = torch.arange(max(lengths)).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     states = states.masked_fill(~mask.unsqueeze(-1), 50.0)
     final = (torch.zeros(1, len(lengths), SIZE), torch.zeros(1, len(lengths), SIZE))
-    return Memory(states, mask, final, {"keys": model.scorer.prepare(states)})
+    return model.prepare(Memory(states, mask, final, {}))
 
 
 def queries(batch: int, tgt_len: int) -> torch.Tensor:
@@ -68,7 +68,7 @@ def test_padding_gets_zero_weight_even_when_every_real_score_is_very_negative() 
     states = torch.zeros(1, 4, SIZE)
     states[0, :2] = 10.0  # real positions; the two padding positions score 0
     mask = torch.tensor([[True, True, False, False]])
-    memory = Memory(states, mask, (torch.zeros(1, 1, SIZE), torch.zeros(1, 1, SIZE)), {"keys": states})
+    memory = model.prepare(Memory(states, mask, (torch.zeros(1, 1, SIZE), torch.zeros(1, 1, SIZE)), {}))
     with torch.no_grad():
         _, weights = model.attend(torch.full((1, 1, SIZE), -1000.0), memory)  # real scores: -60000
     assert weights[0, 0].tolist() == [0.5, 0.5, 0.0, 0.0]
@@ -80,7 +80,7 @@ def test_attention_output_ignores_the_values_of_padding_states(name: str) -> Non
     memory = memory_for(model, [4, 2])
     states = memory.states.clone()
     states[1, 2:] = -7.0
-    changed = Memory(states, memory.mask, memory.final, {"keys": model.scorer.prepare(states)})
+    changed = model.prepare(Memory(states, memory.mask, memory.final, {}))
     query = queries(2, 3)
     with torch.no_grad():
         before, _ = model.attend(query, memory)

@@ -98,6 +98,7 @@ def test_five_pairs_train_to_completion_without_validation_and_report_on_the_tra
     best, last = checkpoint.load(run / "checkpoints/best.pt"), checkpoint.load(run / "checkpoints/last.pt")
     assert (best["epoch"], best["score"]) == (2, None)
     assert all(best["model"][k].equal(last["model"][k]) for k in last["model"])
+    assert best["files"] == last["files"] and best["files"]  # a changed vocabulary is caught from best.pt too
 
 
 def test_a_run_without_validation_resumes_and_best_follows_the_new_last_epoch(

@@ -479,10 +479,11 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
         refuse_same_file(args.output, source)  # before anything is opened or loaded
     run = RunDir.open(args.run)
     translator = Translator.from_run(run, registry, overrides=args.set)
-    if args.text is not None and args.output is None and args.format == "nbest":
-        print(_nbest_rows(translator.translate_detailed([args.text]), first=1), end="")
-    elif args.text is not None and args.output is None:
-        _print_one(translator, args.text)
+    if args.text is not None and args.output is None:
+        if args.format == "nbest":
+            print(_nbest_chunk(translator, [args.text], args.batch_size, first=1), end="")
+        else:
+            _print_one(translator, args.text)
         _note_truncated(translator, err)
     elif args.text is None and args.input is None and args.output is None and sys.stdin.isatty():
         _interactive(translator, err)

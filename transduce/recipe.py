@@ -734,17 +734,23 @@ def load_recipe(
         raise
 
 
+def _run_of(path: Path) -> RunDir | None:
+    """The run whose recipe.yaml `path` is, or None for any other recipe file."""
+    run = RunDir(path.parent)
+    return run if path.name == run.recipe.name else None
+
+
 def _is_run_recipe(path: Path) -> bool:
     """Whether `path` is the recipe.yaml of a run: its data may be gone, and translate needs none."""
-    run = RunDir(path.parent)
-    return path.name == run.recipe.name and run.last_checkpoint.parent.is_dir()
+    run = _run_of(path)
+    return run is not None and run.last_checkpoint.parent.is_dir()
 
 
 def _explain_run_recipe(path: Path, error: RecipeError, registry: Registry) -> None:
     """For a run's own recipe.yaml: a run made before the recipe layout changed is named as such, and a missing
     plugin with the distribution to install (RunError)."""
-    run = RunDir(path.parent)
-    if path.name != run.recipe.name:
+    run = _run_of(path)
+    if run is None:
         return
     moved = tuple(error.key.split("."))
     if error.source == str(path) and moved in MOVED:

@@ -504,8 +504,7 @@ class Trainer:
         improved = best is None or (score > best if metric.higher_is_better else score < best)
         if improved:
             self.state.best_score, self.state.best_epoch, self.state.stale = score, epoch, 0
-            weights = {"model": self.model.state_dict(), "epoch": epoch, "score": score, "files": self.fingerprints}
-            checkpoint.save_atomic(weights, self.run.best_checkpoint)
+            checkpoint.save_atomic(self._best_payload(epoch, score), self.run.best_checkpoint)
             record["best"] = True
             self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
         else:
@@ -516,11 +515,15 @@ class Trainer:
 
     def _keep_as_best(self, epoch: int, record: dict[str, Any]) -> None:
         """Without a valid split nothing can say which epoch was best: best.pt follows the latest epoch."""
-        payload = {"model": self.model.state_dict(), "epoch": epoch, "score": None}
+        payload = self._best_payload(epoch, None)
         distributed.on_main(lambda: checkpoint.save_atomic(payload, self.run.best_checkpoint))
         self.state.best_epoch = epoch
         record["best"] = True
         self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
+
+    def _best_payload(self, epoch: int, score: float | None) -> dict[str, Any]:
+        """best.pt: the weights with the run files' fingerprints, checked whenever it is opened."""
+        return {"model": self.model.state_dict(), "epoch": epoch, "score": score, "files": self.fingerprints}
 
     def _decay_learning_rate(self) -> None:
         """Plateau schedule; the rate lives in the optimizer's state, so checkpoints and resume carry it."""
