@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transduce import cli
-from transduce.checkpoint import write_text_atomic
+from transduce._cli import main as cli
+from transduce._plugins.registry import Registry, discover
+from transduce._recipe.recipe import load_recipe, recipe_differences
+from transduce._reports.plots import PlotsUnavailable, save_comparison
+from transduce._reports.report_files import read_history
+from transduce._runs.checkpoint import write_text_atomic
+from transduce._runs.rundir import RunDir
 from transduce.errors import TransduceError
-from transduce.plots import PlotsUnavailable, save_comparison
-from transduce.recipe import load_recipe, recipe_differences
-from transduce.registry import Registry, discover
-from transduce.report_files import read_history
-from transduce.rundir import RunDir
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MISSING = "–"  # a table cell of an epoch a model did not validate (stopped early, or valid_every > 1)

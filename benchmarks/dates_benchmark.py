@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from transduce import pipeline
-from transduce.evaluation import evaluate
-from transduce.recipe import load_recipe
-from transduce.registry import discover
-from transduce.rundir import RunDir
-from transduce.training import Trainer, start_run
+from transduce._model import assembly as pipeline
+from transduce._plugins.registry import discover
+from transduce._recipe.recipe import load_recipe
+from transduce._reports.evaluation import evaluate
+from transduce._runs.rundir import RunDir
+from transduce._training.trainer import Trainer, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "date" / "date.txt"

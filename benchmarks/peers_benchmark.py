@@ -170,7 +170,7 @@ def prepare_dates(tmp: Path, train_size: int) -> Data:
 
 
 def prepare_book_dates(tmp: Path, train_size: int | None, path: Path) -> Data:
-    from transduce.registry import discover
+    from transduce._plugins.registry import discover
 
     source = discover().get("dataset", "dates")
     assert source is not None
@@ -194,7 +194,7 @@ def _char_data(directory: Path, notes: list[str]) -> Data:
 
 
 def prepare_multi30k(tmp: Path, train_size: int | None, path: Path, vocab_size: int) -> Data:
-    from transduce.registry import discover
+    from transduce._plugins.registry import discover
 
     directory = tmp / "data"
     directory.mkdir()
@@ -365,7 +365,7 @@ def output_length(settings: Settings, outputs: list[str]) -> float:
 
 def transduce_recipe(settings: Settings, seed: int, row: str = "transduce") -> dict[str, Any]:
     """The recipe of one transduce row (a key of TRANSDUCE_ROWS) for `seed`."""
-    from transduce.recipe import EVALUATE_PARAMS
+    from transduce._recipe.recipe import EVALUATE_PARAMS
 
     task, data = settings.task, settings.data
     metric = "exact_match" if task.metric == "exact" else "bleu"
@@ -492,12 +492,12 @@ def decode_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from transduce.inference import Translator
-    from transduce.registry import discover
-    from transduce.rundir import RunDir
+    from transduce._decoding.translator import Translator
+    from transduce._plugins.registry import discover
+    from transduce._runs.rundir import RunDir
 
     torch.set_num_threads(args.threads)
-    from transduce.cli import ONEDNN_CACHE_DEFAULT
+    from transduce._cli.main import ONEDNN_CACHE_DEFAULT
 
     # The kernel cache `transduce translate` keeps (set before the first kernel), so the figures are what it does.
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_DEFAULT)
@@ -1048,9 +1048,9 @@ def check_recipes(args: argparse.Namespace, task: Task) -> dict[str, dict[str, A
     """Each chosen transduce row's recipe for `task`, validated and its model built, as `transduce check`
     would, on a stand-in data directory of two pairs per split (the task's data is not prepared);
     raises a TransduceError on a bad one."""
-    from transduce import pipeline
-    from transduce.recipe import dump_recipe, parse_recipe
-    from transduce.registry import discover
+    from transduce._model import assembly as pipeline
+    from transduce._plugins.registry import discover
+    from transduce._recipe.recipe import dump_recipe, parse_recipe
 
     registry = discover()
     tokenizer = "char" if task.metric == "exact" else subword_spec(args.vocab_size)

@@ -23,13 +23,13 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from transduce.components import Metric
+from transduce._plugins.contracts import Metric
+from transduce._plugins.registry import Registry, discover
+from transduce._recipe.recipe import load_recipe
+from transduce._reports.evaluation import evaluate
+from transduce._runs.rundir import RunDir
+from transduce._training.trainer import Trainer, start_run
 from transduce.errors import TransduceError
-from transduce.evaluation import evaluate
-from transduce.recipe import load_recipe
-from transduce.registry import Registry, discover
-from transduce.rundir import RunDir
-from transduce.training import Trainer, start_run
 
 SCORE_LABELS = ("BLEU", "BLEU (lowercased)", "chrF")
 

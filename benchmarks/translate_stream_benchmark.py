@@ -30,10 +30,10 @@ from typing import Any
 import torch
 from transduce_builtins.datasets import render
 
-from transduce import cli
-from transduce.inference import Translator
-from transduce.registry import discover
-from transduce.rundir import RunDir
+from transduce._cli import main as cli
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import discover
+from transduce._runs.rundir import RunDir
 
 RECIPE = """
 seed: 1

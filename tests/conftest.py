@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from transduce import cli
-from transduce.registry import Registry, discover
+from transduce._cli import main as cli
+from transduce._plugins.registry import Registry, discover
 
 SUPPORT = Path(__file__).parent / "support"
 
@@ -102,7 +102,7 @@ def reverse_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Install tests/support/reverse_plugin.py as the distribution `reverse-support` 0.1.
 
     A `.dist-info` with an `entry_points.txt` in the `transduce` group is written to a
-    temporary directory on sys.path, so `transduce.registry.discover()` finds the plugin
+    temporary directory on sys.path, so `transduce._plugins.registry.discover()` finds the plugin
     through importlib.metadata exactly as it finds an installed one. Returns the distribution name.
     """
     site = tmp_path / "site"

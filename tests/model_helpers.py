@@ -8,8 +8,8 @@ from typing import Any
 from transduce_builtins.attention import AdditiveScorer, DotScorer, GeneralScorer
 from transduce_builtins.decoder_networks import LSTMDecoder
 
+from transduce._model.model import Seq2Seq
 from transduce.api import AttentionScorer, Encoder
-from transduce.model import Seq2Seq
 
 SCORERS: dict[str, type[AttentionScorer]] = {"dot": DotScorer, "general": GeneralScorer, "additive": AdditiveScorer}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from transduce._recipe.recipe import parse_recipe
 from transduce.errors import RecipeError
-from transduce.recipe import parse_recipe
 
 
 def parse(text: str, registry, overrides=()):

@@ -18,7 +18,7 @@ def transduce_imports(path: Path) -> list[str]:
 
 
 def test_builtin_plugins_import_only_the_public_api():
-    files = sorted(PLUGINS.glob("*.py"))
+    files = sorted(PLUGINS.glob("**/*.py"))
     assert len(files) >= 6
     offenders = {f.name: bad for f in files if (bad := [n for n in transduce_imports(f) if n != "transduce.api"])}
     assert offenders == {}
@@ -26,5 +26,7 @@ def test_builtin_plugins_import_only_the_public_api():
 
 def test_the_boundary_check_sees_a_back_door(tmp_path):
     sneaky = tmp_path / "sneaky.py"
-    sneaky.write_text("from transduce.model import Seq2Seq\nimport transduce.registry\n", encoding="utf-8")
-    assert transduce_imports(sneaky) == ["transduce.model", "transduce.registry"]
+    sneaky.write_text(
+        "from transduce._model.model import Seq2Seq\nimport transduce._plugins.registry\n", encoding="utf-8"
+    )
+    assert transduce_imports(sneaky) == ["transduce._model.model", "transduce._plugins.registry"]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from transduce import cli
-from transduce.heatmap import EOS, SHADES, Heatmap, render_terminal
-from transduce.inference import Translator
-from transduce.registry import Registry
-from transduce.rundir import RunDir
+from transduce._cli import main as cli
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import Registry
+from transduce._reports.heatmap import EOS, SHADES, Heatmap, render_terminal
+from transduce._runs.rundir import RunDir
 
 Capture = pytest.CaptureFixture[str]
 TEXT = "sept 6 63"

@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from transduce.batching import (
+from transduce._data.batching import (
     Batch,
     EncodedPair,
     by_length,
@@ -17,7 +17,7 @@ from transduce.batching import (
     source_tensors,
     training_batches,
 )
-from transduce.vocab import Vocabulary
+from transduce._data.vocab import Vocabulary
 
 VOCAB = Vocabulary([])  # only the specials: batching needs just their indices
 PAD, UNK, BOS, EOS = VOCAB.pad_index, VOCAB.unk_index, VOCAB.bos_index, VOCAB.eos_index

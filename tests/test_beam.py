@@ -22,12 +22,12 @@ from test_greedy import (
 from test_inference import teacher_forced_score
 from transduce_builtins.search import BeamSearch, GreedyDecoding
 
+from transduce._decoding.translator import Translator
+from transduce._model.model import Memory, Seq2Seq
+from transduce._plugins.params import resolve_params
+from transduce._plugins.registry import discover
+from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError
-from transduce.inference import Translator
-from transduce.model import Memory, Seq2Seq
-from transduce.params import resolve_params
-from transduce.registry import discover
-from transduce.rundir import RunDir
 
 LENGTHS = [4, 1, 6, 2, 3]
 SOURCES = ["27 sep 1994", "monday, march 3, 2001", "1/2/03", "june 30, 1970", "9 may 2010"]

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from transduce import chat, cli
-from transduce.inference import Translator
-from transduce.registry import Registry
-from transduce.rundir import RunDir
+from transduce._cli import main as cli
+from transduce._decoding import chat
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import Registry
+from transduce._runs.rundir import RunDir
 
 Capture = pytest.CaptureFixture[str]
 QUESTIONS = ["june 3, 2001", "9/27/94", "TUESDAY, SEPTEMBER 27, 1994"]

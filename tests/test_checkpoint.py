@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from transduce import checkpoint
+from transduce._runs import checkpoint
+from transduce._runs.rundir import RunDir
 from transduce.errors import RunError
-from transduce.rundir import RunDir
 
 
 def payload(value: float = 1.0) -> dict[str, object]:

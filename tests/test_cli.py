@@ -1,4 +1,4 @@
-"""The `transduce` command, run in-process through `transduce.cli.main`."""
+"""The `transduce` command, run in-process through `transduce._cli.main.main`."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pytest
 import yaml
 from transduce_builtins.datasets import write_date_file
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import discover
+from transduce._runs.rundir import RunDir
 from transduce.api import Example
-from transduce.inference import Translator
-from transduce.registry import discover
-from transduce.rundir import RunDir
 
 METRICS = {"exact_match", "bleu", "chrf"}
 FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric")

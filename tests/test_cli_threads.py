@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_translate_files import run_cli
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._decoding.translator import Translator
 from transduce.errors import RunError
-from transduce.inference import Translator
 
 DECODING_COMMANDS = [("translate", "march 3, 2001"), ("evaluate",), ("attention", "march 3, 2001"), ("chat",)]
 

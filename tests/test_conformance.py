@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._plugins.registry import default_disagreements, discover
 from transduce.api import (
     REQUIRED,
     AttentionScorer,
@@ -34,7 +35,6 @@ from transduce.api import (
     Seq2Seq,
     Tokenizer,
 )
-from transduce.registry import default_disagreements, discover
 from transduce.testing import (
     ConformanceError,
     assert_conforms,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from transduce_builtins.corpora import CommaSeparated, ParallelFiles, TabSeparated
 
+from transduce._plugins.registry import discover
 from transduce.api import SPLITS, DataError, Example
-from transduce.registry import discover
 
 PAIRS = [("Go.", "Va !"), ("Hi.", "Salut !"), ("Run!", "Cours !")]
 

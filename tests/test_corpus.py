@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._data.corpus import Coverage, Side, prepare_training, summarize
+from transduce._data.vocab import Vocabulary
 from transduce.api import Example, Tokenizer
-from transduce.corpus import Coverage, Side, prepare_training, summarize
-from transduce.vocab import Vocabulary
 
 SUPPORT = Path(__file__).parent / "support"
 

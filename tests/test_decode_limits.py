@@ -16,12 +16,13 @@ from rich.console import Console
 from test_fuzz_harness import time_limit
 from transduce_builtins.datasets import generate_splits, split_by_target, write_date_file
 
-from transduce import chat, cli
+from transduce._cli import main as cli
+from transduce._decoding import chat
+from transduce._decoding.translator import MAX_SOURCE_TOKENS, Translator
+from transduce._plugins.registry import Registry
+from transduce._runs.rundir import RunDir
 from transduce.api import Example
 from transduce.errors import RecipeError
-from transduce.inference import MAX_SOURCE_TOKENS, Translator
-from transduce.registry import Registry
-from transduce.rundir import RunDir
 
 Capture = pytest.CaptureFixture[str]
 HUGE_LINE = "9" * 1_000_000

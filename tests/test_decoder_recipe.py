@@ -13,10 +13,12 @@ import pytest
 import torch
 from recipe_helpers import parse, parse_error
 
-from transduce import checkpoint, cli, pipeline
+from transduce._cli import main as cli
+from transduce._model import assembly as pipeline
+from transduce._recipe.recipe import parse_recipe
+from transduce._runs import checkpoint
+from transduce._runs.provenance import components_used
 from transduce.errors import RecipeError, RunError
-from transduce.provenance import components_used
-from transduce.recipe import parse_recipe
 
 BASE = "data: dates\nmodel:\n  embedding_dim: 8\n  encoder: {name: lstm, hidden_size: 8}\n"
 
@@ -266,7 +268,7 @@ def test_a_run_made_by_an_older_version_gets_a_clear_error_and_stays_as_it_was( 
 
 
 def test_the_old_run_error_is_a_run_error(trained_run: Path, tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
-    from transduce.recipe import load_recipe
+    from transduce._recipe.recipe import load_recipe
 
     run = tmp_path / "old"
     run.mkdir()
@@ -288,7 +290,7 @@ def test_the_old_run_error_is_a_run_error(trained_run: Path, tmp_path: Path, reg
 
 
 def test_a_component_valued_param_is_a_name_a_mapping_or_none_when_nullable() -> None:
-    from transduce.params import Param, resolve_params
+    from transduce._plugins.params import Param, resolve_params
 
     required = Param("scorer", str, "general", "an attention scorer", family="attention")
     optional = Param("scorer", str, "general", "an attention scorer", family="attention", nullable=True)

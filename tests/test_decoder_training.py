@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from test_resume import TWO_EPOCHS, assert_same_training, signal_at_step, train
 
-from transduce import cli
+from transduce._cli import main as cli
 
 RecipeWriter = Callable[..., Path]
 

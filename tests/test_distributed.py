@@ -18,10 +18,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from transduce import checkpoint, cli, distributed
-from transduce.batching import EncodedPair, make_batch
+from transduce._cli import main as cli
+from transduce._data.batching import EncodedPair, make_batch
+from transduce._model.model import Seq2Seq, sequence_loss
+from transduce._runs import checkpoint
+from transduce._training import distributed
 from transduce.errors import RunError
-from transduce.model import Seq2Seq, sequence_loss
 
 VOCAB = SimpleNamespace(pad_index=0, bos_index=2, eos_index=3)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from transduce import cli
-from transduce.registry import discover
+from transduce._cli import main as cli
+from transduce._plugins.registry import discover
 from transduce.testing import conformance
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "transduce-example-plugin"

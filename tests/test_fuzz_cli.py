@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from test_fuzz_harness import ends_cleanly, fuzz, report_cases
 from test_fuzz_recipe import PATHS, VALID, VALUES, _known_elsewhere, _with_value
 
-from transduce import cli
+from transduce._cli import main as cli
 
 COMMANDS = ["plugins", "check", "train", "evaluate", "translate", "attention", "chat", "new-plugin"]
 OPTIONS = [

@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_fuzz_harness import CASES, ends_cleanly, fuzz, report_cases
 
+from transduce._data.textio import count_lines, read_lines
+from transduce._plugins.registry import discover
 from transduce.api import Example
 from transduce.errors import DataError
-from transduce.registry import discover
-from transduce.textio import count_lines, read_lines
 
 REGISTRY = discover()
 SPLITS = ("train", "valid", "test")

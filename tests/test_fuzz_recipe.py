@@ -20,10 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_fuzz_harness import ends_cleanly, fuzz, report_cases
 
-from transduce import pipeline
+from transduce._model import assembly as pipeline
+from transduce._plugins.registry import discover
+from transduce._recipe.recipe import MAX_BYTES, MAX_DEPTH, MAX_VALUES, TOP_LEVEL, dump_recipe, load_recipe, parse_recipe
 from transduce.errors import RecipeError
-from transduce.recipe import MAX_BYTES, MAX_DEPTH, MAX_VALUES, TOP_LEVEL, dump_recipe, load_recipe, parse_recipe
-from transduce.registry import discover
 
 REGISTRY = discover()
 

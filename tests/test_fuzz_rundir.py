@@ -30,12 +30,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_fuzz_harness import CASES, ends_cleanly, fuzz, report_cases
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import discover
+from transduce._recipe.recipe import load_recipe
+from transduce._runs.rundir import RunDir
 from transduce.errors import TransduceError
-from transduce.inference import Translator
-from transduce.recipe import load_recipe
-from transduce.registry import discover
-from transduce.rundir import RunDir
 
 REGISTRY = discover()
 #: Written, or rewritten with the same content, by the commands themselves: outputs, not the user's files.

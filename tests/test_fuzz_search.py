@@ -22,14 +22,15 @@ from hypothesis import strategies as st
 from rich.console import Console
 from test_fuzz_harness import CASES, ends_cleanly, fuzz, report_cases
 
-from transduce import cli, pipeline
+from transduce._cli import main as cli
+from transduce._decoding.chat import Chat, answer_lines
+from transduce._decoding.translator import Translator
+from transduce._model import assembly as pipeline
+from transduce._plugins.registry import discover
+from transduce._recipe.recipe import load_recipe
+from transduce._reports.evaluation import evaluate, strategies
+from transduce._runs.rundir import RunDir
 from transduce.api import Example
-from transduce.chat import Chat, answer_lines
-from transduce.evaluation import evaluate, strategies
-from transduce.inference import Translator
-from transduce.recipe import load_recipe
-from transduce.registry import discover
-from transduce.rundir import RunDir
 
 REGISTRY = discover()
 NAMES = ("greedy", "beam", "sample")

@@ -20,10 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_fuzz_harness import ends_cleanly, fuzz, report_cases
 
-from transduce import cli
-from transduce.inference import Translator
-from transduce.registry import discover
-from transduce.rundir import RunDir
+from transduce._cli import main as cli
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import discover
+from transduce._runs.rundir import RunDir
 
 REGISTRY = discover()
 ODD = ["", " ", "\0", "\r", "\n", "\t\t", "\u2028", "\ufeff", "\ud800", "🙂" * 50, "<unk>", "</s>", "<s>"]

@@ -9,7 +9,7 @@ from transduce_builtins import search
 from transduce_builtins.encoders import LSTMEncoder
 from transduce_builtins.search import GreedyDecoding
 
-from transduce.model import Memory, Seq2Seq
+from transduce._model.model import Memory, Seq2Seq
 
 VOCAB, EMB, HIDDEN = 10, 4, 6
 PAD, BOS, EOS, OTHER = 0, 2, 3, 7

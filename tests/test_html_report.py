@@ -7,11 +7,11 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._reports.heatmap import Heatmap
+from transduce._reports.html_report import blue, line_chart, to_html
+from transduce._reports.report import Bucket, ExampleResult, LengthRatio, RankedExample, Report, StrategyResult
 from transduce.api import Score
-from transduce.heatmap import Heatmap
-from transduce.html_report import blue, line_chart, to_html
-from transduce.report import Bucket, ExampleResult, LengthRatio, RankedExample, Report, StrategyResult
 
 VOID = {"meta", "br", "img", "input", "link", "hr", "wbr", "source", "col", "area", "base", "embed", "track"}
 SVG_LEAVES = {"rect", "line", "circle", "polyline", "path"}

@@ -10,11 +10,11 @@ import pytest
 import torch
 from transduce_builtins.search import GreedyDecoding
 
-from transduce.components import Hypotheses, SearchStrategy
-from transduce.inference import Translation, Translator
-from transduce.model import Memory, Seq2Seq
-from transduce.registry import discover
-from transduce.rundir import RunDir
+from transduce._decoding.translator import Translation, Translator
+from transduce._model.model import Memory, Seq2Seq
+from transduce._plugins.contracts import Hypotheses, SearchStrategy
+from transduce._plugins.registry import discover
+from transduce._runs.rundir import RunDir
 
 SOURCES = ["27 sep 1994", "", "monday, march 3, 2001", "1/2/03", "   ", "june 30, 1970"]
 

@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 import torch
 
-from transduce import checkpoint, cli, training
-from transduce.interrupt import SignalStop, StopSignals
+from transduce._cli import main as cli
+from transduce._runs import checkpoint
+from transduce._training import trainer as training
+from transduce._training.interrupt import SignalStop, StopSignals
 
 RecipeWriter = Callable[..., Path]
 #: `trained_run`'s recipe (2 epochs of 6 steps) with a checkpoint every 2 steps, which changes no weight.
@@ -30,7 +32,7 @@ TWO_EPOCHS = {"epochs": 2, "checkpoint_every": 2}
 SLOW_TRANSDUCE = """
 import os, runpy, signal, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, even if started with SIGINT ignored
-import transduce.training as training
+import transduce._training.trainer as training
 real_loss, delay = training.sequence_loss, float(os.environ["STEP_SECONDS"])
 def slow_loss(*args, **kwargs):
     time.sleep(delay)

@@ -10,7 +10,7 @@ import pytest
 from transduce_builtins import korean
 from transduce_builtins.korean import WORD_START, KoreanTokenizer, transduce_components
 
-from transduce import cli
+from transduce._cli import main as cli
 from transduce.api import Tokenizer
 
 INSTALL = "pip install 'transduce[korean]'"

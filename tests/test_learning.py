@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from transduce import checkpoint, cli
-from transduce.registry import discover
+from transduce._cli import main as cli
+from transduce._plugins.registry import discover
+from transduce._runs import checkpoint
 
 #: Generous: each task trains in about 2-3 s on one CPU thread; the bound catches a slowdown, not noise.
 TRAINING_SECONDS = 20.0

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from transduce import cli
-from transduce import lifecycle as lifecycle_module
+from transduce._cli import main as cli
+from transduce._plugins.registry import Provider, Registry, discover
+from transduce._recipe.recipe import parse_recipe
+from transduce._training import lifecycle as lifecycle_module
+from transduce._training.lifecycle import EVENTS, Lifecycle
 from transduce.api import Logger, Report, Score, hookimpl
-from transduce.lifecycle import EVENTS, Lifecycle
-from transduce.recipe import parse_recipe
-from transduce.registry import Provider, Registry, discover
 
 SUPPORT = Path(__file__).parent / "support"
 

@@ -10,11 +10,11 @@ import pytest
 from recipe_helpers import parse, parse_error
 from transduce_builtins.loggers import ConsoleLogger, JsonlLogger, TensorBoardLogger, epoch_line
 
-from transduce import pipeline
+from transduce._model import assembly as pipeline
+from transduce._plugins.registry import discover
+from transduce._training.lifecycle import Lifecycle
 from transduce.api import Report, Score
 from transduce.errors import RecipeError
-from transduce.lifecycle import Lifecycle
-from transduce.registry import discover
 
 RECIPE = {"seed": 1, "train": {"epochs": 3}}
 RECORD = {"epoch": 2, "step": 40, "loss": 1.234567, "tokens_per_second": 12345.6, "seconds": 3.21}

@@ -11,7 +11,7 @@ from model_helpers import SCORERS, seq2seq
 from support.stateless_encoder import MeanEncoder
 from transduce_builtins.encoders import LSTMEncoder
 
-from transduce.model import Memory, Seq2Seq, sequence_loss
+from transduce._model.model import Memory, Seq2Seq, sequence_loss
 
 SRC_VOCAB, TGT_VOCAB, EMB = 13, 11, 5
 PAD, BOS, EOS = 0, 2, 3

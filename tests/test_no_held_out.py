@@ -13,10 +13,11 @@ import pytest
 from transduce_builtins.corpora import CommaSeparated, ParallelFiles, TabSeparated
 from transduce_builtins.datasets import Dates, write_date_file
 
-from transduce import checkpoint, cli
+from transduce._cli import main as cli
+from transduce._plugins.registry import Registry
+from transduce._recipe.recipe import parse_recipe
+from transduce._runs import checkpoint
 from transduce.api import DataSource, Example
-from transduce.recipe import parse_recipe
-from transduce.registry import Registry
 
 PAIRS = [("one", "un"), ("two", "deux"), ("three", "trois"), ("four", "quatre"), ("five", "cinq")]
 NONE_HELD_OUT = {"valid_size": 0, "test_size": 0}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from transduce import recipe as recipe_module
-from transduce.params import REQUIRED, Param, did_you_mean, resolve_params
-from transduce.registry import discover
+from transduce._plugins.params import REQUIRED, Param, did_you_mean, resolve_params
+from transduce._plugins.registry import discover
+from transduce._recipe import recipe as recipe_module
 
 
 class Failed(Exception):

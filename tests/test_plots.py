@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from transduce._reports.heatmap import Heatmap
+from transduce._reports.plots import FONT_HINT, PlotsUnavailable, save_curves, save_heatmap
+from transduce._reports.report import Report
+from transduce._reports.report_files import read_history, write_report_files
+from transduce._runs.rundir import RunDir
 from transduce.api import Score
-from transduce.heatmap import Heatmap
-from transduce.plots import FONT_HINT, PlotsUnavailable, save_curves, save_heatmap
-from transduce.report import Report
-from transduce.report_files import read_history, write_report_files
-from transduce.rundir import RunDir
 
 PNG = b"\x89PNG\r\n\x1a\n"
 HEATMAP = Heatmap(["1", "/", "2", " "], ["2", "0", "</s>"], [[0.7, 0.1, 0.1, 0.1], [0.0, 0.0, 1.0, 0.0], [0.25] * 4])
@@ -84,7 +84,7 @@ def test_history_skips_a_torn_last_line(tmp_path: Path) -> None:
 def test_characters_without_a_font_are_named_with_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("transduce.plots.FALLBACK_FONTS", ())
+    monkeypatch.setattr("transduce._reports.plots.FALLBACK_FONTS", ())
     private = Heatmap(["\ue000"], ["\ue001", "</s>"], [[1.0], [1.0]])  # private-use characters: no font has them
     picture = save_heatmap(private, tmp_path / "boxes.png")
     assert picture.path.is_file()

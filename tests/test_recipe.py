@@ -8,9 +8,9 @@ import pytest
 import yaml
 from recipe_helpers import parse, parse_error
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._recipe.recipe import dump_recipe, load_recipe, recipe_differences
 from transduce.errors import RecipeError
-from transduce.recipe import dump_recipe, load_recipe, recipe_differences
 
 DATES_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "dates.yaml"
 

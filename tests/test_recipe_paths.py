@@ -14,10 +14,10 @@ import yaml
 from conftest import write_recipe
 from transduce_builtins.datasets import generate_splits, write_date_file
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._plugins.params import Param
+from transduce._recipe.recipe import load_recipe
 from transduce.errors import RecipeError
-from transduce.params import Param
-from transduce.recipe import load_recipe
 
 Capture = pytest.CaptureFixture[str]
 

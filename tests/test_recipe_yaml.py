@@ -8,8 +8,8 @@ import time
 import pytest
 from recipe_helpers import parse, parse_error
 
+from transduce._recipe.recipe import MAX_BYTES, MAX_DEPTH, MAX_VALUES, load_recipe, read_value
 from transduce.errors import RecipeError
-from transduce.recipe import MAX_BYTES, MAX_DEPTH, MAX_VALUES, load_recipe, read_value
 
 DATA = "data: {name: dates, train_size: 30, valid_size: 5, test_size: 5}\n"
 
@@ -98,7 +98,7 @@ def test_a_recipe_of_many_plain_values_is_refused(registry):
 
 
 def test_a_recursion_error_of_the_yaml_reader_is_a_recipe_error_with_the_line(registry, monkeypatch):
-    monkeypatch.setattr("transduce.recipe.MAX_DEPTH", 10**6)  # as if the bound missed a case
+    monkeypatch.setattr("transduce._recipe.recipe.MAX_DEPTH", 10**6)  # as if the bound missed a case
     error = quickly(lambda: parse("a:\n  b: " + "[" * 5000 + "]" * 5000, registry), seconds=30)
     assert "nested too deeply to read" in str(error)
     assert error.line == 2

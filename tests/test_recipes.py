@@ -11,9 +11,9 @@ import pytest
 import yaml
 from transduce_builtins.datasets import generate_splits, write_date_file
 
-from transduce import cli
-from transduce.recipe import load_recipe
-from transduce.registry import Registry
+from transduce._cli import main as cli
+from transduce._plugins.registry import Registry
+from transduce._recipe.recipe import load_recipe
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from transduce import recipe
-from transduce.components import FAMILIES
-from transduce.reference import COMMAND, main, render, stale, write
-from transduce.registry import discover
+from transduce._cli.reference import COMMAND, main, render, stale, write
+from transduce._plugins.contracts import FAMILIES
+from transduce._plugins.registry import discover
+from transduce._recipe import recipe
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference"
 

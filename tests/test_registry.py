@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from transduce import cli
-from transduce.components import FAMILIES
+from transduce._cli import main as cli
+from transduce._plugins.contracts import FAMILIES
+from transduce._plugins.registry import BrokenPlugin, Provider, Registry, discover
+from transduce._recipe.recipe import parse_recipe
 from transduce.errors import PluginError, RecipeError
-from transduce.recipe import parse_recipe
-from transduce.registry import BrokenPlugin, Provider, Registry, discover
 
 #: Built-ins every installation has (other built-in modules may add more).
 BUILTINS = {

@@ -12,10 +12,9 @@ from recipe_helpers import parse, parse_error
 from transduce_builtins.metrics import Bleu, ChrF, ExactMatch
 from transduce_builtins.tokenizers import WordTokenizer
 
-from transduce import cli
-from transduce.api import Example
-from transduce.errors import RecipeError
-from transduce.evaluation import (
+from transduce._cli import main as cli
+from transduce._plugins.registry import Registry
+from transduce._reports.evaluation import (
     Analysis,
     best_and_worst,
     bucket_ranges,
@@ -24,7 +23,8 @@ from transduce.evaluation import (
     strategies,
     strategy_label,
 )
-from transduce.registry import Registry
+from transduce.api import Example
+from transduce.errors import RecipeError
 
 Capture = pytest.CaptureFixture[str]
 

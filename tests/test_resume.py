@@ -16,7 +16,9 @@ import numpy
 import pytest
 import torch
 
-from transduce import checkpoint, cli, training
+from transduce._cli import main as cli
+from transduce._runs import checkpoint
+from transduce._training import trainer as training
 
 RecipeWriter = Callable[..., Path]
 #: The tiny recipe as `trained_run` (conftest) trains it: 2 epochs of 6 steps. checkpoint_every does not change

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 import torch
 
-from transduce import checkpoint, cli
+from transduce._cli import main as cli
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import discover
+from transduce._runs import checkpoint
+from transduce._runs.provenance import data_files
+from transduce._runs.rundir import RunDir, sha256_of
 from transduce.errors import RunError
-from transduce.inference import Translator
-from transduce.provenance import data_files
-from transduce.registry import discover
-from transduce.rundir import RunDir, sha256_of
 
 Capture = pytest.CaptureFixture[str]
 
@@ -396,7 +397,7 @@ def test_a_damaged_last_checkpoint_is_refused_before_the_recipe_is_rewritten(run
 
 
 def test_a_components_record_naming_no_component_family_names_no_plugin_to_install(registry: Any) -> None:
-    from transduce.provenance import missing_plugins
+    from transduce._runs.provenance import missing_plugins
 
     recorded = {"": "None", "nonsense": "x 1", "dataset/gone": "gone-plugin 2.0"}
     assert missing_plugins(recorded, registry) == {"gone-plugin 2.0": ["dataset/gone"]}
@@ -405,8 +406,8 @@ def test_a_components_record_naming_no_component_family_names_no_plugin_to_insta
 def test_a_trainer_started_afresh_on_a_run_with_weights_refuses_before_writing_anything(run: Path) -> None:
     from rich.console import Console
 
-    from transduce.recipe import load_recipe
-    from transduce.training import Trainer
+    from transduce._recipe.recipe import load_recipe
+    from transduce._training.trainer import Trainer
 
     (run / "checkpoints/last.pt").unlink()
     swap_two_tokens(run / "vocab.target.json")  # what a rebuilt vocabulary would put back in order

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from transduce import cli, rundir
+from transduce._cli import main as cli
+from transduce._runs import rundir
+from transduce._runs.rundir import RunDir
 from transduce.errors import RunError
-from transduce.rundir import RunDir
 
 HOLD = textwrap.dedent(
     """
     import sys, time
-    from transduce.rundir import RunDir
+    from transduce._runs.rundir import RunDir
     with RunDir(sys.argv[1]).lock():
         print("locked", flush=True)
         time.sleep(60)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._plugins.registry import discover
+from transduce._recipe.recipe import load_recipe
+from transduce._runs.provenance import components_used, missing_plugins, require_plugins
+from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError, RunError
-from transduce.provenance import components_used, missing_plugins, require_plugins
-from transduce.recipe import load_recipe
-from transduce.registry import discover
-from transduce.rundir import RunDir
 
 
 @pytest.fixture

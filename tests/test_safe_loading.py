@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from transduce import checkpoint, cli
+from transduce._cli import main as cli
+from transduce._data.vocab import Vocabulary
+from transduce._recipe.recipe import load_recipe
+from transduce._runs import checkpoint
+from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError, RunError
-from transduce.recipe import load_recipe
-from transduce.rundir import RunDir
-from transduce.vocab import Vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,7 +141,7 @@ def _name(node: ast.expr) -> str:
     return ast.unparse(node)
 
 
-SOURCES = sorted([*ROOT.glob("transduce/*.py"), *ROOT.glob("plugins/*.py")])
+SOURCES = sorted([*ROOT.glob("transduce/**/*.py"), *ROOT.glob("plugins/**/*.py")])
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda path: f"{path.parent.name}/{path.name}")

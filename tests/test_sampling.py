@@ -19,9 +19,9 @@ from test_inference import teacher_forced_score
 from transduce_builtins import search
 from transduce_builtins.search import BeamSearch, GreedyDecoding, SampleDecoding
 
-from transduce import pipeline
+from transduce._model import assembly as pipeline
+from transduce._plugins.registry import discover
 from transduce.errors import RecipeError
-from transduce.registry import discover
 
 LENGTHS = [4, 1, 6, 2, 3]
 

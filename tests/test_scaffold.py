@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from transduce import cli
+from transduce._cli import main as cli
+from transduce._cli.scaffold import create_plugin, module_name
+from transduce._plugins.registry import discover
 from transduce.errors import PluginError
-from transduce.registry import discover
-from transduce.scaffold import create_plugin, module_name
 from transduce.testing import conformance
 
 NAME = "transduce-cosine-demo"

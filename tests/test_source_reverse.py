@@ -14,14 +14,15 @@ import torch
 from recipe_helpers import parse, parse_error
 from test_learning import REVERSE_TASK
 
-from transduce import cli, pipeline
-from transduce.batching import source_tensors
-from transduce.heatmap import Heatmap
-from transduce.inference import Translator
-from transduce.recipe import load_recipe
-from transduce.registry import Registry, discover
-from transduce.rundir import RunDir
-from transduce.vocab import Vocabulary
+from transduce._cli import main as cli
+from transduce._data.batching import source_tensors
+from transduce._data.vocab import Vocabulary
+from transduce._decoding.translator import Translator
+from transduce._model import assembly as pipeline
+from transduce._plugins.registry import Registry, discover
+from transduce._recipe.recipe import load_recipe
+from transduce._reports.heatmap import Heatmap
+from transduce._runs.rundir import RunDir
 
 TEXTS = ["sept 6 63", "THURSDAY, MARCH 4, 1971", "1/2/03"]
 REVERSED = {"source": {"reverse": True}}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from transduce_builtins.subword import MODEL_FILE, VOCAB_FILE, SubwordTokenizer, transduce_components
 
-from transduce import cli
+from transduce._cli import main as cli
 from transduce.api import DataError, Tokenizer, TransduceError
 
 SUBJECTS = ["le chat", "la femme", "l'homme", "un élève", "the dog", "my brother", "die Straße", "ein Mädchen"]

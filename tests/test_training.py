@@ -12,11 +12,13 @@ import pytest
 import torch
 from rich.console import Console
 
-from transduce import checkpoint, cli, training
+from transduce._cli import main as cli
+from transduce._plugins.registry import discover
+from transduce._recipe.recipe import load_recipe
+from transduce._runs import checkpoint
+from transduce._runs.rundir import RunDir
+from transduce._training import trainer as training
 from transduce.errors import TransduceError
-from transduce.recipe import load_recipe
-from transduce.registry import discover
-from transduce.rundir import RunDir
 
 METRICS = {"exact_match", "bleu", "chrf"}
 RecipeWriter = Callable[..., Path]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from transduce import cli
-from transduce.inference import Translator
-from transduce.registry import discover
-from transduce.rundir import RunDir
-from transduce.textio import count_lines, read_lines
+from transduce._cli import main as cli
+from transduce._data.textio import count_lines, read_lines
+from transduce._decoding.translator import Translator
+from transduce._plugins.registry import discover
+from transduce._runs.rundir import RunDir
 
 SOURCES = ["march 3, 2001", "", "12/24/99", "SATURDAY, JULY 4, 1970", "4 jan 2011"]
 
@@ -164,7 +164,7 @@ def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
     trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SIGTERM while the third chunk is half written: the file keeps the two whole chunks; exit status 143."""
-    from transduce.interrupt import SignalStop
+    from transduce._training.interrupt import SignalStop
 
     monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
     sources = _dates(9)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_translate_files import run_cli
 
-from transduce import cli
+from transduce._cli import main as cli
 
 BEAM = ("--set", "search.name=beam", "--set", "search.size=4", "--set", "search.n_best=3")
 SOURCES = ["march 3, 2001", "12/24/99", "SATURDAY, JULY 4, 1970", "4 jan 2011", "sept 6 63"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from transduce_builtins.corpora import CommaSeparated, TabSeparated
 
-from transduce import cli
-from transduce.corpus import Coverage, SplitSummary
+from transduce._cli import main as cli
+from transduce._data.corpus import Coverage, SplitSummary
+from transduce._training.trainer import _check_not_empty
 from transduce.errors import DataError, TransduceError
-from transduce.training import _check_not_empty
 
 PAIRS = [(f"word {i}", f"mot {i}") for i in range(12)]
 TSV = "".join(f"{source}\t{target}\n" for source, target in PAIRS)

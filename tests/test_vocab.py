@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from transduce._data.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocabulary
 from transduce.errors import RunError, TransduceError
-from transduce.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocabulary
 
 CORPUS = [["b", "a", "c"], ["a", "b", "d"], ["a", "e"], ["b"]]  # a: 3, b: 3, c/d/e: 1
 

@@ -1,5 +1,5 @@
 """`python -m transduce` runs the command-line interface."""
 
-from transduce.cli import main
+from transduce._cli.main import main
 
 raise SystemExit(main())

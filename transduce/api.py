@@ -3,7 +3,8 @@
 The built-in plugins import only from this module, so they prove it suffices.
 """
 
-from transduce.components import (
+from transduce._model.model import Seq2Seq
+from transduce._plugins.contracts import (
     MAX_OUTPUT_TOKENS,
     SPLITS,
     AttentionBuilder,
@@ -25,11 +26,10 @@ from transduce.components import (
     Tokenizer,
     map_tensors,
 )
+from transduce._plugins.hookspecs import hookimpl
+from transduce._plugins.params import REQUIRED, Param, ParamError
+from transduce._reports.report import Report
 from transduce.errors import DataError, TransduceError
-from transduce.hookspecs import hookimpl
-from transduce.model import Seq2Seq
-from transduce.params import REQUIRED, Param, ParamError
-from transduce.report import Report
 
 __all__ = [
     "MAX_OUTPUT_TOKENS",

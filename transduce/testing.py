@@ -7,7 +7,7 @@ A plugin author runs it in their own tests::
 
 and `transduce plugins --check` runs it over every installed component. Each
 check builds the component with small sizes, feeds it generated inputs and
-compares what it does with the contract in `transduce.components`; every
+compares what it does with the contract in `transduce._plugins.contracts`; every
 problem names the contract point and what was observed. A decoder network is
 checked hardest, since search strategies trust it blindly: decoding step by step
 must give the logits of teacher forcing, a sentence's logits must not depend on
@@ -35,9 +35,9 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
-from transduce import pipeline
-from transduce import recipe as recipes
-from transduce.components import (
+from transduce._model import assembly as pipeline
+from transduce._model.model import Seq2Seq
+from transduce._plugins.contracts import (
     BASES,
     FAMILIES,
     SPLITS,
@@ -56,11 +56,11 @@ from transduce.components import (
     Tokenizer,
     map_tensors,
 )
+from transduce._plugins.params import Param, resolve_params
+from transduce._plugins.registry import default_disagreements, discover
+from transduce._recipe import recipe as recipes
+from transduce._reports.report import Report
 from transduce.errors import TransduceError
-from transduce.model import Seq2Seq
-from transduce.params import Param, resolve_params
-from transduce.registry import default_disagreements, discover
-from transduce.report import Report
 
 #: Sizes the core passes to model parts, by family; they are not declared as `Param`s.
 SIZE_ARGUMENTS = {

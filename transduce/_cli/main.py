@@ -1,0 +1,631 @@
+"""The `transduce` command: plugins, check, train, evaluate, attention, translate, new-plugin.
+
+Errors of our own types are printed as one clear message (no traceback unless
+`--debug`), with exit status 2; an interrupted command exits with 130 (SIGINT) or,
+for training stopped by SIGTERM, 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import itertools
+import json
+import os
+import re
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from transduce import __version__
+from transduce._cli.scaffold import create_plugin
+from transduce._data.textio import Output, count_lines, open_output, read_lines, refuse_same_file
+from transduce._decoding.chat import add_chat_parser, cmd_chat
+from transduce._decoding.translator import Translation, Translator
+from transduce._model import assembly as pipeline
+from transduce._plugins.contracts import SPLITS, DataSource
+from transduce._plugins.params import Param
+from transduce._plugins.registry import Registry, discover
+from transduce._recipe.recipe import TRAIN_PARAMS, dump_recipe, load_recipe
+from transduce._reports.evaluation import Analysis, evaluate, strategies, strategy_label
+from transduce._reports.heatmap import Heatmap, render_terminal
+from transduce._reports.plots import PlotsUnavailable, save_heatmap
+from transduce._reports.report import Report
+from transduce._reports.report_files import write_report_files
+from transduce._runs.provenance import ACCEPT_CHANGED_DATA, check_data_files, components_used
+from transduce._runs.rundir import RunDir
+from transduce._training import distributed
+from transduce._training.interrupt import StopSignals
+from transduce._training.trainer import Trainer, check_resumable, start_run
+from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
+from transduce.testing import conformance
+
+#: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
+TRANSLATE_CHUNK = 1024
+#: oneDNN keeps a compiled kernel, with its buffers, per input shape: up to 1,024 of them by default, about 200 MB
+#: for a small model after 100,000 lines of varied lengths, and in training up to ~13 MB per LSTM shape (they hold
+#: buffers for every position). So commands keep fewer, and memory stays flat: decoding 64; float32 training 16
+#: (dates, 2 epochs: 1,024 kept 842 MiB at 33.9k target tokens/s, 24 kept 554 MiB at 32.1k, 8 kept 494 MiB at
+#: 29.4k). bfloat16 training keeps oneDNN's 1,024: with a small cache it is no faster than float32 (dates: 43k
+#: target tokens/s at 890-1,040 MiB, 26k with 16). A user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
+ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024"}  # by train.precision
+ONEDNN_CACHE_DEFAULT = "64"
+
+#: The recipe key `--threads` overrides for one command: the option takes its bounds.
+THREADS = next(param for param in TRAIN_PARAMS if param.name == "threads")
+#: `translate --format` values.
+OUTPUT_FORMATS = ("plain", "nbest")
+
+SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
+
+
+def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--threads N` for a command that decodes; `main` applies it (see _use_threads)."""
+    parser.add_argument(
+        "--threads",
+        type=_thread_count,
+        metavar="N",
+        help=f"torch CPU threads ({THREADS.min:g}-{THREADS.max:g}; default: the run's train.threads, else torch's "
+        "default). On a machine other jobs use, 1 is often much faster",
+    )
+    return parser
+
+
+def _thread_count(text: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", text) or not THREADS.min <= int(text) <= THREADS.max:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of threads from {THREADS.min:g} to {THREADS.max:g}, got {text!r}"
+        )
+    return int(text)
+
+
+class _AnyOrder(argparse.ArgumentParser):
+    """A command's parser that takes its options and positional arguments in any order
+    (`translate RUN --set K=V TEXT`): argparse's intermixed parsing, which a parser with subcommands (the
+    top level) cannot use itself."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        if self._intermixing:  # parse_known_intermixed_args calls back here for its two passes
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def _add_accept_changed_data(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(ACCEPT_CHANGED_DATA, action="store_true", help=help_text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
+    parser.add_argument("--version", action="version", version=f"transduce {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_AnyOrder)
+
+    plugins = commands.add_parser("plugins", help="list every installed component with its parameters")
+    plugins.add_argument(
+        "--check",
+        action="store_true",
+        help="run the conformance kit (transduce.testing) on every installed component; exit 1 if one fails",
+    )
+
+    check = commands.add_parser("check", help="validate a recipe and print it resolved, without training")
+    check.add_argument("recipe", type=Path)
+    _add_set(check, SET_HELP)
+
+    train = commands.add_parser("train", help="train a recipe into a run directory")
+    train.add_argument("recipe", type=Path, nargs="?", help="recipe file (optional with --resume)")
+    train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/RECIPE-TIMESTAMP)")
+    train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in directory RUN")
+    _add_set(train, SET_HELP)
+    _add_accept_changed_data(train, "continue a run although a data file changed since its splits were made")
+
+    ev = commands.add_parser("evaluate", help="score a trained run on a split or a data file")
+    ev.add_argument("run", type=Path)
+    ev.add_argument("--data", type=Path, help="score FILE, read with the run's data source format")
+    ev.add_argument("--split", choices=("train", "valid", "test"), help="split to score (default: the recipe's)")
+    ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
+    ev.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="STRATEGY",
+        help="also score and time another search strategy, e.g. --compare beam:size=5 "
+        "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's search shares are kept)",
+    )
+    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
+    _add_threads(ev)
+    _add_accept_changed_data(ev, "score a split although a data file changed since training (it is split anew)")
+
+    att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
+    att.add_argument("run", type=Path)
+    att.add_argument("text", help="the input to translate")
+    att.add_argument(
+        "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
+    )
+    _add_set(att, "override the run's recipe, e.g. --set search.max_length=50")
+    _add_threads(att)
+
+    tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
+    tr.add_argument("run", type=Path)
+    tr.add_argument("text", nargs="?", help="one input; without it, read --input or stdin (a prompt on a terminal)")
+    tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8; '-': stdin)")
+    tr.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the translations to FILE (default, or '-': stdout); a file is written beside its place and "
+        "moved there when complete, and never over the input",
+    )
+    tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
+    tr.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default="plain",
+        help="plain: one translation per input line (default); nbest: one line per candidate, "
+        "LINE<TAB>RANK<TAB>SCORE<TAB>TEXT (LINE and RANK from 1, SCORE the log-probability), "
+        "e.g. with --set search.name=beam --set search.n_best=3",
+    )
+    _add_set(tr, "override the run's recipe, e.g. --set search.max_length=50")
+    _add_threads(tr)
+
+    _add_threads(add_chat_parser(commands))
+
+    new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
+    new.add_argument("name", help="distribution name, e.g. transduce-cosine (letters, digits, '-', '_', '.')")
+    new.add_argument("--dir", type=Path, default=Path("."), help="where to create NAME/ (default: here)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    if args.command != "train":  # which sets it by the recipe's precision
+        _cap_onednn_cache(ONEDNN_CACHE_DEFAULT)
+    try:
+        registry = discover()
+        if hasattr(args, "threads"):
+            _use_threads(args, registry)
+        return COMMANDS[args.command](args, registry, out, err)
+    except Interrupted as exc:  # training stopped on a signal: 130 for SIGINT, 143 for SIGTERM
+        err.print(f"\n[bold yellow]interrupted:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+        return exc.status
+    except TransduceError as exc:
+        if args.debug:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("\ninterrupted.")
+        return 130
+
+
+def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
+    """torch's CPU threads for a decoding command, before it builds a model: `--threads`, else the run's
+    train.threads (with `--set`), else torch's default."""
+    threads = args.threads
+    if threads is None:
+        threads = load_recipe(RunDir.open(args.run).recipe, registry, args.set)["train"]["threads"]
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _cap_onednn_cache(kernels: str) -> None:
+    """oneDNN reads this when it makes its first kernel: call it before a command runs a model."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", kernels)
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    if args.check:
+        return _check_plugins(registry, out)
+    family = None
+    for info in registry:
+        if info.family != family:
+            family = info.family
+            out.rule(f"[bold]{family}[/]", align="left")
+        provider = escape(f"{info.provider.distribution} {info.provider.version}")
+        out.print(f"[bold cyan]{info.name}[/]  [dim]from {provider}[/]  {escape(info.description)}")
+        for param in info.params:
+            out.print(_describe_param(param))
+    if registry.broken:
+        out.rule("[bold red]broken[/]", align="left")
+        for broken in registry.broken:
+            provider = escape(f"{broken.provider.distribution} {broken.provider.version}")
+            entry = escape(broken.provider.entry_point)
+            out.print(f"[bold red]{entry}[/]  [dim]from {provider}[/]  {escape(broken.problem)}")
+    return 0
+
+
+def _check_plugins(registry: Registry, out: Console) -> int:
+    """Run the conformance kit on every component; a table of results, exit status 1 if one fails."""
+    table = Table(show_lines=True)
+    for column in ("family", "name", "distribution", "result"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+    for info in registry:
+        report = conformance(info.cls)
+        failed += not report.ok
+        if report.ok:
+            result = "[yellow]ok, partly checked[/]" if report.partial else "[green]ok[/]"
+            result += "".join(f"\n[dim]{escape(note)}[/]" for note in report.notes)
+        else:
+            result = "[red]FAIL[/]" + "".join(f"\n[red]- {escape(problem)}[/]" for problem in report.problems)
+        provider = f"{info.provider.distribution} {info.provider.version}"
+        table.add_row(info.family, escape(info.name), escape(provider), result)
+    for broken in registry.broken:
+        provider = f"{broken.provider.distribution} {broken.provider.version}"
+        entry = f"(entry point {broken.provider.entry_point})"
+        table.add_row("", escape(entry), escape(provider), f"[red]BROKEN[/]\n[red]{escape(broken.problem)}[/]")
+    out.print(table)
+    total = sum(1 for _ in registry)
+    summary = f"{total - failed} of {total} components conform"
+    if registry.broken:
+        summary += f"; {len(registry.broken)} plugin problem(s)"
+    out.print(summary, markup=False)
+    return 1 if failed or registry.broken else 0
+
+
+def _describe_param(param: Param) -> str:
+    default = param.default_text()
+    help_text = f"  [dim]{escape(param.help)}[/]" if param.help else ""
+    return f"    [green]{param.name}[/]: {escape(param.describe_type())} = {escape(default)}{help_text}"
+
+
+def cmd_check(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
+    _open_data(pipeline.data_source(registry, recipe))
+    print(dump_recipe(recipe), end="")
+    err.print(f"[green]{escape(str(args.recipe))}: valid[/] (the first pair of each split read)")
+    return 0
+
+
+def _open_data(source: DataSource) -> None:
+    """Read the first pair of each split as `train` reads its data, so a path or format that `train` would
+    refuse is refused now; a streamed source reads no further (one that splits a file plans the split first)."""
+    for name in SPLITS:
+        next(iter(source.split(name)), None)
+
+
+def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    distributed.start()  # under torchrun: join the other processes; rank 0 alone opens, locks and writes the run
+    if not distributed.is_main():
+        return _train_replica(registry, out)
+    run, recipe, created = _training_run(args, registry)
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # before the Trainer builds the model
+    out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
+    with run.lock():  # one trainer per run directory; nothing is written before it is held
+        used = components_used(recipe, registry)
+        for note in start_run(recipe, run, accept_changed_data=args.accept_changed_data, components=used):
+            out.print(f"note: {note}", markup=False)
+        run.save_components(used)
+        resume = run.last_checkpoint.exists()
+        distributed.broadcast((str(run.path), resume))  # to _train_replica
+        if not created and not resume:
+            out.print("it has no checkpoint yet: training it from the start", markup=False)
+        trainer = Trainer(recipe, registry, run, out)
+        try:
+            report = _train_until_stopped(trainer, run, resume, created)
+        except TransduceError:
+            if created and not run.last_checkpoint.exists():
+                run.discard()  # nothing worth resuming: let the same command run again once the cause is fixed
+            raise
+    report.render(out)
+    if trainer.written is not None:
+        out.print(trainer.written.summary(), markup=False)
+        for note in trainer.written.notes:
+            err.print(f"note: {note}", markup=False)
+    return 0
+
+
+def _train_replica(registry: Registry, out: Console) -> int:
+    """A process other than rank 0 trains the run rank 0 prepared (its recipe.yaml), writing nothing."""
+    path, resume = distributed.broadcast(None)
+    run = RunDir.open(Path(path))
+    recipe = load_recipe(run.recipe, registry)
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # as rank 0 does
+    Trainer(recipe, registry, run, out).train(resume=resume)
+    return 0
+
+
+def _training_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir, dict[str, Any], bool]:
+    """(run, recipe, whether the run is new): `--resume RUN` and an existing `--run-dir RUN` continue that run
+    (the recipe may change only in SAFE_TO_CHANGE keys); otherwise a new run directory is made."""
+    existing = args.resume
+    if existing is None and args.run_dir is not None and RunDir(args.run_dir).recipe.exists():
+        existing = args.run_dir  # re-running the same command continues the run
+    if existing is not None:
+        run = RunDir.open(existing)
+        saved = load_recipe(run.recipe, registry)
+        recipe = load_recipe(args.recipe or run.recipe, registry, args.set)
+        check_resumable(saved, recipe)
+        return run, recipe, False
+    if args.recipe is None:
+        raise RecipeError("name a recipe to train (e.g. recipes/dates.yaml), or --resume RUN")
+    recipe = load_recipe(args.recipe, registry, args.set, check=functools.partial(pipeline.check, registry))
+    return RunDir.create(args.run_dir or RunDir.default_path(args.recipe)), recipe, True
+
+
+def _train_until_stopped(trainer: Trainer, run: RunDir, resume: bool, created: bool) -> Report:
+    """`trainer.train`; a stop at once (a second signal, or one outside the training steps) becomes `Interrupted`."""
+    try:
+        return trainer.train(resume=resume)
+    except KeyboardInterrupt as stop:
+        if run.last_checkpoint.exists():
+            state = (
+                f"{run.last_checkpoint} holds the last checkpoint, whole (checkpoints are written atomically). "
+                f"Continue with `transduce train --resume {run.path}`"
+            )
+        elif created and run.path in run.made:
+            state = "nothing was checkpointed yet, so the new run directory is removed"
+        elif created:  # the user made the folder (RunDir.discard): it stays, emptied
+            state = f"nothing was checkpointed yet, so what the run wrote in {run.path} is removed (the folder stays)"
+        else:
+            state = f"nothing was checkpointed yet; start again with `transduce train --resume {run.path}`"
+        raise Interrupted(f"stopped at once; {state}", getattr(stop, "status", 130)) from None
+
+
+def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    run = RunDir.open(args.run)
+    recipe = load_recipe(run.recipe, registry, args.set)
+    compare_with = strategies(registry, recipe, args.compare)  # a mistake shows before the model loads
+    translator = Translator.from_run(run, registry, device=recipe["train"]["device"], recipe=recipe)
+    data = pipeline.data_source(registry, recipe)
+    if args.data:
+        examples, name, label = list(data.read_file(args.data)), f"report.data-{args.data.stem}", str(args.data)
+    else:
+        split = args.split or recipe["evaluate"]["split"]
+        for note in check_data_files(run, recipe, f"scoring split {split!r}", accept=args.accept_changed_data):
+            err.print(f"note: {note}", markup=False)
+        examples, name, label = list(data.split(split)), f"report.{split}", split
+    if not examples:
+        raise RunError(f"{label}: no examples to evaluate")
+    settings = recipe["evaluate"]
+    report = evaluate(
+        translator,
+        examples,
+        pipeline.metrics(registry, recipe),
+        split=label,
+        shown=settings["examples"],
+        batch_size=settings["batch_size"],
+        coverage=True,
+        notes=data.notes(),
+        analysis=Analysis.from_settings(settings),
+        compare_with=compare_with,
+        search=strategy_label(registry, recipe["search"]),
+    )
+    written = write_report_files(run, report, name)
+    if args.json:
+        print(json.dumps(report.metrics()))
+    else:
+        report.render(out)
+        out.print(written.summary(), markup=False)
+    for note in written.notes:
+        err.print(f"note: {note}", markup=False)
+    return 0
+
+
+def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    run = RunDir.open(args.run)
+    recipe = load_recipe(run.recipe, registry, args.set)
+    translator = Translator.from_run(run, registry, recipe=recipe)
+    translation = translator.translate_detailed([args.text])[0]
+    if not translation.source_tokens:
+        raise RunError("the text is empty after tokenizing: give some words to translate")
+    if translation.attention is None:
+        decoder = recipe["model"]["decoder"]
+        if "attention" in decoder and decoder["attention"] is None:
+            raise RunError(
+                f"this model has no attention (model.decoder.attention: none): its decoder network "
+                f"{decoder['name']!r} reads the source only through the encoder's final state, so there is no "
+                "heat map to draw"
+            )
+        raise RunError(
+            f"the search strategy {translator.decoding.name!r} gives no attention weights; try --set search.name=greedy"
+        )
+    try:
+        heatmap = Heatmap.from_translation(translation)
+    except ValueError as exc:
+        raise RunError(
+            f"the search strategy {translator.decoding.name!r} gave attention that does not fit its output: {exc}"
+        ) from None
+    out.print(f"{escape(args.text)}  →  [bold]{escape(translation.text)}[/]", highlight=False)
+    _note_truncated(translator, err)  # the heat map shows only the tokens decoding read
+    render_terminal(heatmap, out)
+    path = args.output or run.path / "attention" / f"{_slug(args.text)}.png"
+    try:
+        picture = save_heatmap(heatmap, path, title=f"{args.text} → {translation.text}")
+    except PlotsUnavailable as exc:
+        if args.output is not None:  # the file was asked for by name: not making it is an error
+            raise
+        err.print(f"no PNG written: {exc}", markup=False)
+        return 0
+    out.print(f"heat map saved to {picture.path}", markup=False)
+    for note in picture.notes:
+        err.print(f"note: {note}", markup=False)
+    return 0
+
+
+def _slug(text: str) -> str:
+    """A file name for `text`: lowercase ASCII letters, digits and '-', or a hash when none is left."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60].strip("-")
+    return slug or "text-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+
+
+def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    if args.text is not None and args.input is not None:
+        raise RunError("give either TEXT or --input FILE, not both")
+    if args.batch_size < 1:
+        raise RunError(f"--batch-size must be at least 1, got {args.batch_size}")
+    source = None if args.input is None or str(args.input) == "-" else args.input  # None: stdin
+    if args.text is None and args.output is not None and str(args.output) != "-":
+        refuse_same_file(args.output, source)  # before anything is opened or loaded
+    run = RunDir.open(args.run)
+    translator = Translator.from_run(run, registry, overrides=args.set)
+    if args.text is not None and args.output is None:
+        if args.format == "nbest":
+            print(_nbest_chunk(translator, [args.text], args.batch_size, first=1), end="")
+        else:
+            _print_one(translator, args.text)
+        _note_truncated(translator, err)
+    elif args.text is None and args.input is None and args.output is None and sys.stdin.isatty():
+        _interactive(translator, err)
+    else:
+        _translate_lines(translator, args, source, err)
+    return 0
+
+
+def _translate_lines(translator: Translator, args: argparse.Namespace, source: Path | None, err: Console) -> None:
+    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar.
+
+    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after each chunk, so memory
+    stays flat. A file is written beside its place and moved there once complete (textio.StagedFile), so
+    a failure leaves it as it was. A stop (Ctrl-C, SIGTERM) keeps the whole chunks written: the
+    translations of the first N input lines, in the output file when it did not exist before, else
+    in OUTPUT.partial beside it; the message says where.
+    """
+    if source is not None:
+        lines = read_lines(source)
+        total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
+    elif args.text is not None:  # TEXT --output FILE: one line, written as a file of translations is
+        lines, total = iter([args.text]), 1
+    else:
+        lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
+    render = _nbest_chunk if args.format == "nbest" else _plain_chunk
+    target = open_output(args.output)
+    progress = Progress(
+        TextColumn("translating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+    done = 0
+    try:
+        with progress, StopSignals():
+            task = progress.add_task("translate", total=total)
+            while piece := list(itertools.islice(lines, TRANSLATE_CHUNK)):
+                target.write(render(translator, piece, args.batch_size, done + 1))
+                target.mark()
+                done += len(piece)
+                progress.advance(task, len(piece))
+        where = target.finish()
+    except KeyboardInterrupt as stop:
+        raise _stopped(target, done, getattr(stop, "status", 130)) from None
+    except OSError as error:
+        target.discard()
+        raise RunError(f"{target.name}: cannot write the translations ({error.strerror or error})") from None
+    except BaseException:
+        target.discard()  # e.g. a line that is not UTF-8: the output stays as it was
+        raise
+    if args.output is not None and str(args.output) != "-":
+        err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
+    _note_truncated(translator, err)
+
+
+def _stopped(target: Output, done: int, status: int) -> Interrupted:
+    """The error a stop raises, once the whole chunks written are kept (Output.finish_partial)."""
+    try:
+        where = target.finish_partial()
+    except OSError as error:
+        return Interrupted(
+            f"{target.name}: the translations of the first {done:,} input lines could not be kept "
+            f"({error.strerror or error})",
+            status=status,
+        )
+    kept = f"{where} holds the translations of the first {done:,} input lines, whole and in input order"
+    if where != target.name:  # the output existed: the whole chunks went beside it
+        kept = f"{target.name} is left as it was; {kept}"
+    return Interrupted(kept, status=status)
+
+
+def _plain_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:
+    """One translation per line of `texts`."""
+    return "".join(output + "\n" for output in translator.translate(texts, batch_size))
+
+
+def _nbest_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:
+    """`_nbest_rows` of `texts`, whose first line is input line `first`."""
+    return _nbest_rows(translator.translate_detailed(texts, batch_size), first)
+
+
+def _nbest_rows(translations: Sequence[Translation], first: int) -> str:
+    """LINE<TAB>RANK<TAB>SCORE<TAB>TEXT per candidate, best first: the n-best list, or the one translation
+    when the strategy gives none (an empty input line: one row with an empty TEXT). LINE counts from
+    `first`, RANK from 1; SCORE is the log-probability, 'nan' when the strategy gives no scores."""
+    rows = []
+    for line, translation in enumerate(translations, start=first):
+        for rank, candidate in enumerate(translation.alternatives or [translation], start=1):
+            score = "nan" if candidate.score is None else f"{candidate.score:.4f}"
+            rows.append(f"{line}\t{rank}\t{score}\t{candidate.text}\n")
+    return "".join(rows)
+
+
+def _note_truncated(translator: Translator, err: Console) -> None:
+    """Say how many inputs were cut to the decoding limit (Translator.max_source_tokens), if any."""
+    note = translator.truncation_note()
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False)
+
+
+def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    root = create_plugin(args.name, args.dir)
+    out.print(f"created {root}/", markup=False)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        out.print(f"  {path.relative_to(root)}", markup=False)
+    out.print(f"next: pip install -e {root} && pytest {root}/tests && transduce plugins --check", markup=False)
+    return 0
+
+
+def _interactive(translator: Translator, err: Console) -> None:
+    err.print("Type a sentence and press Enter; an empty line or Ctrl-D ends.")
+    while True:
+        try:
+            text = input("> ")
+        except EOFError:
+            break
+        if not text.strip():
+            break
+        _print_one(translator, text)
+
+
+def _print_one(translator: Translator, text: str) -> None:
+    """The translation; with an n-best strategy (e.g. beam with n_best: 3), every candidate with its log-probability."""
+    (translation,) = translator.translate_detailed([text])
+    if len(translation.alternatives) <= 1:
+        print(translation.text)
+        return
+    for candidate in translation.alternatives:
+        print(f"{candidate.text}\t{candidate.score:.4f}")
+
+
+COMMANDS = {
+    "plugins": cmd_plugins,
+    "check": cmd_check,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "attention": cmd_attention,
+    "translate": cmd_translate,
+    "chat": cmd_chat,
+    "new-plugin": cmd_new_plugin,
+}

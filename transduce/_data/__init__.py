@@ -1,0 +1,1 @@
+"""Data: reading and writing text, corpora summaries, vocabularies, batches."""

@@ -1,0 +1,1 @@
+"""Decoding: translating with a trained run, and chatting with it."""

@@ -1,0 +1,1 @@
+"""The model: the encoder-decoder and its assembly from a resolved recipe."""

@@ -1,0 +1,1 @@
+"""Recipes: reading YAML, validating it against the registry, resolving defaults."""

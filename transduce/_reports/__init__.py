@@ -1,0 +1,1 @@
+"""Reports: evaluation, report files, HTML, plots and attention heat maps."""

@@ -1,0 +1,1 @@
+"""Training: the trainer, its lifecycle events, interruption and distribution."""
