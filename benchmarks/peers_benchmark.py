@@ -86,6 +86,7 @@ LABELS = {
     "onmt": "OpenNMT-py 3.5.1",
 }
 BEAM = 5
+DECODE_PRECISIONS = ("fp32", "bf16", "int8")
 
 # Joey runs through runpy so that torch is seeded before the model is built (Joey 2.3.0 seeds too late).
 JOEY_SEEDED = (
@@ -314,7 +315,9 @@ class Settings:
     peers_dir: Path
     work: Path
     precision: str = "fp32"  # transduce's train.precision; the peers always run fp32
-    decode_precision: str = "fp32"  # transduce's decoding precision (--set train.precision=... when decoding)
+    #: transduce's decoding precisions (--set train.precision=... when decoding); the first gives the plain row,
+    #: each other one a row of its own ("transduce@bf16") with the same training figures.
+    decode_precisions: tuple[str, ...] = ("fp32",)
 
     @property
     def env(self) -> dict[str, str]:
@@ -432,9 +435,9 @@ def run_transduce(settings: Settings, seed: int, row: str = "transduce") -> dict
         "notes": _same_subword_model(settings, work / "run"),
     }
 
-    def decoder(beam: int) -> Callable[[int, Path], tuple[float, Ran, list[str]]]:
+    def decoder(beam: int, precision: str) -> Callable[[int, Path], tuple[float, Ran, list[str]]]:
         def one(rep: int, _: Path) -> tuple[float, Ran, list[str]]:
-            out = work / f"test.{beam}.hyp"
+            out = work / f"test.{beam}.{precision}.hyp"
             command = [
                 python,
                 str(Path(__file__).resolve()),
@@ -451,18 +454,42 @@ def run_transduce(settings: Settings, seed: int, row: str = "transduce") -> dict
                 "--max-length",
                 str(settings.task.max_output),
             ]
-            command += ["--threads", str(settings.threads), "--precision", settings.decode_precision]
-            ran = run(
-                command, settings.env, work / f"decode.{beam}.{rep}.log", stdout=work / f"decode.{beam}.{rep}.json"
-            )
-            seconds = json.loads((work / f"decode.{beam}.{rep}.json").read_text())["seconds"]
+            command += ["--threads", str(settings.threads), "--precision", precision]
+            log = work / f"decode.{beam}.{precision}.{rep}"
+            ran = run(command, settings.env, log.with_suffix(".log"), stdout=log.with_suffix(".json"))
+            seconds = json.loads(log.with_suffix(".json").read_text())["seconds"]
             return seconds, ran, out.read_text(encoding="utf-8").splitlines()
 
         return one
 
-    result["greedy"] = decode_reps(settings, decoder(1))
-    result["beam"] = decode_reps(settings, decoder(BEAM))
+    result["by_precision"] = {
+        precision: {
+            "greedy": decode_reps(settings, decoder(1, precision)),
+            "beam": decode_reps(settings, decoder(BEAM, precision)),
+        }
+        for precision in settings.decode_precisions
+    }
+    result.update(result["by_precision"][settings.decode_precisions[0]])
     return result
+
+
+def precision_rows(results: dict[str, dict[int, dict[str, Any]]], settings: Settings) -> None:
+    """Add a row per further decoding precision of each transduce row: its training figures, that decoding."""
+    for tool in [t for t in results if t in TRANSDUCE_ROWS]:
+        for precision in settings.decode_precisions[1:]:
+            results[f"{tool}@{precision}"] = {
+                seed: {**result, **result["by_precision"][precision]} for seed, result in results[tool].items()
+            }
+
+
+def row_label(tool: str) -> str:
+    """A row's label: a toolkit, or a transduce row decoding in another precision ("transduce@int8")."""
+    row, _, precision = tool.partition("@")
+    return f"{LABELS[row]} ({precision} decoding)" if precision else LABELS[row]
+
+
+def is_transduce(tool: str) -> bool:
+    return tool.partition("@")[0] in TRANSDUCE_ROWS
 
 
 def _same_subword_model(settings: Settings, run_dir: Path) -> list[str]:
@@ -488,7 +515,7 @@ def decode_main(argv: Sequence[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=DECODE_PRECISIONS, default="fp32")
     args = parser.parse_args(argv)
     import torch
 
@@ -512,6 +539,122 @@ def decode_main(argv: Sequence[str]) -> int:
     args.output.write_text("".join(o + "\n" for o in outputs), encoding="utf-8")
     print(json.dumps({"seconds": seconds}))
     return 0
+
+
+# --- the machine's ceiling and each figure's share of it -----------------------------------------
+
+#: Product shapes (rows, inner, columns) the ceiling is the best of: a square one, and an output layer's.
+CEILING_SHAPES = ((1024, 1024, 1024), (512, 256, 8192))
+
+
+def ceiling_main(argv: Sequence[str]) -> int:
+    """`_ceiling THREADS`: the matrix-product rate of this CPU, GFLOP/s per dtype, as JSON on stdout."""
+    import torch
+
+    torch.set_num_threads(int(argv[0]))
+    products = {
+        "fp32": (torch.float32, torch.mm),
+        "bf16": (torch.bfloat16, torch.mm),
+        "int8": (torch.int8, getattr(torch, "_int_mm", None)),
+    }
+    figures = {}
+    for name, (dtype, product) in products.items():
+        try:
+            figures[name] = max(_gflops(product, shape, dtype) for shape in CEILING_SHAPES)
+        except (RuntimeError, TypeError):  # no kernel for this dtype here
+            continue
+    print(json.dumps(figures))
+    return 0
+
+
+def _gflops(product: Callable[..., Any], shape: tuple[int, int, int], dtype: Any) -> float:
+    import torch
+
+    rows, inner, columns = shape
+    if dtype.is_floating_point:
+        a, b = torch.randn(rows, inner, dtype=dtype), torch.randn(inner, columns, dtype=dtype)
+    else:
+        a, b = (
+            torch.randint(-127, 128, (rows, inner), dtype=dtype),
+            torch.randint(-127, 128, (inner, columns), dtype=dtype),
+        )
+    for _ in range(3):
+        product(a, b)
+    reps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 0.5:
+        product(a, b)
+        reps += 1
+    return 2.0 * rows * inner * columns * reps / (time.perf_counter() - started) / 1e9
+
+
+def measure_ceiling(settings: Settings) -> dict[str, float]:
+    command = [sys.executable, str(Path(__file__).resolve()), "_ceiling", str(settings.threads)]
+    done = subprocess.run(command, env=settings.env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def _token_counts(path: Path) -> list[int]:
+    return [len(line.split()) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def work_model(settings: Settings) -> dict[str, float]:
+    """Floating-point operations (2 per multiply-add) of the benchmark's model, from its sizes and the data:
+    per training target token (forward and backward, taken as 3x the forward) and per decoded target token and
+    source token. An estimate: it counts the products (LSTM gates, attention, attentional and output layers),
+    not the element-wise work."""
+    directory, task = settings.data.directory, settings.task
+    vocab = len(
+        {tok for line in (directory / "train.tgt").read_text(encoding="utf-8").split("\n") for tok in line.split()}
+    )
+    source, target = _token_counts(directory / "train.src"), _token_counts(directory / "train.tgt")
+    test_source = _token_counts(directory / "test.src")
+    embedding, hidden, half = task.embedding_dim, HIDDEN, HIDDEN // 2
+    vocab += 4  # <pad> <unk> <s> </s>
+    encoder = 2 * 2 * 4 * half * (embedding + half)  # per source token, both directions
+    mean_source = sum(source) / len(source)
+    test_mean_source = sum(test_source) / len(test_source)
+
+    def step(feeding: bool, source_length: float) -> float:  # one decoder step of one row
+        cell = 2 * 4 * hidden * (embedding + hidden + (hidden if feeding else 0))
+        attention = 2 * hidden * hidden + 2 * 2 * source_length * hidden  # query projection, scores, context
+        return cell + attention + 2 * hidden * 2 * hidden + 2 * hidden * vocab  # + attentional, output layers
+
+    train_per_target = len(target) and sum(t + 1 for t in target) / len(target)
+    return {
+        "encoder_per_source_token": encoder,
+        "test_mean_source": test_mean_source,
+        "step": step(False, test_mean_source),
+        "step_feeding": step(True, test_mean_source),
+        "train": 3 * (step(False, mean_source) + encoder * mean_source / train_per_target),
+        "train_feeding": 3 * (step(True, mean_source) + encoder * mean_source / train_per_target),
+    }
+
+
+def add_shares(
+    results: dict[str, dict[int, dict[str, Any]]], settings: Settings, ceiling: dict[str, float], work: dict[str, float]
+) -> None:
+    """Each row's training and decoding rates as a percentage of the ceiling of the dtype it multiplies in."""
+    reference_tokens = sum(_token_counts(settings.data.directory / "test.tgt")) / len(settings.data.references)
+    for tool, per_seed in results.items():
+        row, _, precision = tool.partition("@")
+        feeding = row != "transduce"  # the peers and the input-feeding row
+        decode_dtype = precision or (settings.decode_precisions[0] if is_transduce(tool) else "fp32")
+        train_dtype = settings.precision if is_transduce(tool) else "fp32"
+        step = work["step_feeding" if feeding else "step"]
+        for result in per_seed.values():
+            result["train_ceil"] = _share(
+                result["train_tps"] * work["train_feeding" if feeding else "train"], ceiling, train_dtype
+            )
+            for mode, rows in (("greedy", 1), ("beam", BEAM)):
+                figures = result[mode]
+                steps = reference_tokens * figures["length"] + 1  # output tokens and </s>, per sentence
+                flops = work["encoder_per_source_token"] * work["test_mean_source"] + rows * steps * step
+                figures["ceil"] = _share(figures["sps"] * flops, ceiling, decode_dtype)
+
+
+def _share(flops_per_second: float, ceiling: dict[str, float], dtype: str) -> float:
+    rate = ceiling.get(dtype) or ceiling["fp32"]
+    return 100.0 * flops_per_second / (rate * 1e9)
 
 
 # --- Joey NMT -------------------------------------------------------------------------------------
@@ -820,6 +963,9 @@ COLUMNS = (
     ("beam.score", f"score beam{BEAM}", "{:.2f}", True),
     ("greedy.length", "length greedy", "{:.2f}", True),
     ("beam.length", f"length beam{BEAM}", "{:.2f}", True),
+    ("train_ceil", "train % ceiling", "{:.1f}", True),
+    ("greedy.ceil", "greedy % ceiling", "{:.1f}", True),
+    ("beam.ceil", f"beam{BEAM} % ceiling", "{:.1f}", True),
 )
 
 DIFFERENCES = (
@@ -865,36 +1011,51 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[s
 def ratio_rows(medians: dict[str, dict[str, float]]) -> list[tuple[str, list[str]]]:
     """Each transduce row over each peer, column by column."""
     rows = []
-    for ours in (row for row in TRANSDUCE_ROWS if row in medians):
+    for ours in (tool for tool in medians if is_transduce(tool)):
         for peer in (p for p in PEERS if p in medians):
             cells = []
             for key, *_ in COLUMNS:
                 theirs = medians[peer][key]
                 cells.append(f"{medians[ours][key] / theirs:.2f}x" if theirs else "-")
-            rows.append((f"{LABELS[ours]} / {LABELS[peer]}", cells))
+            rows.append((f"{row_label(ours)} / {LABELS[peer]}", cells))
     return rows
 
 
-def targets(medians: dict[str, dict[str, float]]) -> list[str]:
-    """The issue's targets, checked against the faster peer (by transduce's default row)."""
+def targets(medians: dict[str, dict[str, float]], metric: str = "exact") -> list[str]:
+    """The issue's targets, checked for each transduce row against the faster peer; a row decoding in another
+    precision also against the accuracy of the same runs decoded in the first precision."""
+    lines = []
+    for tool in (t for t in medians if is_transduce(t)):
+        lines += [f"{row_label(tool)}: {line}" for line in _targets_of(medians, tool, metric)]
+    return lines
+
+
+def _targets_of(medians: dict[str, dict[str, float]], tool: str, metric: str) -> list[str]:
     peers = [p for p in PEERS if p in medians]
-    if "transduce" not in medians or not peers:
-        return []
-    ours = medians["transduce"]
+    ours = medians[tool]
+    lines = []
+    row, _, precision = tool.partition("@")
+    if precision:  # the issue's bound: BLEU within 0.3, exact match within 0.2 points of the first precision's
+        bound = 0.2 if metric == "exact" else 0.3
+        for key in ("greedy.score", "beam.score"):
+            gap = ours[key] - medians[row][key]
+            verdict = "met" if gap >= -bound else "MISSED"
+            lines.append(f"{verdict}: {key} within {bound} of the same runs' first precision ({gap:+.2f})")
+    if not peers:
+        return lines
 
     def best(key: str, higher: bool = True) -> tuple[str, float]:
         pick = (max if higher else min)(peers, key=lambda p: medians[p][key])
         return pick, medians[pick][key]
 
-    lines = []
-    for key, label, factor in (
+    for key, text, factor in (
         ("train_tps", "training tok/s >= 2x the faster peer", 2.0),
         ("greedy.sps", "greedy sent/s >= 3x the faster peer", 3.0),
         ("beam.sps", f"beam{BEAM} sent/s >= 2x the faster peer", 2.0),
     ):
         peer, value = best(key)
         ratio = ours[key] / value
-        lines.append(f"{'met' if ratio >= factor else 'MISSED'}: {label} ({ratio:.2f}x {LABELS[peer]})")
+        lines.append(f"{'met' if ratio >= factor else 'MISSED'}: {text} ({ratio:.2f}x {LABELS[peer]})")
     fastest = best("train_tps")[0]
     for key in ("greedy.score", "beam.score"):
         theirs = medians[fastest][key]
@@ -924,7 +1085,7 @@ def conditions(
         "batch_size": settings.task.batch_size,
         "lr": settings.lr,
         "threads": settings.threads,
-        "transduce precision (training, decoding)": f"{settings.precision}, {settings.decode_precision}",
+        "transduce precision (training; decoding)": f"{settings.precision}; {', '.join(settings.decode_precisions)}",
         "cpus": os.cpu_count(),
         "machine": platform.platform(),
         "python": platform.python_version(),
@@ -940,9 +1101,9 @@ def markdown(medians: dict[str, dict[str, float]], info: dict[str, Any], checks:
     lines = [f"# transduce vs peers: {info['task']}", "", head, "|" + "---|" * (len(COLUMNS) + 1)]
     for tool, values in medians.items():
         cells = [fmt.format(values[key]) for key, _, fmt, _ in COLUMNS]
-        lines.append(f"| {LABELS[tool]} | " + " | ".join(cells) + " |")
-    for label, cells in ratio_rows(medians):
-        lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(tool)} | " + " | ".join(cells) + " |")
+    for ratio, cells in ratio_rows(medians):
+        lines.append(f"| **{ratio}** | " + " | ".join(cells) + " |")
     unit = "characters" if info["task"] != "multi30k" else "words"
     lines += ["", "Medians over seeds. Score: " + ("exact match %" if info["task"] != "multi30k" else "BLEU") + "."]
     lines += [f"Length: mean output length / mean reference length, in {unit}.", ""]
@@ -963,9 +1124,9 @@ def print_table(medians: dict[str, dict[str, float]], info: dict[str, Any], chec
     for _, label, *_ in COLUMNS:
         table.add_column(label, justify="right")
     for tool, values in medians.items():
-        table.add_row(LABELS[tool], *(fmt.format(values[key]) for key, _, fmt, _ in COLUMNS))
-    for label, cells in ratio_rows(medians):
-        table.add_row(f"[bold]{label}[/]", *cells)
+        table.add_row(row_label(tool), *(fmt.format(values[key]) for key, _, fmt, _ in COLUMNS))
+    for ratio, cells in ratio_rows(medians):
+        table.add_row(f"[bold]{ratio}[/]", *cells)
     console = Console(width=250)
     console.print(table)
     for check in checks:
@@ -995,10 +1156,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--decode-precision",
-        choices=("fp32", "bf16"),
         default=None,
-        help="transduce's decoding precision (default: --precision's, as `transduce evaluate` decodes a run; "
-        "bf16 makes beam search faster on CPUs with AMX, see docs/scaling.md; the peers decode in fp32)",
+        help="transduce's decoding precisions, comma-separated (default: --precision's, as `transduce evaluate` "
+        "decodes a run); each after the first adds rows decoding the same runs in it, e.g. fp32,bf16,int8 (the "
+        "peers decode in fp32)",
     )
     parser.add_argument("--reps", type=int, default=3, help="decoding runs per setting (median)")
     parser.add_argument("--peers-dir", type=Path, default=Path("/tmp/peers"), help="holds joey-venv and onmt-venv")
@@ -1021,6 +1182,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not rows or set(rows) - set(ROW_NAMES):
         parser.error(f"--transduce takes a list of {', '.join(ROW_NAMES)}, got {args.transduce!r}")
     args.rows = [ROW_NAMES[r] for r in rows]
+    if args.decode_precision is not None:
+        args.decode_precision = [p for p in args.decode_precision.split(",") if p]
+        if not args.decode_precision or set(args.decode_precision) - set(DECODE_PRECISIONS):
+            parser.error(f"--decode-precision takes a list of {', '.join(DECODE_PRECISIONS)}")
     if args.quick:
         args.max_train, args.epochs, args.seeds, args.reps = args.max_train or 2000, 1, args.seeds.split(",")[0], 1
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s]
@@ -1081,6 +1246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_decode"]:
         return decode_main(argv[1:])
+    if argv[:1] == ["_ceiling"]:
+        return ceiling_main(argv[1:])
     args = parse_args(argv)
     task = TASKS[args.task]
     if args.batch_size:
@@ -1111,7 +1278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             peers_dir=args.peers_dir,
             work=tmp,
             precision=args.precision,
-            decode_precision=args.decode_precision or args.precision,
+            decode_precisions=tuple(args.decode_precision or [args.precision]),
         )
         tools = [*args.rows, *args.peers]
         results: dict[str, dict[int, dict[str, Any]]] = {tool: {} for tool in tools}
@@ -1123,9 +1290,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"[{time.strftime('%H:%M:%S')}] seed {seed}: {LABELS[tool]} ...", file=sys.stderr, flush=True)
                 results[tool][seed] = RUNNERS[tool](settings, seed)
         loads.append(os.getloadavg())
+        precision_rows(results, settings)
+        ceiling = measure_ceiling(settings)
+        add_shares(results, settings, ceiling, work_model(settings))
         medians = summarize(results)
         info = conditions(args, settings, started, loads)
-        checks = targets(medians)
+        info["matrix-product ceiling GFLOP/s (measured here, best of the shapes)"] = {
+            dtype: round(rate, 1) for dtype, rate in ceiling.items()
+        }
+        checks = targets(medians, settings.task.metric)
         notes = sorted({n for per_seed in results.values() for r in per_seed.values() for n in r["notes"]})
         print_table(medians, info, checks)
         for key, value in info.items():

@@ -68,3 +68,41 @@ def test_ratio_rows_compare_each_transduce_row_with_each_peer(bench) -> None:
         "transduce input feeding / Joey NMT 2.3.0": "1.50x",
         "transduce input feeding / OpenNMT-py 3.5.1": "3.00x",
     }
+
+
+def test_each_further_decoding_precision_gets_rows_with_the_same_training_and_its_own_decoding(bench) -> None:
+    decoded = {
+        p: {"greedy": {"sps": n, "score": 99.0 - n}, "beam": {"sps": 2 * n}} for n, p in ((1, "fp32"), (5, "int8"))
+    }
+    results = {"transduce": {1: {"train_tps": 7.0, "by_precision": decoded, **decoded["fp32"]}}, "onmt": {1: {}}}
+    settings = bench.Settings(None, None, 1, 1e-3, 2, 1, Path(), Path(), decode_precisions=("fp32", "int8"))
+    bench.precision_rows(results, settings)
+    assert list(results) == ["transduce", "onmt", "transduce@int8"]
+    assert results["transduce@int8"][1]["train_tps"] == 7.0
+    assert results["transduce@int8"][1]["greedy"]["sps"] == 5 and results["transduce"][1]["greedy"]["sps"] == 1
+    assert bench.row_label("transduce_if@bf16") == "transduce input feeding (bf16 decoding)"
+
+
+def test_a_precision_row_is_held_to_the_accuracy_bound_of_the_same_runs(bench) -> None:
+    columns = {key: 1.0 for key, *_ in bench.COLUMNS}
+    medians = {
+        "transduce": {**columns, "greedy.score": 99.5, "beam.score": 99.5},
+        "transduce@int8": {**columns, "greedy.score": 99.4, "beam.score": 99.2},
+    }
+    lines = bench.targets(medians, "exact")
+    assert "transduce (int8 decoding): met: greedy.score within 0.2 of the same runs' first precision (-0.10)" in lines
+    assert "transduce (int8 decoding): MISSED: beam.score within 0.2 of the same runs' first precision (-0.30)" in lines
+    assert any(line.startswith("transduce (int8 decoding): met: beam.score") for line in bench.targets(medians, "bleu"))
+
+
+def test_the_ceiling_share_counts_the_models_products(bench, tmp_path: Path) -> None:
+    for stem, lines in (("train.src", ["a b c"]), ("train.tgt", ["x y"]), ("test.src", ["a b c d"])):
+        (tmp_path / stem).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = bench.Task("t", "exact", embedding_dim=4, dropout=0.0, batch_size=1, max_output=5, train_size=None)
+    data = bench.Data(tmp_path, ["x y"], str, "char", 1, 3)
+    work = bench.work_model(bench.Settings(task, data, 1, 1e-3, 2, 1, Path(), Path()))
+    hidden, vocab = bench.HIDDEN, 2 + 4
+    step = 2 * 4 * hidden * (4 + hidden) + 2 * hidden * hidden + 2 * 2 * 4 * hidden + 2 * hidden * 2 * hidden
+    assert work["step"] == step + 2 * hidden * vocab
+    assert work["step_feeding"] - work["step"] == 2 * 4 * hidden * hidden  # the fed attentional vector
+    assert work["encoder_per_source_token"] == 2 * 2 * 4 * (hidden // 2) * (4 + hidden // 2)
