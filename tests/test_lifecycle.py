@@ -4,6 +4,7 @@ costs nothing, and an observer that fails is disabled with one warning while the
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 import types
@@ -13,13 +14,16 @@ from typing import Any
 import pytest
 
 from transduce._cli import main as cli
-from transduce._plugins.registry import Provider, Registry, discover
-from transduce._recipe.recipe import parse_recipe
+from transduce._plugins import hookspecs
 from transduce._training import lifecycle as lifecycle_module
-from transduce._training.lifecycle import EVENTS, Lifecycle
 from transduce.api import Logger, Report, Score, hookimpl
+from transduce._training.lifecycle import Lifecycle
+from transduce._recipe.recipe import parse_recipe
+from transduce._plugins.registry import Provider, Registry, discover
 
 SUPPORT = Path(__file__).parent / "support"
+
+EVENTS = list(hookspecs.events())
 
 RECIPE = {"seed": 1, "train": {"epochs": 2}}
 RECORD = {"epoch": 1, "step": 5, "loss": 1.25, "tokens_per_second": 1000.0, "seconds": 0.5}
@@ -28,13 +32,13 @@ REPORT = Report(split="test", size=3, scores=[Score("exact_match", 66.6667)])
 
 def run_events(lifecycle: Lifecycle, run_dir: Path = Path("/runs/x")) -> None:
     """One epoch of a run, as the trainer emits it."""
-    lifecycle.run_start(RECIPE, run_dir)
-    lifecycle.validation_end(1, {"exact_match": 50.0})
-    lifecycle.checkpoint_saved(run_dir / "checkpoints" / "best.pt", "best")
-    lifecycle.checkpoint_saved(run_dir / "checkpoints" / "last.pt", "last")
-    lifecycle.epoch_end({**RECORD, "valid": {"exact_match": 50.0}, "best": True})
-    lifecycle.evaluation_end(REPORT)
-    lifecycle.run_end(REPORT)
+    lifecycle.emit("run_start", recipe=RECIPE, run_dir=run_dir)
+    lifecycle.emit("validation_end", epoch=1, metrics={"exact_match": 50.0})
+    lifecycle.emit("checkpoint_saved", path=run_dir / "checkpoints" / "best.pt", kind="best")
+    lifecycle.emit("checkpoint_saved", path=run_dir / "checkpoints" / "last.pt", kind="last")
+    lifecycle.emit("epoch_end", record={**RECORD, "valid": {"exact_match": 50.0}, "best": True})
+    lifecycle.emit("evaluation_end", report=REPORT)
+    lifecycle.emit("run_end", report=REPORT)
 
 
 class Recorder(Logger):
@@ -127,15 +131,15 @@ def test_a_logger_receives_every_event_in_order_with_its_payload(warnings):
 def test_run_failed_gives_the_exception_itself(warnings):
     recorder, error = Recorder(), KeyboardInterrupt()
     lifecycle = dispatcher([recorder], warnings)
-    lifecycle.run_start(RECIPE, Path("r"))
-    lifecycle.run_failed(error)
+    lifecycle.emit("run_start", recipe=RECIPE, run_dir=Path("r"))
+    lifecycle.emit("run_failed", error=error)
     assert recorder.calls[1] == ("run_failed", error)
     assert recorder.calls[1][1] is error
 
 
 def test_a_failure_before_the_run_started_is_not_an_event(warnings):
     recorder = Recorder()
-    dispatcher([recorder], warnings).run_failed(ValueError("bad recipe"))
+    dispatcher([recorder], warnings).emit("run_failed", error=ValueError("bad recipe"))
     assert recorder.calls == []
 
 
@@ -151,7 +155,7 @@ def test_loggers_are_called_in_the_order_given(warnings):
         def epoch_end(self, record):
             order.append(self.label)
 
-    dispatcher([Named("b"), Named("a"), Named("c")], warnings).epoch_end(RECORD)
+    dispatcher([Named("b"), Named("a"), Named("c")], warnings).emit("epoch_end", record=RECORD)
     assert order == ["b", "a", "c"]
 
 
@@ -168,8 +172,8 @@ def test_a_logger_changing_its_record_does_not_change_the_trainers(warnings):
 
     record, recipe = {**RECORD, "valid": {"bleu": 10.0}}, {"train": {"epochs": 2}}
     lifecycle = dispatcher([Meddler()], warnings)
-    lifecycle.run_start(recipe, Path("r"))
-    lifecycle.epoch_end(record)
+    lifecycle.emit("run_start", recipe=recipe, run_dir=Path("r"))
+    lifecycle.emit("epoch_end", record=record)
     assert record == {**RECORD, "valid": {"bleu": 10.0}}
     assert recipe == {"train": {"epochs": 2}}
 
@@ -183,7 +187,7 @@ def test_a_logger_may_name_its_parameters_differently(warnings):
         def checkpoint_saved(self, where, which):
             seen.append((where, which))
 
-    dispatcher([Renamed()], warnings).checkpoint_saved(Path("c.pt"), "last")
+    dispatcher([Renamed()], warnings).emit("checkpoint_saved", path=Path("c.pt"), kind="last")
     assert seen == [(Path("c.pt"), "last")]
 
 
@@ -207,12 +211,12 @@ def test_an_event_nobody_listens_to_does_no_work(warnings, monkeypatch):
     monkeypatch.setattr(lifecycle_module.copy, "deepcopy", no_copies)
     logger = EpochsOnly()
     lifecycle = dispatcher([logger], warnings)
-    lifecycle.run_start(RECIPE, Path("r"))  # would deep-copy the recipe if anyone listened
-    lifecycle.validation_end(1, {"bleu": 1.0})
-    lifecycle.run_end(REPORT)
+    lifecycle.emit("run_start", recipe=RECIPE, run_dir=Path("r"))  # would deep-copy the recipe if anyone listened
+    lifecycle.emit("validation_end", epoch=1, metrics={"bleu": 1.0})
+    lifecycle.emit("run_end", report=REPORT)
     assert logger.epochs == []
     with pytest.raises(AssertionError, match="copied"):
-        lifecycle.epoch_end(RECORD)  # the one listened-to event does copy: the check above is real
+        lifecycle.emit("epoch_end", record=RECORD)  # the one listened-to event does copy: the check above is real
 
 
 # --- failures ----------------------------------------------------------------------------------------
@@ -227,10 +231,10 @@ def flaky_registry() -> Registry:
 def test_a_failing_logger_is_disabled_with_one_warning_naming_it_and_its_distribution(warnings):
     flaky, recorder = Flaky(), Recorder()
     lifecycle = dispatcher([flaky, recorder], warnings, flaky_registry())
-    lifecycle.run_start(RECIPE, Path("r"))
-    lifecycle.epoch_end(RECORD)
-    lifecycle.epoch_end({**RECORD, "epoch": 2})
-    lifecycle.run_end(REPORT)
+    lifecycle.emit("run_start", recipe=RECIPE, run_dir=Path("r"))
+    lifecycle.emit("epoch_end", record=RECORD)
+    lifecycle.emit("epoch_end", record={**RECORD, "epoch": 2})
+    lifecycle.emit("run_end", report=REPORT)
     assert flaky.calls == ["run_start"]  # disabled for every event after its failure
     assert [call[0] for call in recorder.calls] == ["run_start", "epoch_end", "epoch_end", "run_end"]
     assert len(warnings) == 1
@@ -243,7 +247,7 @@ def test_a_failing_logger_is_disabled_with_one_warning_naming_it_and_its_distrib
 
 def test_the_default_warning_goes_to_stderr(capsys):
     lifecycle = Lifecycle(Registry(), [Flaky()])
-    lifecycle.epoch_end(RECORD)
+    lifecycle.emit("epoch_end", record=RECORD)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "warning:" in captured.err and "disk full" in captured.err
@@ -257,7 +261,7 @@ def test_an_interruption_inside_a_logger_is_not_swallowed(warnings):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        dispatcher([Interrupted()], warnings).epoch_end(RECORD)
+        dispatcher([Interrupted()], warnings).emit("epoch_end", record=RECORD)
 
 
 # --- plugins' lifecycle hooks -------------------------------------------------------------------------
@@ -328,6 +332,100 @@ def test_a_wrapper_hook_is_ignored_with_a_warning(warnings):
     assert len(warnings) == 1 and "wrap-dist 1" in warnings[0] and "not wrappers" in warnings[0]
 
 
+# --- events come from the specs ------------------------------------------------------------------------
+
+
+def test_emit_refuses_argument_names_the_spec_does_not_have(warnings):
+    lifecycle = dispatcher([], warnings)  # nobody listens: the names are checked all the same
+    with pytest.raises(TypeError, match=r"event 'epoch_end' takes record \(see transduce_epoch_end in .*\), got recrd"):
+        lifecycle.emit("epoch_end", recrd=RECORD)
+    with pytest.raises(TypeError, match="takes path, kind .* got path$"):
+        lifecycle.emit("checkpoint_saved", path=Path("c.pt"))
+
+
+def test_emit_refuses_an_event_the_specs_do_not_declare(warnings):
+    with pytest.raises(TypeError, match=r"no lifecycle event 'epoch_ended' .*\(events: run_start, .*epoch_end"):
+        dispatcher([], warnings).emit("epoch_ended", record=RECORD)
+
+
+def test_the_base_loggers_methods_are_made_from_the_specs():
+    for event in hookspecs.events().values():
+        method = getattr(Logger, event.name)
+        assert list(inspect.signature(method).parameters) == ["self", *inspect.signature(event.spec).parameters]
+        assert method.__doc__ == event.spec.__doc__
+        assert method(Logger(), *event.arguments) is None
+
+
+def test_a_logger_may_call_the_base_method_it_overrides(warnings):
+    class Polite(Logger):
+        name = "polite"
+
+        def epoch_end(self, record):
+            super().epoch_end(record)
+            self.epoch = record["epoch"]
+
+    logger = Polite()
+    dispatcher([logger], warnings).emit("epoch_end", record=RECORD)
+    assert logger.epoch == 1 and warnings == []
+
+
+def test_a_new_event_needs_only_its_spec(monkeypatch, warnings):
+    """Declared in hookspecs alone, an event reaches the loggers' method of its name and the plugins' hook."""
+
+    def transduce_batch_end(step: int, loss: float) -> None:
+        """A batch ended."""
+
+    monkeypatch.setattr(hookspecs, "transduce_batch_end", hookspecs.event(transduce_batch_end), raising=False)
+
+    class Batches(Logger):
+        name = "batches"
+
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, float]] = []
+
+        def batch_end(self, number, value):
+            self.seen.append((number, value))
+
+    heard: list[float] = []
+    plugin = types.SimpleNamespace(transduce_batch_end=hookimpl(lambda loss: heard.append(loss)))
+    logger = Batches()
+    lifecycle = dispatcher(
+        [EpochsOnly(), logger], warnings, discover(extra=[(plugin, Provider("batch-dist", "1", "b"))])
+    )
+    lifecycle.emit("batch_end", step=7, loss=0.5)
+    assert logger.seen == [(7, 0.5)] and heard == [0.5]
+    assert len(lifecycle.listeners("batch_end")) == 2  # not EpochsOnly, which has no such method
+    assert warnings == []
+
+
+def test_loggers_come_before_a_plugin_hook_marked_tryfirst(warnings):
+    order: list[str] = []
+
+    class Ordered(Logger):
+        name = "ordered"
+
+        def epoch_end(self, record):
+            order.append("logger")
+
+    plugin = types.SimpleNamespace(transduce_epoch_end=hookimpl(tryfirst=True)(lambda: order.append("plugin")))
+    registry = discover(extra=[(plugin, Provider("eager-dist", "1", "eager"))])
+    dispatcher([Ordered()], warnings, registry).emit("epoch_end", record=RECORD)
+    assert order == ["logger", "plugin"]
+
+
+def test_a_plugin_disabled_in_one_run_observes_the_next_and_the_registry_is_untouched(observer_plugin, warnings):
+    registry = discover()
+    plugins = registry.plugins.list_name_plugin()
+    observer_plugin.FAIL_IN.add("epoch_end")
+    first = dispatcher([EpochsOnly()], warnings, registry)
+    first.emit("epoch_end", record=RECORD)
+    assert len(warnings) == 1 and first.listeners("run_end") == []
+    observer_plugin.FAIL_IN.clear()
+    dispatcher([], warnings, registry).emit("run_end", report=REPORT)
+    assert observer_plugin.RECEIVED == [("run_end", {"report": REPORT})]
+    assert registry.plugins.list_name_plugin() == plugins  # loggers were registered with each run's own manager
+
+
 # --- from a recipe -------------------------------------------------------------------------------------
 
 
@@ -347,6 +445,14 @@ def test_for_recipe_constructs_the_recipes_loggers(warnings):
 # --- through a real training run -----------------------------------------------------------------
 
 
+@pytest.mark.hook(
+    "transduce_run_start",
+    "transduce_validation_end",
+    "transduce_checkpoint_saved",
+    "transduce_epoch_end",
+    "transduce_evaluation_end",
+    "transduce_run_end",
+)
 def test_a_training_run_tells_its_loggers_and_plugins_every_event_in_order(
     observer_plugin, make_recipe, train_run, tmp_path: Path, capsys
 ) -> None:
@@ -368,6 +474,7 @@ def test_a_training_run_tells_its_loggers_and_plugins_every_event_in_order(
     assert "epoch 1/2" in out and "epoch 2/2" in out
 
 
+@pytest.mark.hook("transduce_run_start", "transduce_run_failed")
 def test_a_failed_run_is_told_to_observers(observer_plugin, make_recipe, tmp_path: Path) -> None:
     # Every training pair is too long: the run fails after run_start, before its first checkpoint.
     recipe = make_recipe(target={"max_length": 1}, loggers=["jsonl"])

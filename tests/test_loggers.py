@@ -70,13 +70,13 @@ def read_events(run_dir: Path) -> list[dict]:
 def test_jsonl_writes_every_event_as_one_json_line_at_once(tmp_path):
     logger = JsonlLogger()
     lifecycle = Lifecycle(discover(), [logger], warn=pytest.fail)
-    lifecycle.run_start(RECIPE, tmp_path)
+    lifecycle.emit("run_start", recipe=RECIPE, run_dir=tmp_path)
     assert [e["event"] for e in read_events(tmp_path)] == ["run_start"]  # written before the next event
-    lifecycle.validation_end(2, {"exact_match": 97.5})
-    lifecycle.checkpoint_saved(tmp_path / "checkpoints" / "best.pt", "best")
-    lifecycle.epoch_end(VALIDATED)
-    lifecycle.evaluation_end(REPORT)
-    lifecycle.run_end(REPORT)
+    lifecycle.emit("validation_end", epoch=2, metrics={"exact_match": 97.5})
+    lifecycle.emit("checkpoint_saved", path=tmp_path / "checkpoints" / "best.pt", kind="best")
+    lifecycle.emit("epoch_end", record=VALIDATED)
+    lifecycle.emit("evaluation_end", report=REPORT)
+    lifecycle.emit("run_end", report=REPORT)
     events = read_events(tmp_path)
     assert [e["event"] for e in events] == [
         "run_start",
@@ -110,7 +110,7 @@ def test_jsonl_records_a_failure_and_a_resumed_run_appends(tmp_path):
 def test_jsonl_before_run_start_fails_and_is_disabled_with_a_warning(tmp_path, registry):
     warnings: list[str] = []
     lifecycle = Lifecycle(registry, [JsonlLogger()], warn=warnings.append)
-    lifecycle.epoch_end(RECORD)
+    lifecycle.emit("epoch_end", record=RECORD)
     assert len(warnings) == 1 and "logger 'jsonl'" in warnings[0] and "before run_start" in warnings[0]
 
 
@@ -118,8 +118,8 @@ def test_jsonl_that_cannot_write_is_disabled_and_the_run_goes_on(tmp_path, regis
     warnings: list[str] = []
     missing = tmp_path / "removed-run"
     lifecycle = Lifecycle(registry, [JsonlLogger()], warn=warnings.append)
-    lifecycle.run_start(RECIPE, missing)
-    lifecycle.epoch_end(RECORD)
+    lifecycle.emit("run_start", recipe=RECIPE, run_dir=missing)
+    lifecycle.emit("epoch_end", record=RECORD)
     assert len(warnings) == 1 and "failed in run_start: FileNotFoundError" in warnings[0]
 
 
@@ -148,12 +148,12 @@ def test_tensorboard_writes_scalars_by_epoch(tmp_path):
 
     logger = TensorBoardLogger(directory="tb")
     lifecycle = Lifecycle(discover(), [logger], warn=pytest.fail)
-    lifecycle.run_start(RECIPE, tmp_path)
+    lifecycle.emit("run_start", recipe=RECIPE, run_dir=tmp_path)
     for epoch, loss in ((1, 2.5), (2, 1.5)):
-        lifecycle.validation_end(epoch, {"bleu": 10.0 * epoch})
-        lifecycle.epoch_end({**RECORD, "epoch": epoch, "loss": loss})
-    lifecycle.evaluation_end(REPORT)
-    lifecycle.run_end(REPORT)
+        lifecycle.emit("validation_end", epoch=epoch, metrics={"bleu": 10.0 * epoch})
+        lifecycle.emit("epoch_end", record={**RECORD, "epoch": epoch, "loss": loss})
+    lifecycle.emit("evaluation_end", report=REPORT)
+    lifecycle.emit("run_end", report=REPORT)
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     scalars = {tag: [(s.step, s.value) for s in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

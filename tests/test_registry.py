@@ -172,6 +172,7 @@ def transduce_components():
 """
 
 
+@pytest.mark.hook("transduce_components")
 def test_third_party_distribution_adds_its_component_with_its_name_and_version(install_plugin):
     install_plugin("extra-plugin", "extraplugin", REVERSE_PLUGIN, version="2.0.1", entry_point="reverse")
     registry = discover()

@@ -10,19 +10,18 @@ parameters as keyword arguments (plus the sizes named below for model parts).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import nn
 
+from transduce._plugins import hookspecs
 from transduce._plugins.params import Param
-
-if TYPE_CHECKING:  # a logger receives the final report; the report module itself imports this one
-    from transduce._reports.report import Report
 
 FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric", "logger")
 SPLITS = ("train", "valid", "test")
@@ -424,39 +423,35 @@ class Logger(Component):
     """Observes a training run: progress lines, event files, dashboards.
 
     Constructed as `cls(**params)`; a recipe selects loggers by name in its
-    `loggers:` list. The trainer calls, in this order: `run_start` once (also
-    on resume, before the data is read), then per epoch `validation_end` (when
-    the epoch was validated), `checkpoint_saved(path, "best")` (when it
-    improved, or every epoch when there is no valid split), `checkpoint_saved(path, "last")` and `epoch_end` with the
-    epoch's record; finally `evaluation_end` and `run_end` with the final
-    report, or `run_failed` with the error that stopped a started run. Every method is a no-op by default:
-    override the ones you need (the others cost nothing). A logger must not
-    change what it receives; one that raises is disabled for the rest of the
-    run with a warning, and training goes on.
+    `loggers:` list. Its methods are the lifecycle events declared in
+    `transduce/_plugins/hookspecs.py`, named without `transduce_` (`run_start(recipe,
+    run_dir)` observes `transduce_run_start`), called in the order a run
+    emits them with the hook's arguments by position, so a method may name
+    its parameters as it likes. Each is a no-op here, made from its hook's
+    spec: override the ones you need (the others cost nothing). A logger must
+    not change what it receives; one that raises is disabled for the rest of
+    the run with a warning, and training goes on.
     """
 
     family: ClassVar[str] = "logger"
 
-    def run_start(self, recipe: dict[str, Any], run_dir: Path) -> None:
-        """The resolved recipe and the run directory, before the first epoch."""
 
-    def epoch_end(self, record: dict[str, Any]) -> None:
-        """`record`: epoch, step, loss, tokens_per_second, seconds; `valid` and `best` when validated."""
+def _no_op_method(event: hookspecs.Event) -> Callable[..., None]:
+    """`Logger`'s method for one event: does nothing, and shows the hook's parameters and docstring."""
 
-    def validation_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Validation scores after `epoch`, metric name -> 0-100."""
+    def method(self: Logger, *args: Any, **kwargs: Any) -> None:
+        return None
 
-    def checkpoint_saved(self, path: Path, kind: str) -> None:
-        """A checkpoint was written at `path`; `kind` is "last" or "best"."""
+    spec = inspect.signature(event.spec)
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = spec.replace(parameters=[this, *spec.parameters.values()])  # type: ignore[attr-defined]
+    method.__name__, method.__qualname__ = event.name, f"Logger.{event.name}"
+    method.__doc__ = event.spec.__doc__
+    return method
 
-    def evaluation_end(self, report: Report) -> None:
-        """The final report on the evaluation split."""
 
-    def run_end(self, report: Report) -> None:
-        """The run finished; its report is written."""
-
-    def run_failed(self, error: BaseException) -> None:
-        """The run stopped on `error`."""
+for _event in hookspecs.events().values():
+    setattr(Logger, _event.name, _no_op_method(_event))
 
 
 BASES: dict[str, type[Component]] = {

@@ -1,44 +1,76 @@
 """A run's lifecycle, told to its observers: the recipe's loggers and plugins' lifecycle hooks.
 
-The trainer holds one `Lifecycle` and calls one method per event. Who listens
-to which event is worked out once, at construction: a logger that keeps the
-base class's no-op for an event, and a hook no plugin implements, are left
-out, so an event nobody observes costs one check of an empty list.
+The events are the specs marked `@event` in `transduce._plugins.hookspecs`; nothing
+here names one. Each run gets its own pluggy manager, the way pytest registers
+its own features at configure time: it holds the registry's plugins and the
+recipe's loggers, each logger registered as a plugin object whose hook
+implementations are the event methods it overrides (`run_start` implements
+`transduce_run_start`). The trainer emits an event with one call,
+`emit("epoch_end", record=...)`, checked against the spec's argument names.
 
-An observer is not allowed to stop training: one that raises is disabled for
-the rest of the run (all its events) with a single warning naming it and its
-distribution; `failures` keeps those warnings. Interruptions (Ctrl-C) are not
-caught.
+Calls go to each implementation in turn, loggers first (in recipe order), then
+plugins (in pluggy's order), rather than through pluggy's hook call, which
+would stop at the first failure: an observer is not allowed to stop training.
+One that raises is unregistered from the run's manager (all its events) with
+a single warning naming it and its distribution; `failures` keeps those
+warnings. Interruptions (Ctrl-C) are not caught. An event nobody observes
+costs a check of its argument names and of an empty list.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import pluggy
 from rich.console import Console
 from rich.markup import escape
 
+from transduce._plugins import hookspecs
 from transduce._model import assembly as pipeline
 from transduce._plugins.contracts import Logger
-from transduce._plugins.registry import Registry
-from transduce._reports.report import Report
-
-EVENTS = ("run_start", "epoch_end", "validation_end", "checkpoint_saved", "evaluation_end", "run_end", "run_failed")
+from transduce._plugins.hookspecs import Event
+from transduce._plugins.registry import Registry, new_plugin_manager
 
 Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class _Listener:
-    """One observer of one event: `call(payload)` with the event's arguments by hookspec name."""
+    """One hook implementation observing one event, and how messages name it."""
 
     label: str
-    owner: tuple[str, object]  # what is disabled together when one of its calls fails: a logger or a plugin
-    call: Callable[..., object]
+    impl: pluggy.HookImpl
+
+    def call(self, payload: dict[str, Any]) -> None:
+        """Pass the arguments the implementation asks for, by its parameter names (as pluggy does)."""
+        self.impl.function(*(payload[name] for name in self.impl.argnames))
+
+
+class _LoggerPlugin:
+    """A recipe's logger as a plugin object of its run: hook `transduce_X` for each event method `X` it overrides."""
+
+    def __init__(self, logger: Logger, events: Iterable[Event]) -> None:
+        for event in events:
+            if getattr(type(logger), event.name, None) is not getattr(Logger, event.name, None):
+                setattr(self, event.hook, _by_position(getattr(logger, event.name), event))
+
+
+def _by_position(method: Callable[..., object], event: Event) -> Callable[..., object]:
+    """`method` as an implementation of `event` taking the spec's arguments in order, whatever `method` names them.
+
+    pluggy reads an implementation's parameter names through `__wrapped__`,
+    so it validates and calls this one as if it were the spec; `tryfirst`
+    puts loggers before every plugin.
+    """
+
+    def by_position(*arguments: object) -> object:
+        return method(*arguments)
+
+    by_position.__wrapped__ = event.spec  # type: ignore[attr-defined]
+    return hookspecs.hookimpl(tryfirst=True)(by_position)
 
 
 def _warn_on_stderr(message: str) -> None:
@@ -51,25 +83,20 @@ class Lifecycle:
     def __init__(self, registry: Registry, loggers: Sequence[Logger] = (), warn: Warn | None = None) -> None:
         self._warn = warn or _warn_on_stderr
         self.failures: list[str] = []
-        self._started = False
-        self._listeners: dict[str, list[_Listener]] = {event: [] for event in EVENTS}
-        for logger in loggers:
-            label = _logger_label(registry, logger)
-            for event in EVENTS:
-                if getattr(type(logger), event) is not getattr(Logger, event):
-                    method = getattr(logger, event)  # positional: a subclass may rename the parameters
-                    call = lambda p, m=method: m(*p.values())  # noqa: E731
-                    self._listeners[event].append(_Listener(label, ("logger", id(logger)), call))
-        for event in EVENTS:
-            hook = f"transduce_{event}"
-            for impl in reversed(getattr(registry.plugins.hook, hook).get_hookimpls()):  # pluggy's call order
-                provider = registry.providers.get(impl.plugin_name, impl.plugin_name)
-                label = f"hook {hook} of plugin {provider}"
-                if impl.hookwrapper or impl.wrapper:
-                    self._fail(f"{label} is ignored: lifecycle hooks are notifications, not wrappers")
-                    continue
-                call = lambda p, impl=impl: impl.function(*(p[name] for name in impl.argnames))  # noqa: E731
-                self._listeners[event].append(_Listener(label, ("plugin", impl.plugin_name), call))
+        self._events = hookspecs.events()
+        self._emitted: set[str] = set()
+        self._providers = registry.providers
+        self._manager = new_plugin_manager()
+        for name, plugin in registry.plugins.list_name_plugin():
+            if plugin is not None:  # None: a name pluggy blocks
+                self._manager.register(plugin, name=name)
+        self._loggers: dict[str, str] = {}  # the loggers' plugin names -> their labels
+        for index in reversed(range(len(loggers))):  # pluggy calls the implementation registered last first
+            name = f"logger #{index}"
+            self._manager.register(_LoggerPlugin(loggers[index], self._events.values()), name=name)
+            self._loggers[name] = _logger_label(registry, loggers[index])
+        self._refuse_wrappers()
+        self._listeners = self._collect()
 
     @classmethod
     def for_recipe(cls, registry: Registry, recipe: dict[str, Any], warn: Warn | None = None) -> Lifecycle:
@@ -80,58 +107,72 @@ class Lifecycle:
         """Who currently observes `event` (labels), in call order."""
         return [listener.label for listener in self._listeners[event]]
 
-    # --- events, in the order a run emits them -----------------------------------------
+    def emit(self, name: str, **arguments: Any) -> None:
+        """Tell every observer of event `name`: `arguments` are the spec's, by name (anything else is a TypeError).
 
-    def run_start(self, recipe: dict[str, Any], run_dir: Path) -> None:
-        self._started = True
-        if self._listeners["run_start"]:
-            self._emit("run_start", recipe=copy.deepcopy(recipe), run_dir=Path(run_dir))
-
-    def validation_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        if self._listeners["validation_end"]:
-            self._emit("validation_end", epoch=epoch, metrics=dict(metrics))
-
-    def checkpoint_saved(self, path: Path, kind: str) -> None:
-        if self._listeners["checkpoint_saved"]:
-            self._emit("checkpoint_saved", path=Path(path), kind=kind)
-
-    def epoch_end(self, record: dict[str, Any]) -> None:
-        if self._listeners["epoch_end"]:
-            self._emit("epoch_end", record=copy.deepcopy(record))
-
-    def evaluation_end(self, report: Report) -> None:
-        if self._listeners["evaluation_end"]:
-            self._emit("evaluation_end", report=report)
-
-    def run_end(self, report: Report) -> None:
-        if self._listeners["run_end"]:
-            self._emit("run_end", report=report)
-
-    def run_failed(self, error: BaseException) -> None:
-        """Only after `run_start`: a run that never started has nothing for observers to close."""
-        if self._started and self._listeners["run_failed"]:
-            self._emit("run_failed", error=error)
-
-    # --- dispatch ----------------------------------------------------------------------
-
-    def _emit(self, event: str, **payload: Any) -> None:
-        for listener in self._listeners[event]:
+        Dicts and lists are deep-copied once per event, and only when someone
+        listens, so an observer cannot change the trainer's record or recipe.
+        """
+        event = self._events.get(name)
+        if event is None:
+            raise TypeError(
+                f"no lifecycle event {name!r} in transduce/_plugins/hookspecs.py (events: {', '.join(self._events)})"
+            )
+        event.check(arguments)
+        if event.only_after is not None and event.only_after not in self._emitted:
+            return
+        self._emitted.add(name)
+        listeners = self._listeners[name]
+        if not listeners:
+            return
+        payload = {
+            key: copy.deepcopy(value) if isinstance(value, (dict, list)) else value for key, value in arguments.items()
+        }
+        for listener in listeners:
             try:
                 listener.call(payload)
             except Exception as exc:  # an observer's bug must not stop the run
-                self._disable(listener.owner)
+                self._disable(listener.impl.plugin_name)
                 self._fail(
-                    f"{listener.label} failed in {event}: {type(exc).__name__}: {exc}; "
+                    f"{listener.label} failed in {name}: {type(exc).__name__}: {exc}; "
                     "it is disabled for the rest of this run, which goes on without it"
                 )
 
-    def _disable(self, owner: tuple[str, object]) -> None:
-        for event, listeners in self._listeners.items():
-            self._listeners[event] = [each for each in listeners if each.owner != owner]
+    # --- who listens --------------------------------------------------------------------
+
+    def _collect(self) -> dict[str, list[_Listener]]:
+        """Each event's implementations in call order (pluggy's list is last-called-first), wrappers left out."""
+        listeners = {}
+        for event in self._events.values():
+            impls = reversed(getattr(self._manager.hook, event.hook).get_hookimpls())
+            listeners[event.name] = [
+                _Listener(self._label(impl, event.hook), impl) for impl in impls if not _is_wrapper(impl)
+            ]
+        return listeners
+
+    def _refuse_wrappers(self) -> None:
+        for event in self._events.values():
+            for impl in getattr(self._manager.hook, event.hook).get_hookimpls():
+                if _is_wrapper(impl):
+                    label = self._label(impl, event.hook)
+                    self._fail(f"{label} is ignored: lifecycle hooks are notifications, not wrappers")
+
+    def _label(self, impl: pluggy.HookImpl, hook: str) -> str:
+        if impl.plugin_name in self._loggers:
+            return self._loggers[impl.plugin_name]
+        return f"hook {hook} of plugin {self._providers.get(impl.plugin_name, impl.plugin_name)}"
+
+    def _disable(self, plugin_name: str) -> None:
+        self._manager.unregister(name=plugin_name)
+        self._listeners = self._collect()
 
     def _fail(self, message: str) -> None:
         self.failures.append(message)
         self._warn(message)
+
+
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return bool(impl.hookwrapper or impl.wrapper)
 
 
 def _logger_label(registry: Registry, logger: Logger) -> str:

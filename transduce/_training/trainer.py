@@ -273,11 +273,11 @@ class Trainer:
             try:
                 return self._train(resume)
             except BaseException as error:
-                self.lifecycle.run_failed(error)
+                self.lifecycle.emit("run_failed", error=error)
                 raise
 
     def _train(self, resume: bool) -> Report:
-        self.lifecycle.run_start(self.recipe, self.run.path)
+        self.lifecycle.emit("run_start", recipe=self.recipe, run_dir=self.run.path)
         self._prepare(resume)
         finished = self._finished()
         if finished:
@@ -330,8 +330,8 @@ class Trainer:
             if distributed.is_main():
                 self.run.log_metrics(record)
             self._save_last()
-            self.lifecycle.checkpoint_saved(self.run.last_checkpoint, "last")
-            self.lifecycle.epoch_end(record)
+            self.lifecycle.emit("checkpoint_saved", path=self.run.last_checkpoint, kind="last")
+            self.lifecycle.emit("epoch_end", record=record)
             if self.on_epoch is not None:
                 self.on_epoch(self, record)
             _, self.signals.requested = distributed.agree(False, self.signals.requested)
@@ -375,7 +375,7 @@ class Trainer:
                     self._checked_loss(total_loss, tokens, recent, epoch)
                     self._record_batches(index, total_loss, tokens, time.perf_counter() - started)
                     self._save_last()
-                    self.lifecycle.checkpoint_saved(self.run.last_checkpoint, "last")
+                    self.lifecycle.emit("checkpoint_saved", path=self.run.last_checkpoint, kind="last")
                     if self.signals.requested is not None:
                         where = f"at step {self.state.step:,} (epoch {epoch}, batch {index:,} of {len(batches):,})"
                         raise self._interrupted(where)
@@ -498,7 +498,7 @@ class Trainer:
             batch_size=self.recipe["evaluate"]["batch_size"],
         )
         record["valid"] = report.metrics()
-        self.lifecycle.validation_end(epoch, record["valid"])
+        self.lifecycle.emit("validation_end", epoch=epoch, metrics=record["valid"])
         name = self.settings["best_metric"]
         metric = next(m for m in self.metrics if m.name == name)
         score = report.metrics()[name]
@@ -508,7 +508,7 @@ class Trainer:
             self.state.best_score, self.state.best_epoch, self.state.stale = score, epoch, 0
             checkpoint.save_atomic(self._best_payload(epoch, score), self.run.best_checkpoint)
             record["best"] = True
-            self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
+            self.lifecycle.emit("checkpoint_saved", path=self.run.best_checkpoint, kind="best")
         else:
             self.state.stale += 1
             self._decay_learning_rate()
@@ -521,7 +521,7 @@ class Trainer:
         distributed.on_main(lambda: checkpoint.save_atomic(payload, self.run.best_checkpoint))
         self.state.best_epoch = epoch
         record["best"] = True
-        self.lifecycle.checkpoint_saved(self.run.best_checkpoint, "best")
+        self.lifecycle.emit("checkpoint_saved", path=self.run.best_checkpoint, kind="best")
 
     def _best_payload(self, epoch: int, score: float | None) -> dict[str, Any]:
         """best.pt: the weights with the run files' fingerprints, checked whenever it is opened."""
@@ -578,9 +578,9 @@ class Trainer:
         decoding_notes = (report.data or {}).get("notes", [])  # e.g. inputs cut to the decoding limit
         report.data = self.summary.as_dict()
         report.data["notes"] = [*report.data["notes"], *decoding_notes]
-        self.lifecycle.evaluation_end(report)
+        self.lifecycle.emit("evaluation_end", report=report)
         self.written = write_report_files(self.run, report, "report")
-        self.lifecycle.run_end(report)
+        self.lifecycle.emit("run_end", report=report)
         return report
 
 
