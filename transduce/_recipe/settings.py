@@ -60,12 +60,12 @@ class _Section:
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Self:
         """The section from its resolved mapping: nested sections typed, component specs copied (the
-        settings never share a dict with the recipe). A key without a field, or a field without a key,
-        is a TypeError: the recipe was not resolved by this version."""
-        hints = _hints(cls)
+        settings never share a dict with the recipe). A key without a field is a TypeError (the mapping
+        was not resolved by this version); a parameter left out takes its declared default."""
+        sections = section_fields(cls)
         built = {}
         for key, value in values.items():
-            section = _section_type(hints.get(key))
+            section = sections.get(key)
             built[key] = section.of(value) if section is not None else copy.deepcopy(value)
         return cls(**built)
 
