@@ -15,11 +15,11 @@ import pytest
 
 from transduce._cli import main as cli
 from transduce._plugins import hookspecs
-from transduce._training import lifecycle as lifecycle_module
-from transduce.api import Logger, Report, Score, hookimpl
-from transduce._training.lifecycle import Lifecycle
-from transduce._recipe.recipe import parse_recipe
 from transduce._plugins.registry import Provider, Registry, discover
+from transduce._recipe.recipe import parse_recipe
+from transduce._training import lifecycle as lifecycle_module
+from transduce._training.lifecycle import Lifecycle
+from transduce.api import Logger, Report, Score, hookimpl
 
 SUPPORT = Path(__file__).parent / "support"
 

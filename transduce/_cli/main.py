@@ -35,7 +35,8 @@ from transduce._model import assembly as pipeline
 from transduce._plugins.contracts import SPLITS, DataSource
 from transduce._plugins.params import Param
 from transduce._plugins.registry import Registry, discover
-from transduce._recipe.recipe import TRAIN_PARAMS, dump_recipe, load_recipe
+from transduce._recipe.recipe import dump_recipe, load_recipe
+from transduce._recipe.settings import TRAIN_PARAMS, Settings
 from transduce._reports.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce._reports.heatmap import Heatmap, render_terminal
 from transduce._reports.plots import PlotsUnavailable, save_heatmap
@@ -222,7 +223,7 @@ def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
     train.threads (with `--set`), else torch's default."""
     threads = args.threads
     if threads is None:
-        threads = load_recipe(RunDir.open(args.run).recipe, registry, args.set)["train"]["threads"]
+        threads = Settings.of(load_recipe(RunDir.open(args.run).recipe, registry, args.set)).train.threads
     if threads is not None:
         torch.set_num_threads(threads)
 
@@ -311,7 +312,7 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     if not distributed.is_main():
         return _train_replica(registry, out)
     run, recipe, created = _training_run(args, registry)
-    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # before the Trainer builds the model
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[Settings.of(recipe).train.precision])  # before the Trainer builds the model
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
         used = components_used(recipe, registry)
@@ -342,7 +343,7 @@ def _train_replica(registry: Registry, out: Console) -> int:
     path, resume = distributed.broadcast(None)
     run = RunDir.open(Path(path))
     recipe = load_recipe(run.recipe, registry)
-    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[recipe["train"]["precision"]])  # as rank 0 does
+    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[Settings.of(recipe).train.precision])  # as rank 0 does
     Trainer(recipe, registry, run, out).train(resume=resume)
     return 0
 
@@ -387,31 +388,31 @@ def _train_until_stopped(trainer: Trainer, run: RunDir, resume: bool, created: b
 def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
     run = RunDir.open(args.run)
     recipe = load_recipe(run.recipe, registry, args.set)
+    settings = Settings.of(recipe)
     compare_with = strategies(registry, recipe, args.compare)  # a mistake shows before the model loads
-    translator = Translator.from_run(run, registry, device=recipe["train"]["device"], recipe=recipe)
+    translator = Translator.from_run(run, registry, device=settings.train.device, recipe=recipe)
     data = pipeline.data_source(registry, recipe)
     if args.data:
         examples, name, label = list(data.read_file(args.data)), f"report.data-{args.data.stem}", str(args.data)
     else:
-        split = args.split or recipe["evaluate"]["split"]
+        split = args.split or settings.evaluate.split
         for note in check_data_files(run, recipe, f"scoring split {split!r}", accept=args.accept_changed_data):
             err.print(f"note: {note}", markup=False)
         examples, name, label = list(data.split(split)), f"report.{split}", split
     if not examples:
         raise RunError(f"{label}: no examples to evaluate")
-    settings = recipe["evaluate"]
     report = evaluate(
         translator,
         examples,
         pipeline.metrics(registry, recipe),
         split=label,
-        shown=settings["examples"],
-        batch_size=settings["batch_size"],
+        shown=settings.evaluate.examples,
+        batch_size=settings.evaluate.batch_size,
         coverage=True,
         notes=data.notes(),
-        analysis=Analysis.from_settings(settings),
+        analysis=Analysis.from_settings(settings.evaluate),
         compare_with=compare_with,
-        search=strategy_label(registry, recipe["search"]),
+        search=strategy_label(registry, settings.search),
     )
     written = write_report_files(run, report, name)
     if args.json:
@@ -432,7 +433,7 @@ def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, er
     if not translation.source_tokens:
         raise RunError("the text is empty after tokenizing: give some words to translate")
     if translation.attention is None:
-        decoder = recipe["model"]["decoder"]
+        decoder = Settings.of(recipe).model.decoder
         if "attention" in decoder and decoder["attention"] is None:
             raise RunError(
                 f"this model has no attention (model.decoder.attention: none): its decoder network "

@@ -28,6 +28,7 @@ from transduce._model import assembly as pipeline
 from transduce._plugins.params import did_you_mean
 from transduce._plugins.registry import Registry
 from transduce._recipe.recipe import load_recipe, read_value, resolve_component
+from transduce._recipe.settings import Settings
 from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError, TransduceError
 
@@ -91,7 +92,8 @@ class Chat:
         run = RunDir.open(path)
         recipe = load_recipe(run.recipe, registry, list(overrides))
         translator = Translator.from_run(run, registry, recipe=recipe)
-        return cls(translator, registry, dict(recipe["search"]), dict(recipe["search"]))
+        search = Settings.of(recipe).search
+        return cls(translator, registry, dict(search), dict(search))
 
     def reply(self, text: str) -> str:
         return self.translator.translate([text])[0]

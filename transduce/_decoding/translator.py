@@ -18,6 +18,7 @@ from transduce._model.model import Seq2Seq
 from transduce._plugins.contracts import Hypotheses, SearchStrategy, Tokenizer
 from transduce._plugins.registry import Registry
 from transduce._recipe.recipe import load_recipe
+from transduce._recipe.settings import Settings
 from transduce._runs import checkpoint
 from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError, RunError
@@ -188,7 +189,7 @@ class Translator:
         model = pipeline.model(registry, recipe, len(source_vocab), len(target_vocab))
         load_weights(model, weights, path, run)
         target = pick_device(device)
-        precision = recipe["train"]["precision"]
+        settings = Settings.of(recipe)
         model.to(target).eval()
         tokenizers = {side: pipeline.tokenizer(registry, recipe, side) for side in ("source", "target")}
         for side, tokenizer in tokenizers.items():
@@ -201,8 +202,8 @@ class Translator:
             target_vocab=target_vocab,
             decoding=pipeline.search(registry, recipe),
             device=target,
-            precision=precision,
-            reverse_source=recipe["source"]["reverse"],
+            precision=settings.train.precision,
+            reverse_source=settings.source.reverse,
         )
 
     def _batch_bytes(self, sentences: int, source_length: int) -> int:

@@ -11,6 +11,7 @@ from transduce._plugins import positions
 from transduce._plugins.contracts import DataSource, DecoderNetwork, Encoder, Logger, Metric, SearchStrategy, Tokenizer
 from transduce._plugins.params import ParamError
 from transduce._plugins.registry import Registry
+from transduce._recipe.settings import ModelSettings
 from transduce.errors import RecipeError
 
 
@@ -73,16 +74,14 @@ def loggers(registry: Registry, recipe: dict[str, Any]) -> list[Logger]:
 
 def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
     """The Seq2Seq model: the recipe's encoder and decoder network, with the sizes they need."""
-    settings = recipe["model"]
-    encoder: Encoder = build(
-        registry, "encoder", settings["encoder"], "model.encoder", input_size=settings["embedding_dim"]
-    )
+    settings = ModelSettings.of(recipe["model"])
+    encoder: Encoder = build(registry, "encoder", settings.encoder, "model.encoder", input_size=settings.embedding_dim)
     decoder: DecoderNetwork = build(
         registry,
         "decoder",
-        settings["decoder"],
+        settings.decoder,
         "model.decoder",
-        embedding_dim=settings["embedding_dim"],
+        embedding_dim=settings.embedding_dim,
         vocab_size=target_vocab_size,
         memory_size=encoder.output_size,
         pad_index=Vocabulary.pad_index,
@@ -91,9 +90,9 @@ def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, ta
         source_vocab_size=source_vocab_size,
         encoder=encoder,
         decoder=decoder,
-        embedding_dim=settings["embedding_dim"],
+        embedding_dim=settings.embedding_dim,
         target_vocab_size=target_vocab_size,
-        dropout=settings["dropout"],
+        dropout=settings.dropout,
     )
 
 

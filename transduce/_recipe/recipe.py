@@ -22,6 +22,15 @@ from transduce._plugins import positions
 from transduce._plugins.params import NONE, Param, absolute_path, did_you_mean, resolve_params
 from transduce._plugins.positions import at
 from transduce._plugins.registry import Registry
+from transduce._recipe.settings import (
+    EVALUATE_PARAMS,
+    MODEL_PARAMS,
+    SEED,
+    SOURCE_PARAMS,
+    TOP_LEVEL,
+    TRAIN_PARAMS,
+    VOCAB_PARAMS,
+)
 from transduce._runs.provenance import require_plugins
 from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError, RunError
@@ -136,128 +145,6 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"),
 )
 
-# Core sections, declared like component parameters so validation and docs share them.
-SEED = Param("seed", int, 1, "seed of every random choice: reruns give the same result", min=0, max=2**32 - 1)
-
-VOCAB_PARAMS = (
-    Param("min_freq", int, 1, "drop tokens seen fewer times than this in the training split", min=1),
-    Param("max_size", int, 30000, "keep at most this many entries, specials included", min=5, nullable=True),
-    Param(
-        "max_length",
-        int,
-        None,
-        "drop training pairs whose tokens on this side exceed this count (null: the decoding limits, 1,024 "
-        "source and 4,096 target tokens)",
-        min=1,
-        nullable=True,
-    ),
-)
-
-# Settings of the source side alone: the target is read and written in reading order.
-SOURCE_PARAMS = (
-    Param(
-        "reverse",
-        bool,
-        False,
-        "feed the source tokens to the encoder in reverse order (its first tokens then sit next to the decoder's "
-        "start); reports and heat maps still show them in reading order",
-    ),
-)
-
-# Bounds that keep a mistyped size a clear error instead of a huge allocation or a build that never ends.
-MAX_SIZE = 8192
-MAX_LAYERS = 32
-
-MODEL_PARAMS = (
-    Param(
-        "embedding_dim",
-        int,
-        128,
-        "size of the source and target token embeddings (the decoder network gets it for its target embeddings)",
-        min=1,
-        max=MAX_SIZE,
-    ),
-    Param("dropout", float, 0.1, "dropout on the source embeddings (model.decoder has its own)", min=0.0, max=0.9),
-)
-
-TRAIN_PARAMS = (
-    Param("epochs", int, 10, "passes over the training split", min=1),
-    Param(
-        "batch_size",
-        int,
-        64,
-        "sentences per batch, all processes together (batches are bucketed by length)",
-        min=1,
-    ),
-    Param("lr", float, 0.001, "Adam learning rate", min=0.0, max=10.0),
-    Param(
-        "clip_grad_norm", float, 5.0, "clip the gradient norm to this value (null: no clipping)", min=0.0, nullable=True
-    ),
-    Param("label_smoothing", float, 0.0, "label smoothing of the cross-entropy loss", min=0.0, max=0.99),
-    Param(
-        "patience",
-        int,
-        None,
-        "stop after this many validations without improvement (null: never)",
-        min=1,
-        nullable=True,
-    ),
-    Param(
-        "best_metric",
-        str,
-        None,
-        "validation metric that picks the best checkpoint (null: the first of evaluate.metrics)",
-        nullable=True,
-    ),
-    Param("device", str, "auto", "where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda")),
-    Param(
-        "precision",
-        str,
-        "fp32",
-        "bf16: the training forward pass in bfloat16 autocast (GPUs since Ampere, CPUs with AMX), and on the CPU "
-        "decoding's matrix products in bfloat16 (change it per command with --set train.precision=...)",
-        choices=("fp32", "bf16"),
-    ),
-    Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, max=1024, nullable=True),
-    Param("valid_every", int, 1, "validate every this many epochs", min=1),
-    Param(
-        "lr_decay",
-        float,
-        None,
-        "multiply the learning rate by this after every validation without improvement (null: constant)",
-        min=0.01,
-        max=1.0,
-        nullable=True,
-    ),
-    Param("min_lr", float, 1e-5, "the learning rate never decays below this", min=0.0),
-    Param(
-        "checkpoint_every",
-        int,
-        None,
-        "also write the last checkpoint every this many steps within an epoch (null: only by time)",
-        min=1,
-        nullable=True,
-    ),
-    Param(
-        "checkpoint_minutes",
-        float,
-        10.0,
-        "also write the last checkpoint when this many minutes passed since the previous one (null: never)",
-        min=0.0,
-        nullable=True,
-    ),
-)
-
-EVALUATE_PARAMS = (
-    Param("split", str, "test", "split the final report scores", choices=("train", "valid", "test")),
-    Param("examples", int, 10, "examples shown in the report table", min=0),
-    Param("batch_size", int, 256, "sentences per decoding batch", min=1),
-    Param("buckets", int, 5, "source-length groups scored separately in the report", min=1, max=20),
-    Param("extremes", int, 5, "best and worst examples (by sentence chrF) listed in the report", min=0),
-    Param("heatmaps", int, 3, "examples drawn as attention heat maps in the HTML report", min=0),
-)
-
-TOP_LEVEL = ("seed", "data", "source", "target", "model", "train", "search", "evaluate", "loggers")
 
 #: Keys of the layout before the decoder network became a component family, and where they went.
 MOVED = {

@@ -23,6 +23,7 @@ from transduce._model import assembly as pipeline
 from transduce._plugins.contracts import Example, Metric, SearchStrategy
 from transduce._plugins.registry import Registry
 from transduce._recipe.recipe import read_value, resolve_component
+from transduce._recipe.settings import EvaluateSettings, Settings
 from transduce._reports.heatmap import Heatmap
 from transduce._reports.report import PERFECT, Bucket, ExampleResult, LengthRatio, RankedExample, Report, StrategyResult
 from transduce.errors import RecipeError
@@ -40,14 +41,9 @@ class Analysis:
     heatmaps: int = 3
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Analysis:
-        """From a resolved recipe's `evaluate` section."""
-        default = cls()
-        return cls(
-            buckets=settings.get("buckets", default.buckets),
-            extremes=settings.get("extremes", default.extremes),
-            heatmaps=settings.get("heatmaps", default.heatmaps),
-        )
+    def from_settings(cls, evaluate: EvaluateSettings) -> Analysis:
+        """From a recipe's `evaluate` section."""
+        return cls(buckets=evaluate.buckets, extremes=evaluate.extremes, heatmaps=evaluate.heatmaps)
 
 
 @dataclass
@@ -277,12 +273,13 @@ def parse_strategy(registry: Registry, text: str, inherit: Mapping[str, Any] | N
 
 def strategies(registry: Registry, recipe: Mapping[str, Any], texts: Sequence[str] = ()) -> list[Strategy]:
     """The recipe's `evaluate.compare` strategies, then those `texts` name (see `parse_strategy`)."""
+    settings = Settings.of(recipe)
     built = []
-    for i, spec in enumerate(recipe["evaluate"].get("compare", [])):
+    for i, spec in enumerate(settings.evaluate.compare):
         decoding = pipeline.build(registry, "search", spec, f"evaluate.compare.{i}")
         built.append(Strategy(strategy_label(registry, spec), decoding))
     for text in texts:
-        spec = parse_strategy(registry, text, inherit=recipe["search"])
+        spec = parse_strategy(registry, text, inherit=settings.search)
         given = [item.partition("=")[0].strip() for item in text.partition(":")[2].split(",")]
         try:
             decoding = pipeline.build(registry, "search", spec, "")

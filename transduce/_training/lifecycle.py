@@ -28,8 +28,8 @@ import pluggy
 from rich.console import Console
 from rich.markup import escape
 
-from transduce._plugins import hookspecs
 from transduce._model import assembly as pipeline
+from transduce._plugins import hookspecs
 from transduce._plugins.contracts import Logger
 from transduce._plugins.hookspecs import Event
 from transduce._plugins.registry import Registry, new_plugin_manager

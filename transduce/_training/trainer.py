@@ -29,6 +29,7 @@ from transduce._model.model import sequence_loss
 from transduce._plugins.contracts import MAX_OUTPUT_TOKENS, Metric
 from transduce._plugins.registry import Registry
 from transduce._recipe.recipe import dump_recipe, recipe_differences
+from transduce._recipe.settings import Settings, SideSettings
 from transduce._reports.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce._reports.report import Report
 from transduce._reports.report_files import WrittenReport, is_epoch_record, write_report_files
@@ -114,7 +115,7 @@ class Trainer:
         """`on_epoch(trainer, record)` is called after each epoch's record is logged (e.g. by benchmarks)."""
         self.on_epoch = on_epoch
         self.recipe = recipe
-        self.settings = recipe["train"]
+        self.settings = Settings.of(recipe)  # the core reads the recipe by attribute
         self.registry = registry
         self.run = run
         distributed.start()  # under torchrun: join the other processes; else nothing
@@ -128,11 +129,11 @@ class Trainer:
     # --- set-up ----------------------------------------------------------------
 
     def _prepare(self, resume: bool) -> None:
-        if self.settings["threads"]:
-            torch.set_num_threads(self.settings["threads"])
-        seed_everything(self.recipe["seed"])
-        self.device = distributed.device(self.settings["device"])
-        _check_precision(self.device, self.settings["precision"])
+        if self.settings.train.threads:
+            torch.set_num_threads(self.settings.train.threads)
+        seed_everything(self.settings.seed)
+        self.device = distributed.device(self.settings.train.device)
+        _check_precision(self.device, self.settings.train.precision)
         saved: dict[str, Any] = {}  # checked before vocabularies and tokenizer files are read or written
         if resume:
             saved = resumable_checkpoint(self.run)
@@ -147,26 +148,26 @@ class Trainer:
             corpus = prepare_training(
                 self.data.split("train"),
                 # null: the decoding limits, so no runaway pair (a whole file on one line) is trained on
-                Side(self.source_tokenizer, self.recipe["source"]["max_length"] or MAX_SOURCE_TOKENS),
-                Side(self.target_tokenizer, self.recipe["target"]["max_length"] or MAX_OUTPUT_TOKENS),
+                Side(self.source_tokenizer, self.settings.source.max_length or MAX_SOURCE_TOKENS),
+                Side(self.target_tokenizer, self.settings.target.max_length or MAX_OUTPUT_TOKENS),
                 self._vocabulary_maker(load),
             )
         self.source_vocab, self.target_vocab = corpus.source_vocab, corpus.target_vocab
         self.fingerprints = self.run.fingerprints()  # recorded in every checkpoint: see RunDir.check_fingerprints
         self.train_pairs = corpus.pairs
         self.valid = list(self.data.split("valid"))
-        self.test = list(self.data.split(self.recipe["evaluate"]["split"]))
+        self.test = list(self.data.split(self.settings.evaluate.split))
         _check_not_empty(corpus.summary, self.data.notes())
-        _check_held_out(self.recipe, len(self.valid), len(self.test))
+        _check_held_out(self.settings, len(self.valid), len(self.test))
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
         )
-        if self.settings["precision"] == "bf16" and self.device.type == "cuda":
+        if self.settings.train.precision == "bf16" and self.device.type == "cuda":
             _rnns_in_float32(self.model)
         self.replica = distributed.wrap(self.model)  # what the training step calls: DDP with several processes
         # The fused kernel updates every weight in one pass (the same results as the per-tensor one).
         fused = self.device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings["lr"], fused=fused)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings.train.lr, fused=fused)
         self.metrics: list[Metric] = pipeline.metrics(self.registry, self.recipe)
         self.translator = Translator(
             self.model,
@@ -176,8 +177,8 @@ class Trainer:
             self.target_vocab,
             pipeline.search(self.registry, self.recipe),
             self.device,
-            self.settings["precision"],  # validation decodes as `evaluate` will
-            reverse_source=self.recipe["source"]["reverse"],
+            self.settings.train.precision,  # validation decodes as `evaluate` will
+            reverse_source=self.settings.source.reverse,
         )
         if resume:
             self.state = self._restore(saved)
@@ -186,7 +187,7 @@ class Trainer:
             if distributed.is_main():  # a log from an attempt that stopped before its first checkpoint
                 self.run.metrics_log.unlink(missing_ok=True)
         self.summary = self._summarize(corpus.summary)  # data.json: written once the checkpoint proved sound
-        distributed.seed_rank(self.recipe["seed"], self.state.step)
+        distributed.seed_rank(self.settings.seed, self.state.step)
         if not distributed.is_main():
             self.state.epoch_loss, self.state.epoch_tokens = 0.0, 0  # rank 0 carries the epoch's sums so far
         self._print_data()
@@ -208,7 +209,8 @@ class Trainer:
             path = self.run.source_vocab if side == "source" else self.run.target_vocab
             if resume:
                 return Vocabulary.load(path)
-            vocab = Vocabulary.from_counts(counts, self.recipe[side]["min_freq"], self.recipe[side]["max_size"])
+            limits: SideSettings = self.settings.source if side == "source" else self.settings.target
+            vocab = Vocabulary.from_counts(counts, limits.min_freq, limits.max_size)
             vocab.save(path)
             return vocab
 
@@ -219,7 +221,7 @@ class Trainer:
         summary = DataSummary(splits={"train": train}, notes=list(self.data.notes()))
         if not self.valid:
             summary.notes.append(NO_VALIDATION)
-        held_out = {"valid": self.valid, self.recipe["evaluate"]["split"]: self.test}
+        held_out = {"valid": self.valid, self.settings.evaluate.split: self.test}
         for name, examples in held_out.items():
             if name != "train" and examples:
                 summary.splits[name] = summarize(
@@ -289,7 +291,7 @@ class Trainer:
 
     def _finished(self) -> str | None:
         """Why a resumed run has nothing left to train, or None."""
-        epochs, patience = self.settings["epochs"], self.settings["patience"]
+        epochs, patience = self.settings.train.epochs, self.settings.train.patience
         if self.state.epoch >= epochs:
             return f"{self.state.epoch} of {epochs} epochs trained; raise train.epochs to train more"
         if patience is not None and self.state.stale >= patience:
@@ -297,16 +299,16 @@ class Trainer:
         return None
 
     def _train_epochs(self) -> None:
-        epochs = self.settings["epochs"]
+        epochs = self.settings.train.epochs
         self._saved_at = time.monotonic()
         for epoch in range(self.state.epoch + 1, epochs + 1):
-            rng = random.Random(self.recipe["seed"] * 1_000_003 + epoch)
+            rng = random.Random(self.settings.seed * 1_000_003 + epoch)
             batches = training_batches(
                 self.train_pairs,
-                self.settings["batch_size"],
+                self.settings.train.batch_size,
                 rng,
                 self.target_vocab,
-                reverse=self.recipe["source"]["reverse"],
+                reverse=self.settings.source.reverse,
             )
             batches = distributed.shard_batches(batches, self.target_vocab.pad_index)  # this process's slices
             loss, tokens, seconds = self._epoch(epoch, batches)
@@ -322,7 +324,7 @@ class Trainer:
             stop = False
             if not self.valid:
                 self._keep_as_best(epoch, record)
-            elif epoch % self.settings["valid_every"] == 0 or epoch == epochs:
+            elif epoch % self.settings.train.valid_every == 0 or epoch == epochs:
                 stop = self._validate_on_main(epoch, record)
             self.state.epoch, self.state.seconds = epoch, self.state.seconds + seconds
             self.state.start_epoch()
@@ -338,7 +340,7 @@ class Trainer:
             if self.signals.requested is not None:
                 raise self._interrupted(f"after epoch {epoch} (step {self.state.step:,})")
             if stop:
-                self.console.print(f"early stopping: no improvement in {self.settings['patience']} validations")
+                self.console.print(f"early stopping: no improvement in {self.settings.train.patience} validations")
                 break
 
     def _epoch(self, epoch: int, batches: list[Batch]) -> tuple[float, int, float]:
@@ -359,7 +361,7 @@ class Trainer:
         tokens = self.state.epoch_tokens
         recent: list[torch.Tensor] = []  # losses since the last read-back: to name the step that diverged
         with _progress_bar(self.console) as bar:
-            label = f"{epoch}/{self.settings['epochs']}"
+            label = f"{epoch}/{self.settings.train.epochs}"
             task = bar.add_task("train", total=len(batches), completed=done, epoch=label, loss="…", tps="…")
             for index, batch in enumerate(batches[done:], done + 1):
                 loss = self._step(batch.to(self.device))
@@ -387,7 +389,7 @@ class Trainer:
         """`_checkpoint_due`; with several processes, decided together at log steps and checkpoint_every steps."""
         if not distributed.active():
             return self._checkpoint_due()
-        every = self.settings["checkpoint_every"]
+        every = self.settings.train.checkpoint_every
         if index % LOG_EVERY and not (every is not None and self.state.step % every == 0):
             return False
         due, self.signals.requested = distributed.agree(self._checkpoint_due(), self.signals.requested)
@@ -397,7 +399,7 @@ class Trainer:
         """After this step, write last.pt: on a stop request, every train.checkpoint_every steps, or by time."""
         if self.signals.requested is not None:
             return True
-        every, minutes = self.settings["checkpoint_every"], self.settings["checkpoint_minutes"]
+        every, minutes = self.settings.train.checkpoint_every, self.settings.train.checkpoint_minutes
         if every is not None and self.state.step % every == 0:
             return True
         return minutes is not None and time.monotonic() - self._saved_at >= minutes * 60
@@ -446,14 +448,14 @@ class Trainer:
         # a mask would wait for the device every step, so the loss ignores padding instead.
         real = batch.target_out != self.target_vocab.pad_index if self.device.type == "cpu" else None
         target = batch.target_out if real is None else batch.target_out[real]
-        with _autocast(self.device, self.settings["precision"]):
+        with _autocast(self.device, self.settings.train.precision):
             logits = self.replica(batch.source, batch.lengths, batch.target_in, positions=real)
-            loss = sequence_loss(logits, target, self.target_vocab.pad_index, self.settings["label_smoothing"])
+            loss = sequence_loss(logits, target, self.target_vocab.pad_index, self.settings.train.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         # A process's slice weighs its share of the global batch's tokens: DDP's mean gradient is then exact.
         (loss * batch.weight if isinstance(batch, distributed.Shard) else loss).backward()
-        if self.settings["clip_grad_norm"]:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings["clip_grad_norm"])
+        if self.settings.train.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.train.clip_grad_norm)
         self.optimizer.step()
         self.state.step += 1
         return loss
@@ -495,11 +497,11 @@ class Trainer:
             self.metrics,
             split="valid",
             shown=0,
-            batch_size=self.recipe["evaluate"]["batch_size"],
+            batch_size=self.settings.evaluate.batch_size,
         )
         record["valid"] = report.metrics()
         self.lifecycle.emit("validation_end", epoch=epoch, metrics=record["valid"])
-        name = self.settings["best_metric"]
+        name = self.settings.train.best_metric
         metric = next(m for m in self.metrics if m.name == name)
         score = report.metrics()[name]
         best = self.state.best_score
@@ -512,7 +514,7 @@ class Trainer:
         else:
             self.state.stale += 1
             self._decay_learning_rate()
-        patience = self.settings["patience"]
+        patience = self.settings.train.patience
         return patience is not None and self.state.stale >= patience
 
     def _keep_as_best(self, epoch: int, record: dict[str, Any]) -> None:
@@ -529,11 +531,11 @@ class Trainer:
 
     def _decay_learning_rate(self) -> None:
         """Plateau schedule; the rate lives in the optimizer's state, so checkpoints and resume carry it."""
-        decay = self.settings["lr_decay"]
+        decay = self.settings.train.lr_decay
         if decay is None:
             return
         for group in self.optimizer.param_groups:
-            group["lr"] = max(group["lr"] * decay, min(group["lr"], self.settings["min_lr"]))
+            group["lr"] = max(group["lr"] * decay, min(group["lr"], self.settings.train.min_lr))
 
     def _last_payload(self) -> dict[str, Any]:
         """Everything resuming needs; checks first that the weights are finite, so a diverged state is never saved."""
@@ -563,17 +565,16 @@ class Trainer:
             saved = checkpoint.load(path)
             self.run.check_fingerprints(saved, path)
             load_weights(self.model, checkpoint.weights(saved, path), path, self.run)
-        settings = self.recipe["evaluate"]
         report = evaluate(
             self.translator,
             self.test,
             self.metrics,
-            split=settings["split"],
-            shown=settings["examples"],
-            batch_size=settings["batch_size"],
-            analysis=Analysis.from_settings(settings),
+            split=self.settings.evaluate.split,
+            shown=self.settings.evaluate.examples,
+            batch_size=self.settings.evaluate.batch_size,
+            analysis=Analysis.from_settings(self.settings.evaluate),
             compare_with=strategies(self.registry, self.recipe),
-            search=strategy_label(self.registry, self.recipe["search"]),
+            search=strategy_label(self.registry, self.settings.search),
         )
         decoding_notes = (report.data or {}).get("notes", [])  # e.g. inputs cut to the decoding limit
         report.data = self.summary.as_dict()
@@ -633,17 +634,18 @@ def _check_not_empty(train: SplitSummary, notes: Sequence[str]) -> None:
     raise TransduceError(f"the training split is empty{dropped}; check the data settings{shown}{more}")
 
 
-def _check_held_out(recipe: dict[str, Any], valid_pairs: int, evaluated_pairs: int) -> None:
+def _check_held_out(settings: Settings, valid_pairs: int, evaluated_pairs: int) -> None:
     """An empty valid split means training without validation; refuse the settings that need one, and an
     empty split to score at the end, before any training."""
-    split = recipe["evaluate"]["split"]
+    split = settings.evaluate.split
     if not evaluated_pairs:
         raise RecipeError(
             f"{split!r}, but the data source gave no {split} pairs (is data.{split}_size 0?); "
             f"set evaluate.split: train to score the training pairs, or give the data a {split} split",
             key="evaluate.split",
         )
-    needs = [key for key in ("patience", "lr_decay") if recipe["train"][key] is not None]
+    train = settings.train
+    needs = [key for key, value in (("patience", train.patience), ("lr_decay", train.lr_decay)) if value is not None]
     if not valid_pairs and needs:
         raise RecipeError(
             "needs validation, but the data source gave no valid pairs (is data.valid_size 0?); "
