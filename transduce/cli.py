@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -23,7 +22,6 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from transduce import __version__, distributed, pipeline
@@ -33,7 +31,6 @@ from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce.heatmap import Heatmap, render_terminal
 from transduce.inference import Translation, Translator
-from transduce.interrupt import StopSignals
 from transduce.params import Param
 from transduce.plots import PlotsUnavailable, save_heatmap
 from transduce.provenance import ACCEPT_CHANGED_DATA, check_data_files, components_used
@@ -44,7 +41,7 @@ from transduce.report_files import write_report_files
 from transduce.rundir import RunDir
 from transduce.scaffold import create_plugin
 from transduce.testing import conformance
-from transduce.textio import Output, count_lines, open_output, read_lines, refuse_same_file
+from transduce.textio import count_lines, read_lines, refuse_same_file, write_streamed
 from transduce.training import Trainer, check_resumable, start_run
 
 #: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
@@ -493,14 +490,9 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
 
 
 def _translate_lines(translator: Translator, args: argparse.Namespace, source: Path | None, err: Console) -> None:
-    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar.
-
-    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after each chunk, so memory
-    stays flat. A file is written beside its place and moved there once complete (textio.StagedFile), so
-    a failure leaves it as it was. A stop (Ctrl-C, SIGTERM) keeps the whole chunks written: the
-    translations of the first N input lines, in the output file when it did not exist before, else
-    in OUTPUT.partial beside it; the message says where.
-    """
+    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed TRANSLATE_CHUNK lines at a
+    time, with a progress bar (textio.write_streamed: a file is staged and moved into place; a stop keeps the
+    translations of the whole chunks written and says where)."""
     if source is not None:
         lines = read_lines(source)
         total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
@@ -509,52 +501,17 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
     render = _nbest_chunk if args.format == "nbest" else _plain_chunk
-    target = open_output(args.output)
-    progress = Progress(
-        TextColumn("translating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
+    done, where = write_streamed(
+        lines,
+        lambda piece, first: render(translator, piece, args.batch_size, first),
+        args.output,
+        err,
+        chunk=TRANSLATE_CHUNK,
+        total=total,
     )
-    done = 0
-    try:
-        with progress, StopSignals():
-            task = progress.add_task("translate", total=total)
-            while piece := list(itertools.islice(lines, TRANSLATE_CHUNK)):
-                target.write(render(translator, piece, args.batch_size, done + 1))
-                target.mark()
-                done += len(piece)
-                progress.advance(task, len(piece))
-        where = target.finish()
-    except KeyboardInterrupt as stop:
-        raise _stopped(target, done, getattr(stop, "status", 130)) from None
-    except OSError as error:
-        target.discard()
-        raise RunError(f"{target.name}: cannot write the translations ({error.strerror or error})") from None
-    except BaseException:
-        target.discard()  # e.g. a line that is not UTF-8: the output stays as it was
-        raise
     if args.output is not None and str(args.output) != "-":
         err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
     _note_truncated(translator, err)
-
-
-def _stopped(target: Output, done: int, status: int) -> Interrupted:
-    """The error a stop raises, once the whole chunks written are kept (Output.finish_partial)."""
-    try:
-        where = target.finish_partial()
-    except OSError as error:
-        return Interrupted(
-            f"{target.name}: the translations of the first {done:,} input lines could not be kept "
-            f"({error.strerror or error})",
-            status=status,
-        )
-    kept = f"{where} holds the translations of the first {done:,} input lines, whole and in input order"
-    if where != target.name:  # the output existed: the whole chunks went beside it
-        kept = f"{target.name} is left as it was; {kept}"
-    return Interrupted(kept, status=status)
 
 
 def _plain_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:
