@@ -26,15 +26,25 @@ from rich.table import Table
 
 from transduce import __version__, distributed, pipeline
 from transduce.chat import add_chat_parser, cmd_chat
+from transduce.commands import (
+    SET_HELP,
+    CommandContext,
+    CommandInfo,
+    CommandTable,
+    add_output_option,
+    add_set_option,
+    add_threads_option,
+)
+from transduce.commands import collect as collect_commands
 from transduce.components import SPLITS, DataSource
-from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
+from transduce.errors import Interrupted, PluginError, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce.heatmap import Heatmap, render_terminal
 from transduce.inference import Translation, Translator
 from transduce.params import Param
 from transduce.plots import PlotsUnavailable, save_heatmap
 from transduce.provenance import ACCEPT_CHANGED_DATA, check_data_files, components_used
-from transduce.recipe import TRAIN_PARAMS, dump_recipe, load_recipe
+from transduce.recipe import dump_recipe, load_recipe
 from transduce.registry import Registry, discover
 from transduce.report import Report
 from transduce.report_files import write_report_files
@@ -55,36 +65,8 @@ TRANSLATE_CHUNK = 1024
 ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024"}  # by train.precision
 ONEDNN_CACHE_DEFAULT = "64"
 
-#: The recipe key `--threads` overrides for one command: the option takes its bounds.
-THREADS = next(param for param in TRAIN_PARAMS if param.name == "threads")
 #: `translate --format` values.
 OUTPUT_FORMATS = ("plain", "nbest")
-
-SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
-
-
-def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
-
-
-def _add_threads(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """`--threads N` for a command that decodes; `main` applies it (see _use_threads)."""
-    parser.add_argument(
-        "--threads",
-        type=_thread_count,
-        metavar="N",
-        help=f"torch CPU threads ({THREADS.min:g}-{THREADS.max:g}; default: the run's train.threads, else torch's "
-        "default). On a machine other jobs use, 1 is often much faster",
-    )
-    return parser
-
-
-def _thread_count(text: str) -> int:
-    if not re.fullmatch(r"\s*\d+\s*", text) or not THREADS.min <= int(text) <= THREADS.max:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of threads from {THREADS.min:g} to {THREADS.max:g}, got {text!r}"
-        )
-    return int(text)
 
 
 class _AnyOrder(argparse.ArgumentParser):
@@ -108,7 +90,13 @@ def _add_accept_changed_data(parser: argparse.ArgumentParser, help_text: str) ->
     parser.add_argument(ACCEPT_CHANGED_DATA, action="store_true", help=help_text)
 
 
-def _parser() -> argparse.ArgumentParser:
+#: Where a plugin command's subparser keeps its CommandInfo, and a clashed name its error, in the parsed args.
+PLUGIN_COMMAND, CLASHED_COMMAND = "_transduce_plugin_command", "_transduce_clashed_command"
+
+
+def _parser(table: CommandTable | None = None, registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The command line: the built-in commands, then the plugins' (`table`; a problem adding one is recorded
+    in `registry`)."""
     parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
     parser.add_argument("--version", action="version", version=f"transduce {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -123,13 +111,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a recipe and print it resolved, without training")
     check.add_argument("recipe", type=Path)
-    _add_set(check, SET_HELP)
+    add_set_option(check, SET_HELP)
 
     train = commands.add_parser("train", help="train a recipe into a run directory")
     train.add_argument("recipe", type=Path, nargs="?", help="recipe file (optional with --resume)")
     train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/RECIPE-TIMESTAMP)")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in directory RUN")
-    _add_set(train, SET_HELP)
+    add_set_option(train, SET_HELP)
     _add_accept_changed_data(train, "continue a run although a data file changed since its splits were made")
 
     ev = commands.add_parser("evaluate", help="score a trained run on a split or a data file")
@@ -145,8 +133,8 @@ def _parser() -> argparse.ArgumentParser:
         help="also score and time another search strategy, e.g. --compare beam:size=5 "
         "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's search shares are kept)",
     )
-    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
-    _add_threads(ev)
+    add_set_option(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
+    add_threads_option(ev)
     _add_accept_changed_data(ev, "score a split although a data file changed since training (it is split anew)")
 
     att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
@@ -155,20 +143,14 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument(
         "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
     )
-    _add_set(att, "override the run's recipe, e.g. --set search.max_length=50")
-    _add_threads(att)
+    add_set_option(att, "override the run's recipe, e.g. --set search.max_length=50")
+    add_threads_option(att)
 
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
     tr.add_argument("text", nargs="?", help="one input; without it, read --input or stdin (a prompt on a terminal)")
     tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8; '-': stdin)")
-    tr.add_argument(
-        "--output",
-        type=Path,
-        metavar="FILE",
-        help="write the translations to FILE (default, or '-': stdout); a file is written beside its place and "
-        "moved there when complete, and never over the input",
-    )
+    add_output_option(tr, "translations")
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
     tr.add_argument(
         "--format",
@@ -178,26 +160,57 @@ def _parser() -> argparse.ArgumentParser:
         "LINE<TAB>RANK<TAB>SCORE<TAB>TEXT (LINE and RANK from 1, SCORE the log-probability), "
         "e.g. with --set search.name=beam --set search.n_best=3",
     )
-    _add_set(tr, "override the run's recipe, e.g. --set search.max_length=50")
-    _add_threads(tr)
+    add_set_option(tr, "override the run's recipe, e.g. --set search.max_length=50")
+    add_threads_option(tr)
 
-    _add_threads(add_chat_parser(commands))
+    add_threads_option(add_chat_parser(commands))
 
     new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
     new.add_argument("name", help="distribution name, e.g. transduce-cosine (letters, digits, '-', '_', '.')")
     new.add_argument("--dir", type=Path, default=Path("."), help="where to create NAME/ (default: here)")
+    if table is not None:
+        plugins.set_defaults(command_table=table)
+        _add_plugin_commands(commands, table, registry)
     return parser
 
 
+def _add_plugin_commands(commands: argparse._SubParsersAction, table: CommandTable, registry: Registry | None) -> None:
+    """A subparser per plugin command (one whose add_arguments fails is left out and recorded as broken), and
+    one per name two plugins claim, which fails with their PluginError when used."""
+    for name, info in sorted(table.commands.items()):
+        try:
+            info.command.add_arguments(_AnyOrder(prog=f"transduce {name}"))  # a trial: a failure adds nothing
+        except Exception as exc:
+            if registry is not None:
+                registry.record(info.provider, f"command {name!r} failed in add_arguments: {type(exc).__name__}: {exc}")
+            continue
+        where = "" if info.provider.builtin else f" [{info.provider.distribution}]"
+        sub = commands.add_parser(name, help=info.command.help + where, description=info.command.help)
+        info.command.add_arguments(sub)
+        sub.set_defaults(**{PLUGIN_COMMAND: info})
+    for name, message in sorted(table.clashes.items()):
+        sub = commands.add_parser(name, help="unusable: two plugins provide it (see `transduce plugins`)")
+        sub.set_defaults(**{CLASHED_COMMAND: message})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    registry = discover()
+    parser = _parser(collect_commands(registry, COMMANDS), registry)
+    args, unknown = parser.parse_known_args(argv)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if args.command != "train":  # which sets it by the recipe's precision
         _cap_onednn_cache(ONEDNN_CACHE_DEFAULT)
     try:
-        registry = discover()
+        clash = getattr(args, CLASHED_COMMAND, None)
+        if clash is not None:
+            raise PluginError(clash)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if hasattr(args, "threads"):
             _use_threads(args, registry)
+        plugin = getattr(args, PLUGIN_COMMAND, None)
+        if plugin is not None:
+            return _run_plugin_command(plugin, args, CommandContext(registry, out, err, args.debug))
         return COMMANDS[args.command](args, registry, out, err)
     except Interrupted as exc:  # training stopped on a signal: 130 for SIGINT, 143 for SIGTERM
         err.print(f"\n[bold yellow]interrupted:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
@@ -212,12 +225,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _run_plugin_command(info: CommandInfo, args: argparse.Namespace, context: CommandContext) -> int:
+    """A plugin command's `run`: its TransduceError is reported as a built-in's is (by `main`); any other
+    exception names the plugin whose command failed (the traceback with --debug) and exits with 1."""
+    try:
+        status = info.command.run(args, context)
+    except (TransduceError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        hint = "" if args.debug else " (run `transduce --debug ...` for the traceback)"
+        context.err.print(
+            f"[bold red]error:[/] command {escape(info.name)!r} of plugin {escape(str(info.provider))} failed: "
+            f"{escape(type(exc).__name__)}: {escape(str(exc))}{hint}",
+            highlight=False,
+        )
+        return 1
+    if status is None:
+        return 0
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise PluginError(
+            f"plugin {info.provider}: command {info.name!r} returned {status!r}; run must return an exit status (int)"
+        )
+    return status
+
+
 def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
     """torch's CPU threads for a decoding command, before it builds a model: `--threads`, else the run's
-    train.threads (with `--set`), else torch's default."""
+    train.threads (with `--set`) when the command has a run, else torch's default."""
     threads = args.threads
-    if threads is None:
-        threads = load_recipe(RunDir.open(args.run).recipe, registry, args.set)["train"]["threads"]
+    if threads is None and getattr(args, "run", None) is not None:
+        threads = load_recipe(RunDir.open(args.run).recipe, registry, getattr(args, "set", []))["train"]["threads"]
     if threads is not None:
         torch.set_num_threads(threads)
 
@@ -242,6 +281,7 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err:
         out.print(f"[bold cyan]{info.name}[/]  [dim]from {provider}[/]  {escape(info.description)}")
         for param in info.params:
             out.print(_describe_param(param))
+    _list_commands(getattr(args, "command_table", None), out)
     if registry.broken:
         out.rule("[bold red]broken[/]", align="left")
         for broken in registry.broken:
@@ -249,6 +289,16 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err:
             entry = escape(broken.provider.entry_point)
             out.print(f"[bold red]{entry}[/]  [dim]from {provider}[/]  {escape(broken.problem)}")
     return 0
+
+
+def _list_commands(table: CommandTable | None, out: Console) -> None:
+    """The commands plugins add, with the distribution providing each."""
+    if table is None or not table.commands:
+        return
+    out.rule("[bold]command[/]", align="left")
+    for name, info in sorted(table.commands.items()):
+        provider = escape(f"{info.provider.distribution} {info.provider.version}")
+        out.print(f"[bold cyan]{escape(name)}[/]  [dim]from {provider}[/]  {escape(info.command.help)}")
 
 
 def _check_plugins(registry: Registry, out: Console) -> int:
