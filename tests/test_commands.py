@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -218,3 +219,11 @@ def test_the_base_command_does_nothing_until_run_is_written() -> None:
 
     with pytest.raises(NotImplementedError):
         Bare().run(None, None)  # type: ignore[arg-type]
+
+
+def test_the_command_example_of_the_plugin_guide_runs(install, trained_run: Path, capsys) -> None:
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
+    (example,) = [b for b in re.findall(r"^```python\n(.*?)^```$", guide, flags=re.M | re.S) if "(Command)" in b]
+    install("demo-guide", "guide_plugin", example)
+    status, out, _ = run_cli(capsys, "hello", str(trained_run), "--set", "search.max_length=5")
+    assert status == 0 and 0 < len(out.strip()) <= 5
