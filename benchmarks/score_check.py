@@ -1,6 +1,6 @@
 """Check that `Model.score` gives beam search's own scores back, and time scoring against decoding.
 
-    python benchmarks/score_check.py runs/dates-... [--sentences 500] [--size 5] [--threads 1]
+    python benchmarks/score_check.py runs/dates-... [--sentences 500] [--size 5] [--threads 1] [--precision bf16]
 
 Decodes the run's test split (or `--data FILE`, read in the run's data format) with beam search (`--size`,
 n-best = size), scores every hypothesis that ended with `</s>` by forced decoding, and prints how many were
@@ -28,10 +28,11 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=500)
     parser.add_argument("--size", type=int, default=5, help="beam size (and n-best)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", help="decoding precision (default: the run's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    model = transduce.load(args.run)
+    model = transduce.load(args.run, precision=args.precision)
     data = model.data_source()
     examples = data.read_file(args.data) if args.data else data.split("test")
     pairs = [(e.source, e.target) for e in itertools.islice(examples, args.sentences)]

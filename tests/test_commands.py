@@ -227,3 +227,26 @@ def test_the_command_example_of_the_plugin_guide_runs(install, trained_run: Path
     install("demo-guide", "guide_plugin", example)
     status, out, _ = run_cli(capsys, "hello", str(trained_run), "--set", "search.max_length=5")
     assert status == 0 and 0 < len(out.strip()) <= 5
+
+
+def test_threads_of_a_command_whose_run_argument_is_a_list_are_applied(install, trained_run: Path, capsys) -> None:
+    source = """
+from transduce.api import Command, add_threads_option, hookimpl
+import torch
+
+
+class Many(Command):
+    name = "many"
+    help = "takes several runs"
+
+    def add_arguments(self, parser):
+        parser.add_argument("run", nargs="+")
+        add_threads_option(parser)
+
+    def run(self, args, context):
+        context.out.print(f"{len(args.run)} runs, {torch.get_num_threads()} threads", markup=False)
+        return 0
+"""
+    install("demo-many", "many_plugin", source + "\n@hookimpl\ndef transduce_commands():\n    return [Many]\n")
+    assert run_cli(capsys, "many", str(trained_run), str(trained_run), "--threads", "2")[1] == "2 runs, 2 threads\n"
+    assert run_cli(capsys, "many", str(trained_run))[1] == "1 runs, 2 threads\n"  # no run recipe is read for a list
