@@ -50,15 +50,20 @@ def plugin_module(directory: Path, name: str, source: str) -> Path:
     return src
 
 
-def command_plugin(command: str, body: str, name: str = "cmd") -> str:
-    """A plugin module whose one command `command` runs `body` (a statement)."""
+def command_plugin(command: str, body: str, arguments: str = "pass") -> str:
+    """A plugin module whose one command `command` declares `arguments` and runs `body` (statements on one line)."""
     return f"""
-from transduce.api import Command, DataError, hookimpl
+import torch
+
+from transduce.api import Command, DataError, add_threads_option, hookimpl
 
 
 class C(Command):
     name = {command!r}
     help = "a {command} command"
+
+    def add_arguments(self, parser):
+        {arguments}
 
     def run(self, args, context):
         {body}
@@ -230,23 +235,7 @@ def test_the_command_example_of_the_plugin_guide_runs(install, trained_run: Path
 
 
 def test_threads_of_a_command_whose_run_argument_is_a_list_are_applied(install, trained_run: Path, capsys) -> None:
-    source = """
-from transduce.api import Command, add_threads_option, hookimpl
-import torch
-
-
-class Many(Command):
-    name = "many"
-    help = "takes several runs"
-
-    def add_arguments(self, parser):
-        parser.add_argument("run", nargs="+")
-        add_threads_option(parser)
-
-    def run(self, args, context):
-        context.out.print(f"{len(args.run)} runs, {torch.get_num_threads()} threads", markup=False)
-        return 0
-"""
-    install("demo-many", "many_plugin", source + "\n@hookimpl\ndef transduce_commands():\n    return [Many]\n")
+    arguments = 'parser.add_argument("run", nargs="+"); add_threads_option(parser)'
+    body = 'context.out.print(f"{len(args.run)} runs, {torch.get_num_threads()} threads", markup=False)'
+    install("demo-many", "many_plugin", command_plugin("many", body, arguments))
     assert run_cli(capsys, "many", str(trained_run), str(trained_run), "--threads", "2")[1] == "2 runs, 2 threads\n"
-    assert run_cli(capsys, "many", str(trained_run))[1] == "1 runs, 2 threads\n"  # no run recipe is read for a list
