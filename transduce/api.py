@@ -1,8 +1,11 @@
 """The public plugin API: everything a plugin author imports.
 
-The built-in plugins import only from this module, so they prove it suffices.
+The built-in plugins import only from this module, so they prove it suffices. A plugin that uses trained
+models (a server, a command) opens them with `load` (the `transduce.load` of docs/python-api.md).
 """
 
+from transduce._cli.commands import Command, CommandContext, add_output_option, add_set_option, add_threads_option
+from transduce._data.textio import count_lines, read_lines, refuse_same_file, write_streamed
 from transduce._model.model import Seq2Seq
 from transduce._plugins.contracts import (
     MAX_OUTPUT_TOKENS,
@@ -29,6 +32,7 @@ from transduce._plugins.contracts import (
 from transduce._plugins.hookspecs import hookimpl
 from transduce._plugins.params import REQUIRED, Param, ParamError
 from transduce._reports.report import Report
+from transduce._use.model import Model, ModelInfo, Result, Scored, load
 from transduce.errors import DataError, TransduceError
 
 __all__ = [
@@ -37,6 +41,8 @@ __all__ = [
     "SPLITS",
     "AttentionBuilder",
     "AttentionScorer",
+    "Command",
+    "CommandContext",
     "Component",
     "DataError",
     "DataSource",
@@ -50,14 +56,26 @@ __all__ = [
     "Logger",
     "Memory",
     "Metric",
+    "Model",
+    "ModelInfo",
     "Param",
     "ParamError",
     "Report",
+    "Result",
     "Score",
+    "Scored",
     "SearchStrategy",
     "Seq2Seq",
     "Tokenizer",
     "TransduceError",
+    "add_output_option",
+    "add_set_option",
+    "add_threads_option",
+    "count_lines",
     "hookimpl",
+    "load",
     "map_tensors",
+    "read_lines",
+    "refuse_same_file",
+    "write_streamed",
 ]

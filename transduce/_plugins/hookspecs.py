@@ -137,3 +137,10 @@ def transduce_run_end(report: Report) -> None:
 @event(only_after="run_start")
 def transduce_run_failed(error: BaseException) -> None:
     """A started run stopped on `error` (an interruption included); the exception propagates afterwards."""
+
+
+@hookspec
+def transduce_commands() -> list[Any]:
+    """Return the `transduce` subcommands this plugin adds: `transduce.api.Command` subclasses (made with no
+    arguments) or instances. A name a built-in command has is refused; two plugins claiming one name both
+    lose it (see transduce._cli.commands)."""
