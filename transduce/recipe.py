@@ -189,7 +189,14 @@ TRAIN_PARAMS = (
         "sentences per batch, all processes together (batches are bucketed by length)",
         min=1,
     ),
-    Param("lr", float, 0.001, "Adam learning rate", min=0.0, max=10.0),
+    Param(
+        "lr",
+        float,
+        0.001,
+        "base learning rate of train.optimizer; train.schedule changes it as training goes",
+        min=0.0,
+        max=10.0,
+    ),
     Param(
         "clip_grad_norm", float, 5.0, "clip the gradient norm to this value (null: no clipping)", min=0.0, nullable=True
     ),
@@ -221,16 +228,6 @@ TRAIN_PARAMS = (
     Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, max=1024, nullable=True),
     Param("valid_every", int, 1, "validate every this many epochs", min=1),
     Param(
-        "lr_decay",
-        float,
-        None,
-        "multiply the learning rate by this after every validation without improvement (null: constant)",
-        min=0.01,
-        max=1.0,
-        nullable=True,
-    ),
-    Param("min_lr", float, 1e-5, "the learning rate never decays below this", min=0.0),
-    Param(
         "checkpoint_every",
         int,
         None,
@@ -247,6 +244,10 @@ TRAIN_PARAMS = (
         nullable=True,
     ),
 )
+
+#: `train` keys from before schedules were components, each the parameter of the default schedule (plateau)
+#: it now is: older recipes and run directories keep working, with the same meaning.
+SCHEDULE_KEYS = {"lr_decay": "decay", "min_lr": "min_lr"}
 
 EVALUATE_PARAMS = (
     Param("split", str, "test", "split the final report scores", choices=("train", "valid", "test")),
@@ -628,6 +629,47 @@ def _model(located: _Located, registry: Registry) -> dict[str, Any]:
     return resolved
 
 
+def _train(located: _Located, registry: Registry) -> dict[str, Any]:
+    raw = dict(_section(located, ("train",)))
+    given = {k: v for k, v in raw.items() if k not in ("optimizer", "schedule", *SCHEDULE_KEYS)}
+    resolved = _params(located, ("train",), TRAIN_PARAMS, given, "section 'train' (or 'optimizer', 'schedule')")
+    resolved["optimizer"] = _single(located, registry, raw, "train", "optimizer")
+    position = at("train", "schedule")
+    schedule = _with_older_keys(located, registry, raw.get("schedule", position.default), raw)
+    resolved["schedule"] = _component(located, registry, position.family, position.path, schedule, position.default)
+    return resolved
+
+
+def _with_older_keys(located: _Located, registry: Registry, schedule: Any, raw: Mapping[str, Any]) -> Any:
+    """The `train.schedule` spec with the older keys `train.lr_decay` and `train.min_lr` folded in as the
+    default schedule's parameters (each checked by that parameter's declaration, at its own key)."""
+    older = [key for key in SCHEDULE_KEYS if key in raw]
+    default = str(at("train", "schedule").default)
+    info = registry.get("schedule", default)
+    if not older or info is None or not isinstance(schedule, (str, dict)):
+        return schedule  # nothing to fold, or _component reports what is wrong with the spec
+    spec = {"name": schedule} if isinstance(schedule, str) else dict(schedule)
+    name = spec.get("name", default)
+    declared = {param.name: param for param in info.params}
+    for key in older:
+        param = declared[SCHEDULE_KEYS[key]]
+        if name != default:
+            located.fail(
+                ("train", key),
+                f"the {default} schedule's {param.name!r} in older recipes, but train.schedule is {name!r}; "
+                f"remove train.{key} (the parameters of {name!r} go under train.schedule)",
+            )
+        if param.name in spec:
+            located.fail(
+                ("train", key),
+                f"the older spelling of train.schedule.{param.name}, which the recipe gives too; keep one",
+            )
+        if problem := param.problem(raw[key]):
+            located.fail(("train", key), problem)
+        spec[param.name] = raw[key]
+    return spec
+
+
 def _evaluate(located: _Located, registry: Registry) -> dict[str, Any]:
     raw = dict(_section(located, ("evaluate",)))
     metrics = raw.pop("metrics", list(at("evaluate", "metrics").default or ()))
@@ -674,7 +716,7 @@ def _validate(located: _Located, registry: Registry) -> dict[str, Any]:
     recipe["source"] = _side(located, registry, "source")
     recipe["target"] = _side(located, registry, "target")
     recipe["model"] = _model(located, registry)
-    recipe["train"] = _params(located, ("train",), TRAIN_PARAMS, _section(located, ("train",)), "section 'train'")
+    recipe["train"] = _train(located, registry)
     recipe["search"] = _single(located, registry, located.data, "search")
     recipe["evaluate"] = _evaluate(located, registry)
     recipe["loggers"] = _loggers(located, registry)
