@@ -22,7 +22,7 @@ from transduce.registry import discover
 from transduce.rundir import RunDir
 
 METRICS = {"exact_match", "bleu", "chrf"}
-FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric")
+FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric", "optimizer", "schedule")
 Capture = pytest.CaptureFixture[str]
 
 

@@ -656,8 +656,8 @@ def _with_older_keys(located: _Located, registry: Registry, schedule: Any, raw: 
         if name != default:
             located.fail(
                 ("train", key),
-                f"the {default} schedule's {param.name!r} in older recipes, but train.schedule is {name!r}; "
-                f"remove train.{key} (the parameters of {name!r} go under train.schedule)",
+                f"sets the {default} schedule's {param.name!r} (a key of older recipes), but train.schedule names "
+                f"{name!r}; remove train.{key} (the parameters of {name!r} go under train.schedule)",
             )
         if param.name in spec:
             located.fail(

@@ -1262,11 +1262,13 @@ def _schedule_resumed(cls: type[Schedule], params: dict[str, Any], events: list,
     resumed.load_state_dict(_saved_and_loaded(optimizer.state_dict()))
     second.load_state_dict(saved)
     expected, got = _follow(first, optimizer, events[half:], report), _follow(second, resumed, events[half:], report)
+    report.at("the resumed schedule's rates against those of one that never stopped")
     if expected is not None and got is not None and expected != got:
         at = next(i for i, (a, b) in enumerate(zip(expected, got, strict=True)) if a != b)
+        method, argument = events[half + at]
         report.fail(
-            f"after {events[half + at]} the resumed schedule sets {got[at]}, one that never stopped {expected[at]}: "
-            "keep everything the rates depend on in state_dict()"
+            f"after call {half + at + 1} of the run, {method}(optimizer, {argument!r}), the resumed schedule sets "
+            f"{got[at]} but one that never stopped {expected[at]}: keep everything the rates depend on in state_dict()"
         )
 
 

@@ -686,8 +686,8 @@ def start_run(
     """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
 
     Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), resuming
-    with a recipe that names other data, tokenizer or model `components` than last.pt records, and
-    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
+    with a recipe that names other data, tokenizer, model, optimizer or schedule `components` than last.pt
+    records, and resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
     A run that starts from its first epoch records its data files (provenance.record_data_files).
     """
     refuse_retraining(run)
@@ -715,20 +715,26 @@ def refuse_retraining(run: RunDir) -> None:
         )
 
 
-#: Families whose components define what a checkpoint's weights mean: resuming with others is refused.
-TRAINED_FAMILIES = ("dataset", "tokenizer", "encoder", "decoder", "attention")
+#: Families whose components define what a checkpoint's weights mean, or the optimizer's and schedule's state it
+#: holds: resuming with others is refused.
+TRAINED_FAMILIES = ("dataset", "tokenizer", "encoder", "decoder", "attention", "optimizer", "schedule")
+#: Of those, the families that became components after checkpoints began to record theirs: compared only when the
+#: record names one (an older checkpoint's run used adam and plateau, which the recipe.yaml it resumes with names).
+LATER_FAMILIES = ("optimizer", "schedule")
 
 
 def check_trained_components(saved: dict[str, Any], used: dict[str, str], path: Path) -> None:
-    """Refuse to resume when the recipe names other data, tokenizer or model components than the checkpoint
-    records (an edited or damaged recipe.yaml), before anything is read or written; a checkpoint without a
-    record passes."""
+    """Refuse to resume when the recipe names other data, tokenizer, model, optimizer or schedule components than
+    the checkpoint records (an edited or damaged recipe.yaml), before anything is read or written; a checkpoint
+    without a record passes."""
     recorded = saved.get("components")
     if not isinstance(recorded, dict):
         return
+    named = {str(name).partition("/")[0] for name in recorded}
+    compared = [family for family in TRAINED_FAMILIES if family not in LATER_FAMILIES or family in named]
 
     def trained(names: Iterable[str]) -> set[str]:
-        return {str(name) for name in names if str(name).partition("/")[0] in TRAINED_FAMILIES}
+        return {str(name) for name in names if str(name).partition("/")[0] in compared}
 
     then, now = trained(recorded), trained(used)
     if then != now:
