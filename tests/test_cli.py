@@ -22,7 +22,7 @@ from transduce._runs.rundir import RunDir
 from transduce.api import Example
 
 METRICS = {"exact_match", "bleu", "chrf"}
-FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric")
+FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric", "optimizer", "schedule")
 Capture = pytest.CaptureFixture[str]
 
 

@@ -79,6 +79,12 @@ VARIANTS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("metric", "exact_match"): [{"strip": False}],
     ("metric", "bleu"): [{"tokenize": "char", "lowercase": True}],
     ("metric", "chrf"): [{"word_order": 2}],
+    ("optimizer", "adamw"): [{"weight_decay": 0.1, "beta1": 0.8}],
+    ("optimizer", "sgd"): [{"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}],
+    ("schedule", "plateau"): [{"decay": 0.5, "min_lr": 0.001}],
+    ("schedule", "warmup"): [{"warmup_steps": 5}, {"warmup_steps": 5, "model_size": 16}],
+    ("schedule", "cosine"): [{"steps": 10, "min_lr": 0.001}],
+    ("schedule", "exponential"): [{"decay": 0.9, "every": 3, "min_lr": 0.001}],
 }
 
 #: Built-ins whose behaviour cannot be checked in this environment, and why.
@@ -102,6 +108,7 @@ def test_every_builtin_component_conforms(info, tmp_path: Path) -> None:
 def test_the_builtins_are_all_there() -> None:
     families = {info.family for info in BUILTINS}
     assert {"tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric"} <= families
+    assert {"optimizer", "schedule"} <= families
 
 
 def test_a_component_that_needs_a_parameter_is_checked_partly_and_says_so() -> None:

@@ -125,16 +125,24 @@ def test_checksums_tell_bitwise_equal_weights() -> None:
 
 
 @pytest.mark.parametrize(
-    "decoder",
-    [{}, {"cell": "gru", "input_feeding": True, "peeky": True, "layers": 2}],
-    ids=["default", "gru-feeding-peeky-2"],
+    ("decoder", "train"),
+    [
+        ({}, {}),
+        ({"cell": "gru", "input_feeding": True, "peeky": True, "layers": 2}, {}),
+        ({}, {"optimizer": {"name": "adamw"}, "schedule": {"name": "warmup", "warmup_steps": 3}}),
+    ],
+    ids=["default", "gru-feeding-peeky-2", "adamw-warmup"],
 )
 def test_two_processes_train_identical_replicas_like_one_process_and_only_rank_0_writes(
-    tmp_path: Path, make_recipe: Callable[..., Path], train_run: Callable[..., Path], decoder: dict[str, Any]
+    tmp_path: Path,
+    make_recipe: Callable[..., Path],
+    train_run: Callable[..., Path],
+    decoder: dict[str, Any],
+    train: dict[str, Any],
 ) -> None:
     # No dropout: then one process and two processes compute the same steps, up to float rounding.
     model = {"dropout": 0.0, "decoder": {**decoder, "dropout": 0.0}}
-    recipe = make_recipe(model=model, train={"epochs": 2}, loggers=["console", "jsonl"])
+    recipe = make_recipe(model=model, train={"epochs": 2, **train}, loggers=["console", "jsonl"])
     one = train_run(recipe, tmp_path / "one")
     two = tmp_path / "two"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -150,6 +158,7 @@ def test_two_processes_train_identical_replicas_like_one_process_and_only_rank_0
 
     single, double = log(one), log(two)
     assert [r["step"] for r in double] == [r["step"] for r in single]  # the same global batches
+    assert [r["lr"] for r in double] == [r["lr"] for r in single]  # the same schedule
     for a, b in zip(single, double, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
     assert double[1]["loss"] < 0.9 * double[0]["loss"]

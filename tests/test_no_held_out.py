@@ -129,15 +129,24 @@ def test_test_size_0_with_evaluate_split_test_is_refused_before_training(
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
-@pytest.mark.parametrize(("key", "value"), [("patience", 2), ("lr_decay", 0.5)])
+@pytest.mark.parametrize(
+    ("key", "value", "reported"),
+    [
+        ("patience", 2, "patience"),
+        # The plateau schedule's decay, under its older key or its own: the schedule says which setting needs it.
+        ("lr_decay", 0.5, "schedule.decay (train.lr_decay in older recipes)"),
+        ("schedule", {"name": "plateau", "decay": 0.5}, "schedule.decay (train.lr_decay in older recipes)"),
+    ],
+)
 def test_a_setting_that_needs_validation_is_refused_when_valid_size_is_0(
-    tmp_path: Path, make_recipe: Callable[..., Path], capsys: Capture, key: str, value: float
+    tmp_path: Path, make_recipe: Callable[..., Path], capsys: Capture, key: str, value: Any, reported: str
 ) -> None:
     recipe = small_recipe(make_recipe, five_pairs(tmp_path), **{key: value})
     assert cli.main(["train", str(recipe), "--run-dir", str(tmp_path / "run")]) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert f"train.{key}: needs validation, but the data source gave no valid pairs (is data.valid_size 0?)" in err
-    assert f"remove train.{key}" in err
+    setting = reported.split()[0]
+    assert f"train.{setting}: needs validation, but the data source gave no valid pairs (is data.valid_size 0?)" in err
+    assert f"remove train.{reported}, and the last epoch is kept as the best" in err
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy
 import pytest
 import torch
+import yaml
 
 from transduce._cli import main as cli
 from transduce._runs import checkpoint
@@ -251,4 +252,120 @@ def test_a_recipe_yaml_naming_other_tokenizers_than_last_pt_is_refused_and_nothi
     err = " ".join(capsys.readouterr().err.split())
     assert "last.pt does not fit the recipe: the recipe names tokenizer/word, which it was not trained with." in err
     assert "Put back the run's recipe.yaml as it was" in err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
+# --- the optimizer and the schedule ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "optimization",
+    [
+        {"schedule": {"name": "warmup", "warmup_steps": 5}},
+        {"schedule": {"name": "cosine", "min_lr": 0.001}, "optimizer": {"name": "sgd", "momentum": 0.9}},
+    ],
+    ids=["adam-warmup", "sgd-cosine"],
+)
+def test_a_run_with_a_step_schedule_resumes_mid_epoch_bit_for_bit(
+    tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch, optimization: dict[str, Any]
+) -> None:
+    recipe = make_recipe(train={**TWO_EPOCHS, **optimization})
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    assert train(recipe, reference) == 0
+    signal_at_step(monkeypatch, 8)
+    assert train(recipe, run) == 143
+    stopped = checkpoint.load(run / "checkpoints/last.pt")
+    assert stopped["progress"]["step"] == 8 and isinstance(stopped["schedule"], dict)
+    monkeypatch.undo()
+    assert train(recipe, run) == 0
+    assert_same_training(run, reference)
+    saved, expected = (checkpoint.load(r / "checkpoints/last.pt") for r in (run, reference))
+    assert saved["schedule"] == expected["schedule"]
+    assert len({r["lr"] for r in log(run)}) == 2  # the rate moved between the epochs
+
+
+def as_before_schedules(run: Path) -> None:
+    """Rewrite `run` as a run of the version before optimizers and schedules were components: recipe.yaml with
+    train.lr_decay and train.min_lr and no train.optimizer or train.schedule; no 'schedule' in last.pt; neither
+    family in its components record."""
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
+    del recipe["train"]["optimizer"]
+    schedule = recipe["train"].pop("schedule")
+    recipe["train"].update(lr_decay=schedule["decay"], min_lr=schedule["min_lr"])
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    saved = checkpoint.load(run / "checkpoints/last.pt")
+    del saved["schedule"]
+    saved["components"] = {
+        k: v for k, v in saved["components"].items() if not k.startswith(("optimizer/", "schedule/"))
+    }
+    checkpoint.save_atomic(saved, run / "checkpoints/last.pt")
+    (run / "components.json").write_text(json.dumps(saved["components"]), encoding="utf-8")
+
+
+def test_a_run_from_before_schedules_resumes_with_the_plateau_schedule_to_the_uninterrupted_result(
+    tmp_path: Path, make_recipe: RecipeWriter, trained_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe, run = make_recipe(train=TWO_EPOCHS), tmp_path / "run"
+    signal_at_step(monkeypatch, 8)
+    assert train(recipe, run) == 143
+    monkeypatch.undo()
+    as_before_schedules(run)
+    assert cli.main(["train", "--resume", str(run)]) == 0
+    assert_same_training(run, trained_run)
+    assert checkpoint.load(run / "checkpoints/last.pt")["schedule"] == {}  # written as every checkpoint now is
+
+
+def without_schedule_state(saved: dict[str, Any]) -> None:
+    """last.pt as a version before schedules wrote it: no 'schedule', none in its components record."""
+    del saved["schedule"]
+    saved["components"] = {k: v for k, v in saved["components"].items() if not k.startswith("schedule/")}
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (
+            without_schedule_state,
+            "last.pt: the checkpoint has no 'schedule' (the learning-rate schedule's state), which schedule 'cosine' "
+            "needs; it was written before schedules were components",
+        ),
+        (
+            lambda saved: saved.update(schedule={"total": "many"}),
+            "last.pt: 'schedule' (the learning-rate schedule's state) does not fit schedule 'cosine': 'total' is "
+            "'many', expected a whole number >= 1",
+        ),
+    ],
+    ids=["missing", "not fitting"],
+)
+def test_schedule_state_that_is_missing_or_does_not_fit_is_refused_and_nothing_changes(
+    tmp_path: Path,
+    make_recipe: RecipeWriter,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[dict[str, Any]], None],
+    expected: str,
+) -> None:
+    run = tmp_path / "run"
+    assert train(make_recipe(train={"schedule": {"name": "cosine"}}), run) == 0
+    saved = checkpoint.load(run / "checkpoints/last.pt")
+    damage(saved)
+    checkpoint.save_atomic(saved, run / "checkpoints/last.pt")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert cli.main(["train", "--resume", str(run)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert expected in err and "Traceback" not in err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
+def test_a_recipe_yaml_naming_another_optimizer_than_last_pt_is_refused_and_nothing_changes(
+    tmp_path: Path, trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
+    recipe["train"]["optimizer"] = {"name": "sgd"}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert cli.main(["train", "--resume", str(run), "--set", "train.epochs=3"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "it was trained with optimizer/adam, which the recipe no longer names" in err
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before

@@ -149,7 +149,9 @@ LAST_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
         setting("progress", "history", value=[torch.ones(1)]),
         "'history' .* expected a list of epoch records",
     ),
-    "no optimizer": (setting("optimizer", delete=True), r"has no 'optimizer' \(Adam's state\)"),
+    "no optimizer": (setting("optimizer", delete=True), r"has no 'optimizer' \(the optimizer's state\)"),
+    "no schedule state": (setting("schedule", delete=True), r"has no 'schedule' \(the learning-rate schedule's"),
+    "schedule state is a list": (setting("schedule", value=[1]), r"'schedule' \(.*\) is a list, expected a mapping"),
     "optimizer of another model": (
         setting("optimizer", "param_groups", 0, "params", value=[0]),
         "'optimizer' .* does not fit this model: a group has 1 weights",

@@ -276,8 +276,6 @@ train.device: one of 'auto', 'cpu', 'cuda' = auto
 train.precision: one of 'fp32', 'bf16' = fp32
 train.threads: integer >= 1 and <= 1024 or null = null
 train.valid_every: integer >= 1 = 1
-train.lr_decay: number >= 0.01 and <= 1.0 or null = null
-train.min_lr: number >= 0.0 = 1e-05
 train.checkpoint_every: integer >= 1 or null = null
 train.checkpoint_minutes: number >= 0.0 or null = 10.0
 evaluate.split: one of 'train', 'valid', 'test' = test
@@ -353,7 +351,7 @@ def test_settings_hold_every_resolved_value_as_attributes(registry):
     recipe = parse(RECIPE, registry)
     settings = Settings.of(recipe)
     assert dataclasses.asdict(settings) == recipe
-    assert (settings.seed, settings.train.epochs, settings.train.lr_decay) == (7, 2, 0.5)
+    assert (settings.seed, settings.train.epochs, settings.train.schedule["decay"]) == (7, 2, 0.5)
     assert (settings.source.reverse, settings.source.max_length, settings.target.max_length) == (True, 40, None)
     assert settings.train.best_metric == "chrf"  # null resolves to the first metric
     assert settings.model.decoder["attention"] == {"name": "dot"}
@@ -387,9 +385,9 @@ def test_a_resolved_key_without_a_field_is_refused(registry):
     [
         (
             "train: {epocs: 3}",
-            "r.yaml:2: train.epocs: unknown key for section 'train'. Did you mean 'epochs'? (valid keys: "
-            "batch_size, best_metric, checkpoint_every, checkpoint_minutes, clip_grad_norm, device, epochs, "
-            "label_smoothing, lr, lr_decay, min_lr, patience, precision, threads, valid_every)",
+            "r.yaml:2: train.epocs: unknown key for section 'train' (or 'optimizer', 'schedule'). Did you mean "
+            "'epochs'? (valid keys: batch_size, best_metric, checkpoint_every, checkpoint_minutes, clip_grad_norm, "
+            "device, epochs, label_smoothing, lr, patience, precision, threads, valid_every)",
         ),
         ("train:\n  lr: 20", "r.yaml:3: train.lr: expected number >= 0.0 and <= 10.0, got 20 (too large)"),
         (

@@ -51,6 +51,8 @@ from transduce._plugins.contracts import (
     Hypotheses,
     Memory,
     Metric,
+    Optimizer,
+    Schedule,
     Score,
     SearchStrategy,
     Tokenizer,
@@ -219,6 +221,8 @@ check_search = _family_check("search")
 check_dataset = _family_check("dataset")
 check_metric = _family_check("metric")
 check_logger = _family_check("logger")
+check_optimizer = _family_check("optimizer")
+check_schedule = _family_check("schedule")
 
 
 # --- declarations ------------------------------------------------------------------------------
@@ -1077,6 +1081,197 @@ def _logger(cls: type, params: dict[str, Any], report: Conformance) -> None:
         failing.run_failed(RuntimeError("stopped by the conformance kit"))
 
 
+# --- optimizer ---------------------------------------------------------------------------------------
+
+KIT_LR = 0.01  # the base rate the kit builds optimizers with and starts schedules from
+OPTIMIZER_STEPS = 5
+
+
+def _regression() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A small two-layer model (weights of several shapes) with inputs and targets to fit."""
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)), torch.randn(16, 4), torch.randn(16, 2)
+
+
+def _descend(module: nn.Module, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], steps: int) -> float:
+    """`steps` training steps on the squared error of `module` on `data`; the loss before the last one."""
+    inputs, targets = data
+    loss = torch.zeros(())
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = ((module(inputs) - targets) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())
+
+
+def _saved_and_loaded(state: Any) -> Any:
+    """`state` through torch.save and torch.load(weights_only=True), as last.pt keeps it."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def _optimizer(cls: type[Optimizer], params: dict[str, Any], report: Conformance) -> None:
+    component = _construct(cls, params, report)
+    if component is None:
+        return
+    module, *data = _regression()
+    report.at(f"build(the parameters of a small model, lr={KIT_LR})")
+    optimizer = component.build(list(module.parameters()), KIT_LR)
+    if not _covers(optimizer, module, report):
+        return
+    report.at(f"{OPTIMIZER_STEPS} steps on a squared error")
+    before = [p.detach().clone() for p in module.parameters()]
+    first = _descend(module, optimizer, data, 1)
+    last = _descend(module, optimizer, data, OPTIMIZER_STEPS - 1)
+    if still := [name for (name, p), old in zip(module.named_parameters(), before, strict=True) if torch.equal(p, old)]:
+        report.fail(f"weights with a gradient did not change: {', '.join(still)}")
+    elif not all(torch.isfinite(p).all() for p in module.parameters()):
+        report.fail("the weights became nan or infinite")
+    elif not last < first:
+        report.fail(f"the loss did not go down ({first:.4g} at the first step, {last:.4g} at the last)")
+    _optimizer_resumed(component, module, optimizer, data, report)
+    _optimizer_at_rate_0(module, optimizer, data, report)
+
+
+def _covers(optimizer: Any, module: nn.Module, report: Conformance) -> bool:
+    """Whether `optimizer` is a torch optimizer over every parameter once, each group starting at KIT_LR."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        report.fail(f"expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        return False
+    held = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    if sorted(held) != sorted(id(p) for p in module.parameters()):
+        report.fail(f"the groups must hold each of the {len(list(module.parameters()))} parameters once, got {held}")
+        return False
+    if rates := [group["lr"] for group in optimizer.param_groups if group["lr"] != KIT_LR]:
+        report.fail(f"every group's lr must start at the rate given, {KIT_LR} (schedules change it), got {rates}")
+        return False
+    return True
+
+
+def _optimizer_resumed(
+    component: Optimizer, module: nn.Module, optimizer: torch.optim.Optimizer, data: Any, report: Conformance
+) -> None:
+    """A copy of the model with a new optimizer loaded from the first's state_dict must step bit for bit alike."""
+    report.at("state_dict() saved as last.pt saves it, loaded into a new optimizer, then 2 more steps of both")
+    twin = copy.deepcopy(module)
+    resumed = component.build(list(twin.parameters()), KIT_LR)
+    resumed.load_state_dict(_saved_and_loaded(optimizer.state_dict()))
+    _descend(module, optimizer, data, 2)
+    _descend(twin, resumed, data, 2)
+    if differ := [
+        name for (name, a), b in zip(module.named_parameters(), twin.parameters(), strict=True) if not torch.equal(a, b)
+    ]:
+        report.fail(f"the resumed optimizer updates {', '.join(differ)} otherwise: resuming would not be bitwise")
+
+
+def _optimizer_at_rate_0(module: nn.Module, optimizer: torch.optim.Optimizer, data: Any, report: Conformance) -> None:
+    report.at("a step with every group's lr set to 0 (as a schedule sets rates)")
+    for group in optimizer.param_groups:
+        group["lr"] = 0.0
+    before = [p.detach().clone() for p in module.parameters()]
+    _descend(module, optimizer, data, 1)
+    if moved := [
+        name for (name, p), old in zip(module.named_parameters(), before, strict=True) if not torch.equal(p, old)
+    ]:
+        report.fail(f"the weights {', '.join(moved)} changed: the groups' lr must scale every update")
+
+
+# --- schedule ------------------------------------------------------------------------------------
+
+KIT_TOTAL_STEPS = 40  # the total_steps the kit starts schedules with; it runs a few more
+
+
+def _schedule_events() -> list[tuple[str, Any]]:
+    """What a run calls: after_step for every step, after_validation every 5 (improving every other time)."""
+    events: list[tuple[str, Any]] = []
+    for step in range(1, KIT_TOTAL_STEPS + 6):
+        events.append(("after_step", step))
+        if step % 5 == 0:
+            events.append(("after_validation", step % 10 == 0))
+    return events
+
+
+def _kit_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
+    """A small model's optimizer with two groups (weights, biases), both at KIT_LR."""
+    module, _, _ = _regression()
+    groups = [[p for n, p in module.named_parameters() if n.endswith(kind)] for kind in ("weight", "bias")]
+    return module, torch.optim.SGD([{"params": group} for group in groups], lr=KIT_LR)
+
+
+def _follow(schedule: Schedule, optimizer: torch.optim.Optimizer, events: list, report: Conformance) -> list | None:
+    """The groups' rates after each of `events`; None (after failing) when one is not a finite number >= 0."""
+    rates = []
+    for method, argument in events:
+        report.at(f"{method}(optimizer, {argument!r})")
+        getattr(schedule, method)(optimizer, argument)
+        now = [group["lr"] for group in optimizer.param_groups]
+        if not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r >= 0 for r in now
+        ):
+            report.fail(f"the groups' lr must be finite numbers >= 0, got {now}")
+            return None
+        rates.append(now)
+    return rates
+
+
+def _schedule(cls: type[Schedule], params: dict[str, Any], report: Conformance) -> None:
+    schedule = _construct(cls, params, report)
+    if schedule is None:
+        return
+    report.at("validation_param()")
+    param = schedule.validation_param()
+    if param is not None and param not in {p.name for p in cls.params}:
+        report.fail(f"expected None or the name of a declared parameter, got {param!r}")
+    module, optimizer = _kit_optimizer()
+    before = [p.detach().clone() for p in module.parameters()]
+    report.at(f"start(optimizer with lr {KIT_LR}, total_steps={KIT_TOTAL_STEPS})")
+    schedule.start(optimizer, KIT_TOTAL_STEPS)
+    events = _schedule_events()
+    if _follow(schedule, optimizer, events, report) is None:
+        return
+    if not all(torch.equal(p, old) for p, old in zip(module.parameters(), before, strict=True)):
+        report.fail("the weights changed: a schedule sets only the groups' lr")
+    _schedule_resumed(cls, params, events, report)
+
+
+def _schedule_resumed(cls: type[Schedule], params: dict[str, Any], events: list, report: Conformance) -> None:
+    """Stopped halfway and resumed as the trainer resumes (start, the optimizer's state, load_state_dict), a
+    schedule must give the rates of one that never stopped."""
+    half = len(events) // 2
+    first, (_, optimizer) = cls(**params), _kit_optimizer()
+    first.start(optimizer, KIT_TOTAL_STEPS)
+    if _follow(first, optimizer, events[:half], report) is None:
+        return
+    report.at("state_dict() saved as last.pt saves it (torch.save, then torch.load with weights_only=True)")
+    state = first.state_dict()
+    if not isinstance(state, dict):
+        report.fail(f"expected a dict, got {type(state).__name__}")
+        return
+    try:
+        saved = _saved_and_loaded(state)
+    except Exception as exc:  # torch raises several types for what it cannot save or load safely
+        report.fail(
+            f"cannot be saved and loaded without unpickling code ({type(exc).__name__}: {exc}); keep plain data"
+        )
+        return
+    report.at("a new instance: start, the optimizer's state, load_state_dict(state), then the rest of the run")
+    second, (_, resumed) = cls(**params), _kit_optimizer()
+    second.start(resumed, KIT_TOTAL_STEPS)
+    resumed.load_state_dict(_saved_and_loaded(optimizer.state_dict()))
+    second.load_state_dict(saved)
+    expected, got = _follow(first, optimizer, events[half:], report), _follow(second, resumed, events[half:], report)
+    report.at("the resumed schedule's rates against those of one that never stopped")
+    if expected is not None and got is not None and expected != got:
+        at = next(i for i, (a, b) in enumerate(zip(expected, got, strict=True)) if a != b)
+        method, argument = events[half + at]
+        report.fail(
+            f"after call {half + at + 1} of the run, {method}(optimizer, {argument!r}), the resumed schedule sets "
+            f"{got[at]} but one that never stopped {expected[at]}: keep everything the rates depend on in state_dict()"
+        )
+
+
 FAMILY_CHECKS: dict[str, Callable[[Any, dict[str, Any], Conformance], None]] = {
     "tokenizer": _tokenizer,
     "encoder": _encoder,
@@ -1086,6 +1281,8 @@ FAMILY_CHECKS: dict[str, Callable[[Any, dict[str, Any], Conformance], None]] = {
     "dataset": _dataset,
     "metric": _metric,
     "logger": _logger,
+    "optimizer": _optimizer,
+    "schedule": _schedule,
 }
 
 __all__ = [
@@ -1100,6 +1297,8 @@ __all__ = [
     "check_encoder",
     "check_logger",
     "check_metric",
+    "check_optimizer",
+    "check_schedule",
     "check_search",
     "check_tokenizer",
     "conformance",

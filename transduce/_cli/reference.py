@@ -154,7 +154,17 @@ def recipe_page() -> str:
         "parameters include its attention scorer (`model.decoder.attention`). Core settings:",
         recipe.MODEL_PARAMS,
     )
-    out += _section("`train`", "Optimisation, early stopping and hardware:", recipe.TRAIN_PARAMS)
+    out += _section(
+        "`train`",
+        f"`optimizer`: the [optimizer](optimizer.md) (default `{at('train', 'optimizer').default}`), which starts "
+        f"at the base rate `lr`; `schedule`: the learning-rate [schedule](schedule.md) "
+        f"(default `{at('train', 'schedule').default}`). "
+        + " and ".join(f"`{key}`" for key in recipe.SCHEDULE_KEYS)
+        + f", the keys of older recipes, set the `{at('train', 'schedule').default}` schedule's "
+        + " and ".join(f"`{param}`" for param in recipe.SCHEDULE_KEYS.values())
+        + ". Optimisation, early stopping and hardware:",
+        recipe.TRAIN_PARAMS,
+    )
     out += _section(
         "`search`",
         f"The [search strategy](search.md) for validation, evaluation and translation "

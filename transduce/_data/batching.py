@@ -80,10 +80,21 @@ def training_batches(
     groups: list[list[int]] = []
     for bucket in length_buckets([len(p.source) for p in pairs], batch_size):
         rng.shuffle(bucket)
-        count = -(-len(bucket) // batch_size)
+        count = _batches_of(len(bucket), batch_size)
         groups.extend(bucket[i * len(bucket) // count : (i + 1) * len(bucket) // count] for i in range(count))
     rng.shuffle(groups)
     return [make_batch([pairs[i] for i in group], vocab, reverse=reverse) for group in groups]
+
+
+def batches_per_epoch(pairs: Sequence[EncodedPair], batch_size: int) -> int:
+    """How many batches `training_batches` cuts `pairs` into: the same in every epoch (only their order and
+    members change)."""
+    return sum(_batches_of(len(b), batch_size) for b in length_buckets([len(p.source) for p in pairs], batch_size))
+
+
+def _batches_of(pairs: int, batch_size: int) -> int:
+    """The batches a bucket of `pairs` pairs is cut into: ceil(pairs / batch_size), of near-equal sizes."""
+    return -(-pairs // batch_size)
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -5,10 +5,22 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import torch
+from torch import nn
+
 from transduce._data.vocab import Vocabulary
 from transduce._model.model import Seq2Seq
 from transduce._plugins import positions
-from transduce._plugins.contracts import DataSource, DecoderNetwork, Encoder, Logger, Metric, SearchStrategy, Tokenizer
+from transduce._plugins.contracts import (
+    DataSource,
+    DecoderNetwork,
+    Encoder,
+    Logger,
+    Metric,
+    Schedule,
+    SearchStrategy,
+    Tokenizer,
+)
 from transduce._plugins.params import ParamError
 from transduce._plugins.registry import Registry
 from transduce._recipe.settings import ModelSettings
@@ -70,6 +82,19 @@ def metrics(registry: Registry, recipe: dict[str, Any]) -> list[Metric]:
 def loggers(registry: Registry, recipe: dict[str, Any]) -> list[Logger]:
     """The recipe's `loggers:`, in order."""
     return [build(registry, "logger", spec, f"loggers.{i}") for i, spec in enumerate(recipe["loggers"])]
+
+
+def optimizer(registry: Registry, recipe: dict[str, Any], parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The recipe's train.optimizer, built over `parameters` at the base rate train.lr."""
+    spec = recipe["train"]["optimizer"]
+    try:
+        return build(registry, "optimizer", spec, "train.optimizer").build(parameters, recipe["train"]["lr"])
+    except (ValueError, TypeError) as exc:  # torch refuses a setting the component passed on
+        raise RecipeError(f"optimizer {spec['name']!r} rejected its settings: {exc}", key="train.optimizer") from None
+
+
+def schedule(registry: Registry, recipe: dict[str, Any]) -> Schedule:
+    return build(registry, "schedule", recipe["train"]["schedule"], "train.schedule")
 
 
 def model(registry: Registry, recipe: dict[str, Any], source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:

@@ -23,7 +23,18 @@ from torch import nn
 from transduce._plugins import hookspecs
 from transduce._plugins.params import Param
 
-FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric", "logger")
+FAMILIES = (
+    "tokenizer",
+    "encoder",
+    "attention",
+    "decoder",
+    "search",
+    "dataset",
+    "metric",
+    "logger",
+    "optimizer",
+    "schedule",
+)
 SPLITS = ("train", "valid", "test")
 
 
@@ -454,6 +465,76 @@ for _event in hookspecs.events().values():
     setattr(Logger, _event.name, _no_op_method(_event))
 
 
+# --- optimizer ---------------------------------------------------------------
+
+
+class Optimizer(Component):
+    """Decides how training updates the weights: builds the `torch.optim.Optimizer` the trainer steps.
+
+    Constructed as `cls(**params)`; a recipe names it at `train.optimizer`. The trainer calls
+    `build(parameters, lr)` once per run (also when one is resumed): the result must cover every one of
+    `parameters`, each once, and start every parameter group's `lr` at `lr` (the recipe's `train.lr`), the
+    base rate a schedule then changes through the groups' `lr` between steps (a group with `lr` 0 must
+    leave its weights unchanged). The trainer saves the optimizer's `state_dict()` in last.pt and loads it
+    back on resume, so the update must depend only on that state, the gradients and the groups' settings:
+    a resumed run then ends bit for bit as one that never stopped (torch's optimizers do this).
+    """
+
+    family: ClassVar[str] = "optimizer"
+
+    def build(self, parameters: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        """The optimizer over `parameters` (in this order), every group starting at learning rate `lr`."""
+        raise NotImplementedError
+
+
+# --- schedule ----------------------------------------------------------------
+
+
+class Schedule(Component):
+    """Sets the learning rate as training goes: per step (warm-up, cosine), per validation (plateau), or both.
+
+    Constructed as `cls(**params)`; a recipe names it at `train.schedule`. The trainer calls
+    `start(optimizer, total_steps)` once the optimizer is built, every group's `lr` then being its base rate,
+    also when a run is resumed (then `load_state_dict` follows with the state saved in last.pt, and the
+    optimizer's own state puts back the rates the groups had). After every training step it calls
+    `after_step(optimizer, step)`, and after every validation `after_validation(optimizer, improved)`; each
+    sets the groups' `lr` for the steps that follow. A schedule changes nothing but the groups' `lr`.
+
+    Resuming is bitwise only if the rates are a function of the calls made and of what `state_dict()`
+    returns: keep everything remembered there, as plain data (numbers, strings, lists, dicts, tensors:
+    last.pt is loaded without unpickling code). With several training processes only the first validates
+    and its schedule's state is copied to the others.
+    """
+
+    family: ClassVar[str] = "schedule"
+
+    def start(self, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
+        """Before the first step: note the groups' base rates, set the first step's (default: as they are).
+
+        `total_steps`: train.epochs times the steps per epoch.
+        """
+
+    def after_step(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        """After training step `step` (1 after the run's first): set the rate of the next. Default: unchanged."""
+
+    def after_validation(self, optimizer: torch.optim.Optimizer, improved: bool) -> None:
+        """After a validation; `improved`: it gave the best score so far. Default: the rate is unchanged."""
+
+    def validation_param(self) -> str | None:
+        """The parameter (as set) that acts on validations, refused without a valid split; None: none does.
+
+        Default: None, a schedule that works without validation.
+        """
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What `load_state_dict` needs to go on as if never stopped: plain data. Default: nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back what `state_dict` returned, after `start`. Default: nothing to put back."""
+
+
 BASES: dict[str, type[Component]] = {
     "tokenizer": Tokenizer,
     "encoder": Encoder,
@@ -463,4 +544,6 @@ BASES: dict[str, type[Component]] = {
     "dataset": DataSource,
     "metric": Metric,
     "logger": Logger,
+    "optimizer": Optimizer,
+    "schedule": Schedule,
 }

@@ -41,6 +41,8 @@ POSITIONS = (
     Position(("target", "tokenizer"), "tokenizer", "char"),
     Position(("model", "encoder"), "encoder", "lstm"),
     Position(("model", "decoder"), "decoder", "lstm"),
+    Position(("train", "optimizer"), "optimizer", "adam"),
+    Position(("train", "schedule"), "schedule", "plateau"),
     Position(("search",), "search", "greedy"),
     Position(("evaluate", "metrics"), "metric", ("exact_match", "bleu", "chrf"), many=True),
     Position(("evaluate", "compare"), "search", (), many=True),

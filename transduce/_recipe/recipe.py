@@ -35,6 +35,10 @@ from transduce._runs.provenance import require_plugins
 from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError, RunError
 
+#: `train` keys from before schedules were components, each the parameter of the default schedule (plateau)
+#: it now is: older recipes and run directories keep working, with the same meaning.
+SCHEDULE_KEYS = {"lr_decay": "decay", "min_lr": "min_lr"}
+
 Path_ = tuple[str, ...]
 
 
@@ -515,6 +519,47 @@ def _model(located: _Located, registry: Registry) -> dict[str, Any]:
     return resolved
 
 
+def _train(located: _Located, registry: Registry) -> dict[str, Any]:
+    raw = dict(_section(located, ("train",)))
+    given = {k: v for k, v in raw.items() if k not in ("optimizer", "schedule", *SCHEDULE_KEYS)}
+    resolved = _params(located, ("train",), TRAIN_PARAMS, given, "section 'train' (or 'optimizer', 'schedule')")
+    resolved["optimizer"] = _single(located, registry, raw, "train", "optimizer")
+    position = at("train", "schedule")
+    schedule = _with_older_keys(located, registry, raw.get("schedule", position.default), raw)
+    resolved["schedule"] = _component(located, registry, position.family, position.path, schedule, position.default)
+    return resolved
+
+
+def _with_older_keys(located: _Located, registry: Registry, schedule: Any, raw: Mapping[str, Any]) -> Any:
+    """The `train.schedule` spec with the older keys `train.lr_decay` and `train.min_lr` folded in as the
+    default schedule's parameters (each checked by that parameter's declaration, at its own key)."""
+    older = [key for key in SCHEDULE_KEYS if key in raw]
+    default = str(at("train", "schedule").default)
+    info = registry.get("schedule", default)
+    if not older or info is None or not isinstance(schedule, (str, dict)):
+        return schedule  # nothing to fold, or _component reports what is wrong with the spec
+    spec = {"name": schedule} if isinstance(schedule, str) else dict(schedule)
+    name = spec.get("name", default)
+    declared = {param.name: param for param in info.params}
+    for key in older:
+        param = declared[SCHEDULE_KEYS[key]]
+        if name != default:
+            located.fail(
+                ("train", key),
+                f"sets the {default} schedule's {param.name!r} (a key of older recipes), but train.schedule names "
+                f"{name!r}; remove train.{key} (the parameters of {name!r} go under train.schedule)",
+            )
+        if param.name in spec:
+            located.fail(
+                ("train", key),
+                f"the older spelling of train.schedule.{param.name}, which the recipe gives too; keep one",
+            )
+        if problem := param.problem(raw[key]):
+            located.fail(("train", key), problem)
+        spec[param.name] = raw[key]
+    return spec
+
+
 def _evaluate(located: _Located, registry: Registry) -> dict[str, Any]:
     raw = dict(_section(located, ("evaluate",)))
     metrics = raw.pop("metrics", list(at("evaluate", "metrics").default or ()))
@@ -561,7 +606,7 @@ def _validate(located: _Located, registry: Registry) -> dict[str, Any]:
     recipe["source"] = _side(located, registry, "source")
     recipe["target"] = _side(located, registry, "target")
     recipe["model"] = _model(located, registry)
-    recipe["train"] = _params(located, ("train",), TRAIN_PARAMS, _section(located, ("train",)), "section 'train'")
+    recipe["train"] = _train(located, registry)
     recipe["search"] = _single(located, registry, located.data, "search")
     recipe["evaluate"] = _evaluate(located, registry)
     recipe["loggers"] = _loggers(located, registry)

@@ -117,7 +117,12 @@ class TrainSettings(_Section):
 
     epochs: int = setting(10, "passes over the training split", min=1)
     batch_size: int = setting(64, "sentences per batch, all processes together (batches are bucketed by length)", min=1)
-    lr: float = setting(0.001, "Adam learning rate", min=0.0, max=10.0)
+    lr: float = setting(
+        0.001,
+        "base learning rate of train.optimizer; train.schedule changes it as training goes",
+        min=0.0,
+        max=10.0,
+    )
     clip_grad_norm: float | None = setting(5.0, "clip the gradient norm to this value (null: no clipping)", min=0.0)
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss", min=0.0, max=0.99)
     patience: int | None = setting(None, "stop after this many validations without improvement (null: never)", min=1)
@@ -134,13 +139,6 @@ class TrainSettings(_Section):
     )
     threads: int | None = setting(None, "torch CPU threads (null: torch's default)", min=1, max=1024)
     valid_every: int = setting(1, "validate every this many epochs", min=1)
-    lr_decay: float | None = setting(
-        None,
-        "multiply the learning rate by this after every validation without improvement (null: constant)",
-        min=0.01,
-        max=1.0,
-    )
-    min_lr: float = setting(1e-5, "the learning rate never decays below this", min=0.0)
     checkpoint_every: int | None = setting(
         None, "also write the last checkpoint every this many steps within an epoch (null: only by time)", min=1
     )
@@ -149,6 +147,8 @@ class TrainSettings(_Section):
         "also write the last checkpoint when this many minutes passed since the previous one (null: never)",
         min=0.0,
     )
+    optimizer: Spec
+    schedule: Spec
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

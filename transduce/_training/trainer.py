@@ -20,15 +20,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.utils.rnn import PackedSequence
 
-from transduce._data.batching import Batch, training_batches
+from transduce._data.batching import Batch, batches_per_epoch, training_batches
 from transduce._data.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
 from transduce._data.vocab import Vocabulary
 from transduce._decoding.translator import MAX_SOURCE_TOKENS, Translator, load_weights
 from transduce._model import assembly as pipeline
 from transduce._model.model import sequence_loss
-from transduce._plugins.contracts import MAX_OUTPUT_TOKENS, Metric
+from transduce._plugins.contracts import MAX_OUTPUT_TOKENS, Metric, Schedule
+from transduce._plugins.positions import at
 from transduce._plugins.registry import Registry
-from transduce._recipe.recipe import dump_recipe, recipe_differences
+from transduce._recipe.recipe import SCHEDULE_KEYS, dump_recipe, recipe_differences
 from transduce._recipe.settings import Settings, SideSettings
 from transduce._reports.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce._reports.report import Report
@@ -45,7 +46,7 @@ LOG_EVERY = 20  # steps between reading the loss back from the device
 SHOWN_NOTES = 12  # data notes quoted in the error about an empty training split
 NO_VALIDATION = (
     "no valid split (data.valid_size: 0?): training does not validate, so best.pt is the latest epoch's model, "
-    "and train.patience, train.lr_decay and train.best_metric do not apply"
+    "and train.patience, train.best_metric and a schedule's settings that act on validations do not apply"
 )
 
 # Recipe keys that may change when a run is resumed: they do not alter what was trained so far.
@@ -157,17 +158,18 @@ class Trainer:
         self.train_pairs = corpus.pairs
         self.valid = list(self.data.split("valid"))
         self.test = list(self.data.split(self.settings.evaluate.split))
+        self.schedule = pipeline.schedule(self.registry, self.recipe)
         _check_not_empty(corpus.summary, self.data.notes())
-        _check_held_out(self.settings, len(self.valid), len(self.test))
+        _check_held_out(self.settings, len(self.valid), len(self.test), self.schedule)
         self.model = pipeline.model(self.registry, self.recipe, len(self.source_vocab), len(self.target_vocab)).to(
             self.device
         )
         if self.settings.train.precision == "bf16" and self.device.type == "cuda":
             _rnns_in_float32(self.model)
         self.replica = distributed.wrap(self.model)  # what the training step calls: DDP with several processes
-        # The fused kernel updates every weight in one pass (the same results as the per-tensor one).
-        fused = self.device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings.train.lr, fused=fused)
+        self.optimizer = pipeline.optimizer(self.registry, self.recipe, list(self.model.parameters()))
+        steps = self.settings.train.epochs * batches_per_epoch(self.train_pairs, self.settings.train.batch_size)
+        self.schedule.start(self.optimizer, steps)  # before a resumed run's rates and schedule state come back
         self.metrics: list[Metric] = pipeline.metrics(self.registry, self.recipe)
         self.translator = Translator(
             self.model,
@@ -251,6 +253,7 @@ class Trainer:
         path = self.run.last_checkpoint
         load_weights(self.model, checkpoint.weights(saved, path), path, self.run)
         _load_optimizer(self.optimizer, saved["optimizer"], path)
+        _load_schedule(self.schedule, saved, path, self.settings.train.schedule["name"])
         _restore_rng(saved["rng"], path, self.device)
         state = _progress(saved["progress"], path)
         # The log may hold an epoch that ended after this checkpoint was written: rewrite it from the checkpoint.
@@ -458,22 +461,26 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.train.clip_grad_norm)
         self.optimizer.step()
         self.state.step += 1
+        self.schedule.after_step(self.optimizer, self.state.step)
         return loss
 
     def _validate_on_main(self, epoch: int, record: dict[str, Any]) -> bool:
-        """Rank 0 validates while the others wait; its decision, record, best score and learning rate reach all."""
+        """Rank 0 validates while the others wait; its decision, record, best score, learning rates and schedule
+        state reach all."""
 
-        def validate() -> tuple[bool, dict[str, Any], tuple[float | None, int, int], list[float]]:
+        def validate() -> tuple[bool, dict[str, Any], tuple[float | None, int, int], list[float], dict[str, Any]]:
             stop = self._validate_or_stop(epoch, record)
             best = (self.state.best_score, self.state.best_epoch, self.state.stale)
-            return stop, record, best, [group["lr"] for group in self.optimizer.param_groups]
+            rates = [group["lr"] for group in self.optimizer.param_groups]
+            return stop, record, best, rates, self.schedule.state_dict()
 
-        stop, shared, best, rates = distributed.on_main(validate)
+        stop, shared, best, rates, schedule = distributed.on_main(validate)
         if not distributed.is_main():
             record.update(shared)
             self.state.best_score, self.state.best_epoch, self.state.stale = best
             for group, rate in zip(self.optimizer.param_groups, rates, strict=True):
                 group["lr"] = rate
+            self.schedule.load_state_dict(schedule)
         return stop
 
     def _validate_or_stop(self, epoch: int, record: dict[str, Any]) -> bool:
@@ -513,7 +520,7 @@ class Trainer:
             self.lifecycle.emit("checkpoint_saved", path=self.run.best_checkpoint, kind="best")
         else:
             self.state.stale += 1
-            self._decay_learning_rate()
+        self.schedule.after_validation(self.optimizer, improved)
         patience = self.settings.train.patience
         return patience is not None and self.state.stale >= patience
 
@@ -529,14 +536,6 @@ class Trainer:
         """best.pt: the weights with the run files' fingerprints, checked whenever it is opened."""
         return {"model": self.model.state_dict(), "epoch": epoch, "score": score, "files": self.fingerprints}
 
-    def _decay_learning_rate(self) -> None:
-        """Plateau schedule; the rate lives in the optimizer's state, so checkpoints and resume carry it."""
-        decay = self.settings.train.lr_decay
-        if decay is None:
-            return
-        for group in self.optimizer.param_groups:
-            group["lr"] = max(group["lr"] * decay, min(group["lr"], self.settings.train.min_lr))
-
     def _last_payload(self) -> dict[str, Any]:
         """Everything resuming needs; checks first that the weights are finite, so a diverged state is never saved."""
         finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all().item()
@@ -547,6 +546,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
             "rng": checkpoint.rng_states(self.device),
             "progress": asdict(self.state),
             "components": components_used(self.recipe, self.registry),
@@ -634,9 +634,9 @@ def _check_not_empty(train: SplitSummary, notes: Sequence[str]) -> None:
     raise TransduceError(f"the training split is empty{dropped}; check the data settings{shown}{more}")
 
 
-def _check_held_out(settings: Settings, valid_pairs: int, evaluated_pairs: int) -> None:
-    """An empty valid split means training without validation; refuse the settings that need one, and an
-    empty split to score at the end, before any training."""
+def _check_held_out(settings: Settings, valid_pairs: int, evaluated_pairs: int, schedule: Schedule) -> None:
+    """An empty valid split means training without validation; refuse the settings that need one (patience, a
+    schedule's setting that acts on validations), and an empty split to score at the end, before any training."""
     split = settings.evaluate.split
     if not evaluated_pairs:
         raise RecipeError(
@@ -644,15 +644,25 @@ def _check_held_out(settings: Settings, valid_pairs: int, evaluated_pairs: int) 
             f"set evaluate.split: train to score the training pairs, or give the data a {split} split",
             key="evaluate.split",
         )
-    train = settings.train
-    needs = [key for key, value in (("patience", train.patience), ("lr_decay", train.lr_decay)) if value is not None]
+    needs = ["train.patience"] if settings.train.patience is not None else []
+    if (param := schedule.validation_param()) is not None:
+        needs.append(f"train.schedule.{param}")
     if not valid_pairs and needs:
         raise RecipeError(
             "needs validation, but the data source gave no valid pairs (is data.valid_size 0?); "
-            f"remove train.{needs[0]} (without validation the last epoch is kept as the best), "
+            f"remove {needs[0]}{_older_spelling(needs[0], schedule)}, and the last epoch is kept as the best, "
             "or set data.valid_size above 0",
-            key=f"train.{needs[0]}",
+            key=needs[0],
         )
+
+
+def _older_spelling(key: str, schedule: Schedule) -> str:
+    """' (train.lr_decay in older recipes)' for a parameter of the default schedule that an older `train` key
+    sets; else ''."""
+    if schedule.name != at("train", "schedule").default:
+        return ""
+    older = [f"train.{k}" for k, v in SCHEDULE_KEYS.items() if key == f"train.schedule.{v}"]
+    return f" ({older[0]} in older recipes)" if older else ""
 
 
 def _progress_bar(console: Console) -> Progress:
@@ -679,8 +689,8 @@ def start_run(
     """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
 
     Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), resuming
-    with a recipe that names other data, tokenizer or model `components` than last.pt records, and
-    resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
+    with a recipe that names other data, tokenizer, model, optimizer or schedule `components` than last.pt
+    records, and resuming a run whose data files changed since its splits were made, unless `accept_changed_data`.
     A run that starts from its first epoch records its data files (provenance.record_data_files).
     """
     refuse_retraining(run)
@@ -708,20 +718,26 @@ def refuse_retraining(run: RunDir) -> None:
         )
 
 
-#: Families whose components define what a checkpoint's weights mean: resuming with others is refused.
-TRAINED_FAMILIES = ("dataset", "tokenizer", "encoder", "decoder", "attention")
+#: Families whose components define what a checkpoint's weights mean, or the optimizer's and schedule's state it
+#: holds: resuming with others is refused.
+TRAINED_FAMILIES = ("dataset", "tokenizer", "encoder", "decoder", "attention", "optimizer", "schedule")
+#: Of those, the families that became components after checkpoints began to record theirs: compared only when the
+#: record names one (an older checkpoint's run used adam and plateau, which the recipe.yaml it resumes with names).
+LATER_FAMILIES = ("optimizer", "schedule")
 
 
 def check_trained_components(saved: dict[str, Any], used: dict[str, str], path: Path) -> None:
-    """Refuse to resume when the recipe names other data, tokenizer or model components than the checkpoint
-    records (an edited or damaged recipe.yaml), before anything is read or written; a checkpoint without a
-    record passes."""
+    """Refuse to resume when the recipe names other data, tokenizer, model, optimizer or schedule components than
+    the checkpoint records (an edited or damaged recipe.yaml), before anything is read or written; a checkpoint
+    without a record passes."""
     recorded = saved.get("components")
     if not isinstance(recorded, dict):
         return
+    named = {str(name).partition("/")[0] for name in recorded}
+    compared = [family for family in TRAINED_FAMILIES if family not in LATER_FAMILIES or family in named]
 
     def trained(names: Iterable[str]) -> set[str]:
-        return {str(name) for name in names if str(name).partition("/")[0] in TRAINED_FAMILIES}
+        return {str(name) for name in names if str(name).partition("/")[0] in compared}
 
     then, now = trained(recorded), trained(used)
     if then != now:
@@ -744,7 +760,10 @@ def resumable_checkpoint(run: RunDir) -> dict[str, Any]:
     saved = checkpoint.load(path)
     run.check_fingerprints(saved, path)
     checkpoint.weights(saved, path)
-    checkpoint.require(saved, path, "optimizer", dict, "Adam's state")
+    checkpoint.require(saved, path, "optimizer", dict, "the optimizer's state")
+    recorded = saved.get("components")
+    if "schedule" in saved or (isinstance(recorded, dict) and any(str(k).startswith("schedule/") for k in recorded)):
+        checkpoint.require(saved, path, "schedule", dict, SCHEDULE_STATE)  # only a checkpoint from before may lack it
     checkpoint.require(saved, path, "rng", dict, "the random states")
     _progress(checkpoint.require(saved, path, "progress", dict, "where training stands"), path)
     return saved
@@ -785,7 +804,7 @@ def _restore_rng(states: dict[str, Any], path: Path, device: torch.device) -> No
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], path: Path) -> None:
-    """Restore Adam's state; its groups and per-weight moments must match this model's weights."""
+    """Restore the optimizer's state; its groups and per-weight moments must match this model's weights."""
     problem = _optimizer_problem(optimizer, saved)
     if problem is None:
         try:
@@ -793,7 +812,33 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], pat
             return
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    raise RunError(f"{path}: 'optimizer' (Adam's state) does not fit this model: {problem}; {checkpoint.REMEDY}")
+    raise RunError(
+        f"{path}: 'optimizer' (the optimizer's state) does not fit this model: {problem}; {checkpoint.REMEDY}"
+    )
+
+
+SCHEDULE_STATE = "the learning-rate schedule's state"
+
+
+def _load_schedule(schedule: Schedule, saved: dict[str, Any], path: Path, name: str) -> None:
+    """Restore the schedule's state. A checkpoint written before schedules were components has none: its run used
+    the default schedule (plateau), whose rates are the optimizer's, already restored."""
+    if "schedule" not in saved:
+        default = at("train", "schedule").default
+        if name != default:
+            raise RunError(
+                f"{path}: the checkpoint has no 'schedule' ({SCHEDULE_STATE}), which schedule {name!r} needs; "
+                f"it was written before schedules were components, when every run used {default!r}: put back the "
+                f"run's recipe.yaml as it was; {checkpoint.REMEDY}"
+            )
+        return
+    try:
+        schedule.load_state_dict(saved["schedule"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunError(
+            f"{path}: 'schedule' ({SCHEDULE_STATE}) does not fit schedule {name!r}: {problem}; {checkpoint.REMEDY}"
+        ) from None
 
 
 def _optimizer_problem(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> str | None:
@@ -815,13 +860,19 @@ def _optimizer_problem(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) 
     for index, moments in state.items():
         if index not in shapes or not isinstance(moments, dict):
             return f"state for an unknown weight {index!r:.40}"
-        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        for key in WEIGHT_SHAPED:
             value = moments.get(key)
             if value is not None and not (isinstance(value, torch.Tensor) and value.shape == shapes[index]):
                 return f"{key!r} of weight {index} is not a tensor of shape {tuple(shapes[index])}"
-        if not isinstance(moments.get("step"), torch.Tensor) or moments["step"].numel() != 1:
+        counted = "step" in moments or "exp_avg" in moments  # Adam's moments need their step count
+        if counted and (not isinstance(moments.get("step"), torch.Tensor) or moments["step"].numel() != 1):
             return f"'step' of weight {index} is not a one-element tensor"
     return None
+
+
+#: Per-weight optimizer state of torch's optimizers that has the weight's shape: Adam's and AdamW's moments,
+#: SGD's momentum.
+WEIGHT_SHAPED = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
 
 def _same_kind(saved: Any, live: Any) -> bool:
