@@ -1,3 +1,5 @@
 """transduce: a plugin-based sequence transduction toolkit on PyTorch."""
 
-__version__ = "0.1.0"
+from transduce._version import __version__
+
+__all__ = ["__version__"]

@@ -14,15 +14,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import nn
 
 from transduce._plugins.params import Param
-
-if TYPE_CHECKING:  # a logger receives the final report; the report module itself imports this one
-    from transduce._reports.report import Report
 
 FAMILIES = ("tokenizer", "encoder", "attention", "decoder", "search", "dataset", "metric", "logger")
 SPLITS = ("train", "valid", "test")
@@ -420,6 +417,19 @@ class Metric(Component):
 # --- logger ------------------------------------------------------------------
 
 
+class FinalReport(Protocol):
+    """What a logger (or a lifecycle hook) may read of a run's final report: the core's `Report`
+    (transduce.api.Report) provides it. Declared here, so the contracts need not know the reporting stage."""
+
+    split: str
+    size: int
+    scores: list[Score]
+
+    def metrics(self) -> dict[str, float]: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
 class Logger(Component):
     """Observes a training run: progress lines, event files, dashboards.
 
@@ -449,10 +459,10 @@ class Logger(Component):
     def checkpoint_saved(self, path: Path, kind: str) -> None:
         """A checkpoint was written at `path`; `kind` is "last" or "best"."""
 
-    def evaluation_end(self, report: Report) -> None:
+    def evaluation_end(self, report: FinalReport) -> None:
         """The final report on the evaluation split."""
 
-    def run_end(self, report: Report) -> None:
+    def run_end(self, report: FinalReport) -> None:
         """The run finished; its report is written."""
 
     def run_failed(self, error: BaseException) -> None:

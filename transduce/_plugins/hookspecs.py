@@ -14,14 +14,11 @@ with a warning, and training goes on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
-from transduce._plugins.contracts import Component
-
-if TYPE_CHECKING:
-    from transduce._reports.report import Report
+from transduce._plugins.contracts import Component, FinalReport
 
 PROJECT = "transduce"
 
@@ -60,12 +57,12 @@ def transduce_checkpoint_saved(path: Path, kind: str) -> None:
 
 
 @hookspec
-def transduce_evaluation_end(report: Report) -> None:
+def transduce_evaluation_end(report: FinalReport) -> None:
     """The best checkpoint was scored on the evaluation split: the final `Report`."""
 
 
 @hookspec
-def transduce_run_end(report: Report) -> None:
+def transduce_run_end(report: FinalReport) -> None:
     """The run finished; `report` is the final report, already written in the run directory."""
 
 
