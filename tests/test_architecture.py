@@ -8,6 +8,7 @@ import only `transduce.api`) is checked by tests/test_api_boundary.py with the s
 from __future__ import annotations
 
 import ast
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +193,14 @@ def test_no_module_imports_itself_back_through_others() -> None:
 def test_every_module_belongs_to_a_stage_the_foundation_or_the_faces() -> None:
     names = [module_name(path, PACKAGE.parent) for path in PACKAGE.rglob("*.py")]
     assert [name for name in names if stage_of(name) == "unplaced"] == []
+
+
+def test_every_stage_package_is_shipped() -> None:
+    """setuptools installs only the packages pyproject.toml lists: a stage left out would be missing from a wheel."""
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    folders = {module_name(path, PACKAGE.parent) for path in PACKAGE.rglob("__init__.py")}
+    assert folders >= {"transduce", *(f"transduce.{stage}" for stage in STAGES)}
+    assert sorted(folders - set(pyproject["tool"]["setuptools"]["packages"])) == []
 
 
 # --- the checks see what they look for ------------------------------------------------------------------------
