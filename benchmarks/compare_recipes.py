@@ -34,6 +34,7 @@ from transduce._recipe.recipe import load_recipe, recipe_differences
 from transduce._reports.plots import PlotsUnavailable, save_comparison
 from transduce._reports.report_files import read_history
 from transduce._runs.checkpoint import write_text_atomic
+from transduce._runs.opening import read_run_recipe
 from transduce._runs.rundir import RunDir
 from transduce.errors import TransduceError
 
@@ -99,7 +100,7 @@ def finished_with(model: Model, registry: Registry) -> bool:
     run = RunDir(model.run)
     if not (run.recipe.exists() and run.report("report", "json").exists()):
         return False
-    saved = load_recipe(run.recipe, registry)
+    saved = read_run_recipe(run, registry)
     return not recipe_differences(saved, load_recipe(model.recipe, registry, model.overrides))
 
 
@@ -166,7 +167,7 @@ def final_table(results: Sequence[Result]) -> str:
 def chosen_metric(metric: str | None, results: Sequence[Result], first: Model, registry: Registry) -> str:
     """`metric`, or the first model's `train.best_metric`; every run must have validated it."""
     if metric is None:
-        metric = load_recipe(RunDir(first.run).recipe, registry)["train"]["best_metric"]
+        metric = read_run_recipe(RunDir(first.run), registry)["train"]["best_metric"]
     for r in results:
         if not r.scores(metric):
             recorded = sorted({name for record in r.history for name in record.get("valid", {})})

@@ -1,20 +1,10 @@
 """The built-in plugins use exactly the API a third party would: `transduce.api` and nothing else of ours."""
 
-import ast
 from pathlib import Path
 
+from test_architecture import transduce_imports  # the one import reader, which also checks the core's stages
+
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
-
-
-def transduce_imports(path: Path) -> list[str]:
-    """Every module of the `transduce` package that `path` imports."""
-    names = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.append(node.module)
-        elif isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-    return [n for n in names if n == "transduce" or n.startswith("transduce.")]
 
 
 def test_builtin_plugins_import_only_the_public_api():

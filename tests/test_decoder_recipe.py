@@ -269,13 +269,15 @@ def test_a_run_made_by_an_older_version_gets_a_clear_error_and_stays_as_it_was( 
 
 def test_the_old_run_error_is_a_run_error(trained_run: Path, tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
     from transduce._recipe.recipe import load_recipe
+    from transduce._runs.opening import read_run_recipe
+    from transduce._runs.rundir import RunDir
 
     run = tmp_path / "old"
     run.mkdir()
     (run / "recipe.yaml").write_text(OLD_RECIPE, encoding="utf-8")
     (run / "components.json").write_text(json.dumps({"decoder/greedy": "transduce 0.1.0"}), encoding="utf-8")
     with pytest.raises(RunError, match="older transduce version"):
-        load_recipe(run / "recipe.yaml", registry)
+        read_run_recipe(RunDir(run), registry)
     # The same text as a user's own recipe (not a run's) is a recipe mistake naming the new key.
     mine = tmp_path / "mine.yaml"
     mine.write_text(OLD_RECIPE, encoding="utf-8")

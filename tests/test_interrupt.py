@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from transduce._cli import main as cli
+from transduce._data.interrupt import SignalStop, StopSignals
 from transduce._runs import checkpoint
 from transduce._training import trainer as training
-from transduce._training.interrupt import SignalStop, StopSignals
 
 RecipeWriter = Callable[..., Path]
 #: `trained_run`'s recipe (2 epochs of 6 steps) with a checkpoint every 2 steps, which changes no weight.

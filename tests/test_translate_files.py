@@ -165,7 +165,7 @@ def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
     trained_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SIGTERM while the third chunk is half written: the file keeps the two whole chunks; exit status 143."""
-    from transduce._training.interrupt import SignalStop
+    from transduce._data.interrupt import SignalStop
 
     monkeypatch.setattr(cli, "TRANSLATE_CHUNK", 2)
     sources = _dates(9)

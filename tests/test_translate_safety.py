@@ -14,10 +14,10 @@ from test_translate_files import SOURCES, run_cli
 
 from transduce._cli import main as cli
 from transduce._data import textio
+from transduce._data.interrupt import SignalStop
 from transduce._decoding.translator import Translator
 from transduce._plugins.registry import discover
 from transduce._runs.rundir import RunDir
-from transduce._training.interrupt import SignalStop
 
 INPUT = "".join(line + "\n" for line in SOURCES).encode("utf-8")
 #: What an output file held before translate ran: it must never be lost.

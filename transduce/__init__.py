@@ -5,7 +5,7 @@
 
 from typing import Any
 
-__version__ = "0.1.0"
+from transduce._version import __version__
 
 __all__ = ["__version__", "load"]
 

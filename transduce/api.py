@@ -7,6 +7,7 @@ models (a server, a command) opens them with `load` (the `transduce.load` of doc
 from transduce._cli.commands import Command, CommandContext, add_output_option, add_set_option, add_threads_option
 from transduce._data.textio import count_lines, read_lines, refuse_same_file, write_streamed
 from transduce._model.model import Seq2Seq
+from transduce._plugins.base import FinalReport
 from transduce._plugins.contracts import (
     MAX_OUTPUT_TOKENS,
     SPLITS,
@@ -63,6 +64,7 @@ __all__ = [
     "Optimizer",
     "Param",
     "ParamError",
+    "FinalReport",
     "Report",
     "Result",
     "Schedule",

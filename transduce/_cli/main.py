@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from transduce import __version__
 from transduce._cli.commands import (
     SET_HELP,
     CommandContext,
@@ -37,7 +36,7 @@ from transduce._cli.commands import (
 from transduce._cli.commands import collect as collect_commands
 from transduce._cli.scaffold import create_plugin
 from transduce._data.textio import count_lines, read_lines, refuse_same_file, write_streamed
-from transduce._decoding.chat import add_chat_parser, cmd_chat
+from transduce._decoding.chat import Chat, add_chat_parser, converse
 from transduce._decoding.translator import Translation, Translator
 from transduce._model import assembly as pipeline
 from transduce._plugins.contracts import SPLITS, DataSource
@@ -50,10 +49,12 @@ from transduce._reports.heatmap import Heatmap, render_terminal
 from transduce._reports.plots import PlotsUnavailable, save_heatmap
 from transduce._reports.report import Report
 from transduce._reports.report_files import write_report_files
+from transduce._runs.opening import read_run_recipe
 from transduce._runs.provenance import ACCEPT_CHANGED_DATA, check_data_files, components_used
 from transduce._runs.rundir import RunDir
 from transduce._training import distributed
-from transduce._training.trainer import Trainer, check_resumable, start_run
+from transduce._training.trainer import Started, Trainer, check_resumable, start_run
+from transduce._version import __version__
 from transduce.errors import Interrupted, PluginError, RecipeError, RunError, TransduceError
 from transduce.testing import conformance
 
@@ -209,10 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise PluginError(clash)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        if hasattr(args, "threads"):
-            _use_threads(args, registry)
         plugin = getattr(args, PLUGIN_COMMAND, None)
         if plugin is not None:
+            if hasattr(args, "threads"):
+                _use_threads(args, registry)
             return _run_plugin_command(plugin, args, CommandContext(registry, out, err, args.debug))
         return COMMANDS[args.command](args, registry, out, err)
     except Interrupted as exc:  # training stopped on a signal: 130 for SIGINT, 143 for SIGTERM
@@ -255,14 +256,25 @@ def _run_plugin_command(info: CommandInfo, args: argparse.Namespace, context: Co
 
 
 def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
-    """torch's CPU threads for a decoding command, before it builds a model: `--threads`, else the run's
+    """torch's CPU threads for a plugin command, before it builds a model: `--threads`, else the run's
     train.threads (with `--set`) when the command has a run, else torch's default."""
     threads, run = args.threads, getattr(args, "run", None)
     if threads is None and isinstance(run, (str, Path)):  # a plugin command's `run` may be something else
-        recipe = load_recipe(RunDir.open(Path(run)).recipe, registry, getattr(args, "set", []))
+        recipe = read_run_recipe(RunDir.open(Path(run)), registry, getattr(args, "set", []))
         threads = Settings.of(recipe).train.threads
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+def _decoding_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir, dict[str, Any]]:
+    """The run a decoding command uses and its recipe with `--set`, read once; torch's CPU threads are set
+    before any model is built: `--threads`, else the run's train.threads, else torch's default."""
+    run = RunDir.open(args.run)
+    recipe = read_run_recipe(run, registry, args.set)
+    threads = args.threads if args.threads is not None else Settings.of(recipe).train.threads
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return run, recipe
 
 
 def _cap_onednn_cache(kernels: str) -> None:
@@ -364,7 +376,8 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
         used = components_used(recipe, registry)
-        for note in start_run(recipe, run, accept_changed_data=args.accept_changed_data, components=used):
+        started = start_run(recipe, run, accept_changed_data=args.accept_changed_data, components=used)
+        for note in started.notes:
             out.print(f"note: {note}", markup=False)
         run.save_components(used)
         resume = run.last_checkpoint.exists()
@@ -373,7 +386,7 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
             out.print("it has no checkpoint yet: training it from the start", markup=False)
         trainer = Trainer(recipe, registry, run, out)
         try:
-            report = _train_until_stopped(trainer, run, resume, created)
+            report = _train_until_stopped(trainer, run, started, created)
         except TransduceError:
             if created and not run.last_checkpoint.exists():
                 run.discard()  # nothing worth resuming: let the same command run again once the cause is fixed
@@ -390,7 +403,7 @@ def _train_replica(registry: Registry, out: Console) -> int:
     """A process other than rank 0 trains the run rank 0 prepared (its recipe.yaml), writing nothing."""
     path, resume = distributed.broadcast(None)
     run = RunDir.open(Path(path))
-    recipe = load_recipe(run.recipe, registry)
+    recipe = read_run_recipe(run, registry)
     _cap_onednn_cache(ONEDNN_TRAIN_CACHE[Settings.of(recipe).train.precision])  # as rank 0 does
     Trainer(recipe, registry, run, out).train(resume=resume)
     return 0
@@ -404,8 +417,12 @@ def _training_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir,
         existing = args.run_dir  # re-running the same command continues the run
     if existing is not None:
         run = RunDir.open(existing)
-        saved = load_recipe(run.recipe, registry)
-        recipe = load_recipe(args.recipe or run.recipe, registry, args.set)
+        saved = read_run_recipe(run, registry)
+        recipe = (
+            read_run_recipe(run, registry, args.set)
+            if args.recipe is None
+            else load_recipe(args.recipe, registry, args.set)
+        )
         check_resumable(saved, recipe)
         return run, recipe, False
     if args.recipe is None:
@@ -414,10 +431,10 @@ def _training_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir,
     return RunDir.create(args.run_dir or RunDir.default_path(args.recipe)), recipe, True
 
 
-def _train_until_stopped(trainer: Trainer, run: RunDir, resume: bool, created: bool) -> Report:
+def _train_until_stopped(trainer: Trainer, run: RunDir, started: Started, created: bool) -> Report:
     """`trainer.train`; a stop at once (a second signal, or one outside the training steps) becomes `Interrupted`."""
     try:
-        return trainer.train(resume=resume)
+        return trainer.train(resume=started.last is not None, last=started.last)
     except KeyboardInterrupt as stop:
         if run.last_checkpoint.exists():
             state = (
@@ -434,8 +451,7 @@ def _train_until_stopped(trainer: Trainer, run: RunDir, resume: bool, created: b
 
 
 def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
-    run = RunDir.open(args.run)
-    recipe = load_recipe(run.recipe, registry, args.set)
+    run, recipe = _decoding_run(args, registry)
     settings = Settings.of(recipe)
     compare_with = strategies(registry, recipe, args.compare)  # a mistake shows before the model loads
     translator = Translator.from_run(run, registry, device=settings.train.device, recipe=recipe)
@@ -474,8 +490,7 @@ def cmd_evaluate(args: argparse.Namespace, registry: Registry, out: Console, err
 
 
 def cmd_attention(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
-    run = RunDir.open(args.run)
-    recipe = load_recipe(run.recipe, registry, args.set)
+    run, recipe = _decoding_run(args, registry)
     translator = Translator.from_run(run, registry, recipe=recipe)
     translation = translator.translate_detailed([args.text])[0]
     if not translation.source_tokens:
@@ -528,8 +543,8 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
     source = None if args.input is None or str(args.input) == "-" else args.input  # None: stdin
     if args.text is None and args.output is not None and str(args.output) != "-":
         refuse_same_file(args.output, source)  # before anything is opened or loaded
-    run = RunDir.open(args.run)
-    translator = Translator.from_run(run, registry, overrides=args.set)
+    run, recipe = _decoding_run(args, registry)
+    translator = Translator.from_run(run, registry, recipe=recipe)
     if args.text is not None and args.output is None:
         if args.format == "nbest":
             print(_nbest_chunk(translator, [args.text], args.batch_size, first=1), end="")
@@ -595,6 +610,11 @@ def _note_truncated(translator: Translator, err: Console) -> None:
     note = translator.truncation_note()
     if note:
         err.print(f"note: {note}", markup=False, highlight=False)
+
+
+def cmd_chat(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
+    run, recipe = _decoding_run(args, registry)
+    return converse(Chat.open(run.path, registry, recipe=recipe), args.run, err)
 
 
 def cmd_new_plugin(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from string import Template
 
-from transduce import __version__
+from transduce._version import __version__
 from transduce.errors import PluginError
 
 # A distribution name as PEP 508 allows it.

@@ -17,7 +17,7 @@ from typing import TextIO, TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from transduce._training.interrupt import StopSignals
+from transduce._data.interrupt import StopSignals
 from transduce.errors import DataError, Interrupted, RunError
 
 Item = TypeVar("Item")

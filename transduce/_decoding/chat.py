@@ -27,8 +27,9 @@ from transduce._decoding.translator import Translator
 from transduce._model import assembly as pipeline
 from transduce._plugins.params import did_you_mean
 from transduce._plugins.registry import Registry
-from transduce._recipe.recipe import load_recipe, read_value, resolve_component
+from transduce._recipe.recipe import read_value, resolve_component
 from transduce._recipe.settings import Settings
+from transduce._runs.opening import read_run_recipe
 from transduce._runs.rundir import RunDir
 from transduce.errors import RecipeError, TransduceError
 
@@ -87,10 +88,14 @@ class Chat:
     search: dict[str, Any]
 
     @classmethod
-    def open(cls, path: Path, registry: Registry, overrides: Iterable[str] = ()) -> Chat:
-        """Load the run at `path`, its recipe changed by `overrides` (`--set`)."""
+    def open(
+        cls, path: Path, registry: Registry, overrides: Iterable[str] = (), recipe: dict[str, Any] | None = None
+    ) -> Chat:
+        """Load the run at `path`, its recipe changed by `overrides` (`--set`), unless the caller already read it
+        and passes `recipe`."""
         run = RunDir.open(path)
-        recipe = load_recipe(run.recipe, registry, list(overrides))
+        if recipe is None:
+            recipe = read_run_recipe(run, registry, overrides)
         translator = Translator.from_run(run, registry, recipe=recipe)
         search = Settings.of(recipe).search
         return cls(translator, registry, dict(search), dict(search))
@@ -276,8 +281,8 @@ def readline_history(path: Path | None, err: Console) -> Iterator[None]:
                 err.print(note, markup=False, highlight=False)
 
 
-def cmd_chat(args: argparse.Namespace, registry: Registry, out: Console, err: Console) -> int:
-    chat = Chat.open(args.run, registry, args.set)
+def converse(chat: Chat, run: Path, err: Console) -> int:
+    """`transduce chat RUN` once the run is open: a prompt on a terminal, else one reply per stdin line."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         try:
             answer_lines(chat, sys.stdin, sys.stdout, err)
@@ -285,7 +290,7 @@ def cmd_chat(args: argparse.Namespace, registry: Registry, out: Console, err: Co
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     err.print(
-        f"Chatting with {args.run} (search: {describe(chat.search)}). "
+        f"Chatting with {run} (search: {describe(chat.search)}). "
         "Type a message; /help lists the switches; an empty line or Ctrl-D ends.",
         markup=False,
         highlight=False,

@@ -17,11 +17,10 @@ from transduce._model import assembly as pipeline
 from transduce._model.model import Seq2Seq
 from transduce._plugins.contracts import Hypotheses, SearchStrategy, Tokenizer
 from transduce._plugins.registry import Registry
-from transduce._recipe.recipe import load_recipe
 from transduce._recipe.settings import Settings
-from transduce._runs import checkpoint
+from transduce._runs.opening import open_run
 from transduce._runs.rundir import RunDir
-from transduce.errors import RecipeError, RunError
+from transduce.errors import RecipeError
 
 #: Source tokens one decoded input may have; longer inputs are cut to it, with a note (docs/decoding.md). Far
 #: beyond the sentences the bundled recipes train on (dates: 29 characters, Multi30K: about 40 words), so only
@@ -59,41 +58,6 @@ def decoding_dtype(device: torch.device, precision: str) -> torch.dtype:
     """The dtype the decoding steps multiply in (Seq2Seq.reduced_products): bfloat16 for `bf16` on the CPU
     (oneDNN's bfloat16 matrix kernels); float32 otherwise (on CUDA the bfloat16 path is unmeasured)."""
     return torch.bfloat16 if precision == "bf16" and device.type == "cpu" else torch.float32
-
-
-def pick_device(setting: str) -> torch.device:
-    """'auto' is CUDA when available, else the CPU."""
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RecipeError("CUDA was asked for but torch sees no GPU; use 'auto' or 'cpu'", key="train.device")
-    return torch.device(setting)
-
-
-def load_weights(model: Seq2Seq, weights: dict[str, torch.Tensor], path: Path, run: RunDir) -> None:
-    """Put a checkpoint's weights into `model`, built with the run's vocabulary sizes.
-
-    Embedding rows that differ from a vocabulary's size blame the vocabulary file (a run saved before
-    checkpoints recorded its files' hashes gets no `check_fingerprints` error first); any other
-    difference is the checkpoint's.
-    """
-    expected = model.state_dict()
-    sides = (
-        ("source_embedding.", run.source_vocab, model.source_embedding.num_embeddings),
-        ("decoder.", run.target_vocab, model.target_vocab_size),  # the decoder network's vocabulary-sized rows
-    )
-    for prefix, vocab, now in sides:
-        for name, tensor in expected.items():
-            trained = weights.get(name)
-            if not (name.startswith(prefix) and tensor.dim() and tensor.size(0) == now):
-                continue
-            if isinstance(trained, torch.Tensor) and trained.dim() == tensor.dim() and trained.size(0) != now:
-                raise RunError(
-                    f"{vocab} lists {now:,} tokens but {path.name} was trained with {trained.size(0):,}: the "
-                    "vocabulary file changed since training (or comes from another run); put back the one the run "
-                    "was trained with"
-                )
-    checkpoint.fit(model, weights, path)
 
 
 @dataclass
@@ -177,32 +141,18 @@ class Translator:
     ) -> Translator:
         """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the search
         strategy, or `train.precision` to decode in another precision) unless the caller already resolved it and
-        passes `recipe`. `which`: "best" (falling back to the last), "last", or the path of a checkpoint file
-        saved with this run's vocabularies (its fingerprints are checked as the run's own are)."""
-        if recipe is None:
-            recipe = load_recipe(run.recipe, registry, overrides)
-        path = Path(which) if isinstance(which, Path) else run.checkpoint(which)
-        saved = checkpoint.load(path)
-        weights = checkpoint.weights(saved, path)
-        run.check_fingerprints(saved, path)
-        source_vocab = Vocabulary.load(run.source_vocab)
-        target_vocab = Vocabulary.load(run.target_vocab)
-        model = pipeline.model(registry, recipe, len(source_vocab), len(target_vocab))
-        load_weights(model, weights, path, run)
-        target = pick_device(device)
+        passes `recipe` (transduce._runs.opening.open_run)."""
+        opened = open_run(run, registry, overrides, checkpoint=which, device=device, recipe=recipe)
+        recipe = opened.recipe
         settings = Settings.of(recipe)
-        model.to(target).eval()
-        tokenizers = {side: pipeline.tokenizer(registry, recipe, side) for side in ("source", "target")}
-        for side, tokenizer in tokenizers.items():
-            tokenizer.load(run.tokenizer_dir(side))
         return cls(
-            model=model,
-            source_tokenizer=tokenizers["source"],
-            target_tokenizer=tokenizers["target"],
-            source_vocab=source_vocab,
-            target_vocab=target_vocab,
+            model=opened.model,
+            source_tokenizer=opened.source_tokenizer,
+            target_tokenizer=opened.target_tokenizer,
+            source_vocab=opened.source_vocab,
+            target_vocab=opened.target_vocab,
             decoding=pipeline.search(registry, recipe),
-            device=target,
+            device=opened.device,
             precision=settings.train.precision,
             reverse_source=settings.source.reverse,
         )

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from transduce._plugins import hookspecs
-from transduce._plugins.params import Param
+from transduce._plugins.base import Component, Score
 
 FAMILIES = (
     "tokenizer",
@@ -50,20 +50,6 @@ def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], structure: Any) -> A
     if isinstance(structure, dict):
         return {key: map_tensors(fn, value) for key, value in structure.items()}
     return structure
-
-
-class Component:
-    """Common declarations of every component class."""
-
-    family: ClassVar[str]
-    name: ClassVar[str]
-    params: ClassVar[tuple[Param, ...]] = ()
-
-    @classmethod
-    def description(cls) -> str:
-        """First line of the class docstring."""
-        doc = (cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
 
 
 # --- tokenizer ---------------------------------------------------------------
@@ -400,16 +386,6 @@ class DataSource(Component):
 
 
 # --- metric ------------------------------------------------------------------
-
-
-@dataclass
-class Score:
-    """A metric's result: a value on a 0-100 scale and an optional signature."""
-
-    name: str
-    value: float
-    signature: str | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Metric(Component):

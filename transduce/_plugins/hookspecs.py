@@ -21,13 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pluggy
 
-if TYPE_CHECKING:  # annotations only: transduce._plugins.contracts imports this module
-    from transduce._plugins.contracts import Component
-    from transduce._reports.report import Report
+from transduce._plugins.base import Component, FinalReport
 
 PROJECT = "transduce"
 PREFIX = f"{PROJECT}_"
@@ -125,12 +123,12 @@ def transduce_epoch_end(record: dict[str, Any]) -> None:
 
 
 @event
-def transduce_evaluation_end(report: Report) -> None:
+def transduce_evaluation_end(report: FinalReport) -> None:
     """The best checkpoint was scored on the evaluation split: the final `Report`."""
 
 
 @event
-def transduce_run_end(report: Report) -> None:
+def transduce_run_end(report: FinalReport) -> None:
     """The run finished; `report` is the final report, already written in the run directory."""
 
 

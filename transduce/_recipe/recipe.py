@@ -31,9 +31,7 @@ from transduce._recipe.settings import (
     TRAIN_PARAMS,
     VOCAB_PARAMS,
 )
-from transduce._runs.provenance import require_plugins
-from transduce._runs.rundir import RunDir
-from transduce.errors import RecipeError, RunError
+from transduce.errors import RecipeError
 
 #: `train` keys from before schedules were components, each the parameter of the default schedule (plateau)
 #: it now is: older recipes and run directories keep working, with the same meaning.
@@ -635,9 +633,15 @@ Check = Callable[[dict[str, Any]], None]
 
 
 def load_recipe(
-    path: str | Path, registry: Registry, overrides: Iterable[str] = (), check: Check | None = None
+    path: str | Path,
+    registry: Registry,
+    overrides: Iterable[str] = (),
+    check: Check | None = None,
+    *,
+    check_paths: bool = True,
 ) -> dict[str, Any]:
-    """Read, override and validate the recipe file at `path` (and `check` it); return the resolved recipe."""
+    """Read, override and validate the recipe file at `path` (and `check` it); return the resolved recipe.
+    With `check_paths`, path parameters must name existing files (see parse_recipe)."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -651,48 +655,15 @@ def load_recipe(
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read the recipe: {exc}", source=str(path)) from None
-    try:
-        return parse_recipe(
-            text,
-            registry,
-            source=str(path),
-            overrides=overrides,
-            check=check,
-            directory=path.parent,
-            check_paths=not _is_run_recipe(path),
-        )
-    except RecipeError as error:
-        _explain_run_recipe(path, error, registry)
-        raise
-
-
-def _run_of(path: Path) -> RunDir | None:
-    """The run whose recipe.yaml `path` is, or None for any other recipe file."""
-    run = RunDir(path.parent)
-    return run if path.name == run.recipe.name else None
-
-
-def _is_run_recipe(path: Path) -> bool:
-    """Whether `path` is the recipe.yaml of a run: its data may be gone, and translate needs none."""
-    run = _run_of(path)
-    return run is not None and run.last_checkpoint.parent.is_dir()
-
-
-def _explain_run_recipe(path: Path, error: RecipeError, registry: Registry) -> None:
-    """For a run's own recipe.yaml: a run made before the recipe layout changed is named as such, and a missing
-    plugin with the distribution to install (RunError)."""
-    run = _run_of(path)
-    if run is None:
-        return
-    moved = tuple(error.key.split("."))
-    if error.source == str(path) and moved in MOVED:
-        raise RunError(
-            f"{run.path} was made by an older transduce version, from before the decoder network became a "
-            f"component: its recipe.yaml has `{error.key}` ({MOVED[moved]}). This version cannot open it; "
-            "train it again from its recipe in the new layout (docs/recipes.md shows it), or evaluate and "
-            "translate with the transduce version that trained it"
-        )
-    require_plugins(run, registry)
+    return parse_recipe(
+        text,
+        registry,
+        source=str(path),
+        overrides=overrides,
+        check=check,
+        directory=path.parent,
+        check_paths=check_paths,
+    )
 
 
 def parse_recipe(

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from transduce import __version__
 from transduce._reports.heatmap import Heatmap, label
 from transduce._reports.report import NO_WORST, TEXT_COLUMNS, Report, _coverage_rows
+from transduce._version import __version__
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 DASHES = ("", "7 4", "2 3", "9 3 2 3")  # so that lines lying on top of each other (e.g. bleu = chrf = 100) all show

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from transduce._plugins import positions
 from transduce._plugins.contracts import FAMILIES
-from transduce._runs.rundir import sha256_of
+from transduce._runs.rundir import RunDir, sha256_of
 from transduce.errors import RunError
 
 if TYPE_CHECKING:
     from transduce._plugins.registry import Registry
-    from transduce._runs.rundir import RunDir
 
 #: The option that accepts changed data files, named in the refusal.
 ACCEPT_CHANGED_DATA = "--accept-changed-data"
@@ -39,25 +38,6 @@ def components_used(recipe: dict[str, Any], registry: Registry) -> dict[str, str
         if info is not None:
             out[f"{family}/{spec['name']}"] = f"{info.provider.distribution} {info.provider.version}"
     return out
-
-
-def recorded_components(run: RunDir) -> dict[str, str]:
-    """The run's record: components.json, else the last checkpoint's 'components' (loaded safely); {} if none."""
-    if run.components.is_file():
-        try:
-            data = json.loads(run.components.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
-            raise RunError(f"{run.components}: not a readable components record ({exc})") from None
-    elif run.last_checkpoint.is_file():
-        from transduce._runs import checkpoint  # noqa: PLC0415 - torch only when there is no JSON record
-
-        saved = checkpoint.load(run.last_checkpoint)
-        data = saved.get("components", {}) if isinstance(saved, dict) else None
-    else:
-        return {}
-    if not isinstance(data, dict):
-        raise RunError(f"{run.components}: not a readable components record (expected a JSON object)")
-    return {str(key): str(value) for key, value in data.items()}
 
 
 def missing_plugins(recorded: dict[str, str], registry: Registry) -> dict[str, list[str]]:
@@ -74,7 +54,7 @@ def missing_plugins(recorded: dict[str, str], registry: Registry) -> dict[str, l
 
 def require_plugins(run: RunDir, registry: Registry) -> None:
     """Raise RunError naming the distributions to install when a component the run used is not installed."""
-    missing = missing_plugins(recorded_components(run), registry)
+    missing = missing_plugins(run.saved_components(), registry)
     if missing:
         raise RunError(missing_message(run, missing))
 

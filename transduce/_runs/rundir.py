@@ -192,10 +192,23 @@ class RunDir:
         write_text_atomic(self.components, json.dumps(components, indent=2, sort_keys=True) + "\n")
 
     def saved_components(self) -> dict[str, str]:
-        """The recorded providers: components.json, else the last checkpoint's record; {} when neither has one."""
-        from transduce._runs.provenance import recorded_components  # noqa: PLC0415 - provenance reads checkpoints
+        """The recorded providers: components.json, else the last checkpoint's 'components' (loaded safely); {}
+        when neither has one."""
+        if self.components.is_file():
+            try:
+                data = json.loads(self.components.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError) as exc:
+                raise RunError(f"{self.components}: not a readable components record ({exc})") from None
+        elif self.last_checkpoint.is_file():
+            from transduce._runs import checkpoint  # noqa: PLC0415 - torch only when there is no JSON record
 
-        return recorded_components(self)
+            saved = checkpoint.load(self.last_checkpoint)
+            data = saved.get("components", {}) if isinstance(saved, dict) else None
+        else:
+            return {}
+        if not isinstance(data, dict):
+            raise RunError(f"{self.components}: not a readable components record (expected a JSON object)")
+        return {str(key): str(value) for key, value in data.items()}
 
     # --- one trainer at a time -----------------------------------------------------
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from transduce._data.batching import Batch
-from transduce._decoding.translator import pick_device
+from transduce._runs.opening import pick_device
 from transduce.errors import Interrupted, RunError, TransduceError
 
 T = TypeVar("T")

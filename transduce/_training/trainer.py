@@ -22,8 +22,9 @@ from torch.nn.utils.rnn import PackedSequence
 
 from transduce._data.batching import Batch, batches_per_epoch, training_batches
 from transduce._data.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
+from transduce._data.interrupt import SignalStop, StopSignals, signal_name
 from transduce._data.vocab import Vocabulary
-from transduce._decoding.translator import MAX_SOURCE_TOKENS, Translator, load_weights
+from transduce._decoding.translator import MAX_SOURCE_TOKENS, Translator
 from transduce._model import assembly as pipeline
 from transduce._model.model import sequence_loss
 from transduce._plugins.contracts import MAX_OUTPUT_TOKENS, Metric, Schedule
@@ -35,10 +36,10 @@ from transduce._reports.evaluation import Analysis, evaluate, strategies, strate
 from transduce._reports.report import Report
 from transduce._reports.report_files import WrittenReport, is_epoch_record, write_report_files
 from transduce._runs import checkpoint
+from transduce._runs.opening import load_checkpoint, load_weights
 from transduce._runs.provenance import check_data_files, components_used, record_data_files
 from transduce._runs.rundir import RunDir
 from transduce._training import distributed
-from transduce._training.interrupt import SignalStop, StopSignals, signal_name
 from transduce._training.lifecycle import Lifecycle
 from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
 
@@ -129,7 +130,7 @@ class Trainer:
 
     # --- set-up ----------------------------------------------------------------
 
-    def _prepare(self, resume: bool) -> None:
+    def _prepare(self, resume: bool, last: dict[str, Any] | None) -> None:
         if self.settings.train.threads:
             torch.set_num_threads(self.settings.train.threads)
         seed_everything(self.settings.seed)
@@ -137,7 +138,7 @@ class Trainer:
         _check_precision(self.device, self.settings.train.precision)
         saved: dict[str, Any] = {}  # checked before vocabularies and tokenizer files are read or written
         if resume:
-            saved = resumable_checkpoint(self.run)
+            saved = last if last is not None else resumable_checkpoint(self.run)
         else:
             refuse_retraining(self.run)
         self.data = pipeline.data_source(self.registry, self.recipe)
@@ -267,8 +268,11 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------
 
-    def train(self, resume: bool = False) -> Report:
+    def train(self, resume: bool = False, *, last: dict[str, Any] | None = None) -> Report:
         """Train the remaining epochs, then score the best checkpoint on the evaluation split.
+
+        `last`: when resuming, last.pt as `start_run` loaded and checked it (`Started.last`), so that it is read
+        once; without it, resuming loads it here.
 
         A first SIGINT/SIGTERM during the training steps stops after the current step, writes last.pt and
         raises `Interrupted`; during validation it stops at once and the checkpoint makes resuming validate
@@ -276,14 +280,14 @@ class Trainer:
         """
         with self.signals:
             try:
-                return self._train(resume)
+                return self._train(resume, last)
             except BaseException as error:
                 self.lifecycle.emit("run_failed", error=error)
                 raise
 
-    def _train(self, resume: bool) -> Report:
+    def _train(self, resume: bool, last: dict[str, Any] | None) -> Report:
         self.lifecycle.emit("run_start", recipe=self.recipe, run_dir=self.run.path)
-        self._prepare(resume)
+        self._prepare(resume, last)
         finished = self._finished()
         if finished:
             self.console.print(f"this run is finished ({finished}); evaluating its best checkpoint again")
@@ -562,9 +566,8 @@ class Trainer:
     def _final_report(self) -> Report:
         path = self.run.best_checkpoint
         if path.exists():
-            saved = checkpoint.load(path)
-            self.run.check_fingerprints(saved, path)
-            load_weights(self.model, checkpoint.weights(saved, path), path, self.run)
+            best = load_checkpoint(self.run, path)
+            load_weights(self.model, best.weights, path, self.run)
         report = evaluate(
             self.translator,
             self.test,
@@ -679,14 +682,23 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
+@dataclass
+class Started:
+    """What `start_run` tells its caller: notes for the user, and (when the run resumes) last.pt, loaded and
+    checked, for `Trainer.train(last=...)`, so that resuming reads it once."""
+
+    notes: list[str]
+    last: dict[str, Any] | None = None
+
+
 def start_run(
     recipe: dict[str, Any],
     run: RunDir,
     *,
     accept_changed_data: bool = False,
     components: dict[str, str] | None = None,
-) -> list[str]:
-    """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it); returns notes.
+) -> Started:
+    """Write the resolved recipe into the run directory (atomically: a resumed run rewrites it).
 
     Refused first: a run that holds trained weights but cannot be resumed (`refuse_retraining`), resuming
     with a recipe that names other data, tokenizer, model, optimizer or schedule `components` than last.pt
@@ -695,6 +707,7 @@ def start_run(
     """
     refuse_retraining(run)
     resume = run.last_checkpoint.exists()
+    saved = None
     if resume:
         saved = resumable_checkpoint(run)  # a damaged last.pt is refused before the recipe is rewritten
         if components is not None:
@@ -703,7 +716,7 @@ def start_run(
     if not resume or notes:
         record_data_files(run, recipe)
     checkpoint.write_text_atomic(run.recipe, dump_recipe(recipe))
-    return notes
+    return Started(notes, saved)
 
 
 def refuse_retraining(run: RunDir) -> None:
@@ -757,9 +770,7 @@ def resumable_checkpoint(run: RunDir) -> dict[str, Any]:
     tokenizer files it was saved with unchanged. (Weights and optimizer state are checked against the model
     when they are restored.)"""
     path = run.last_checkpoint
-    saved = checkpoint.load(path)
-    run.check_fingerprints(saved, path)
-    checkpoint.weights(saved, path)
+    saved = load_checkpoint(run, "last").saved
     checkpoint.require(saved, path, "optimizer", dict, "the optimizer's state")
     recorded = saved.get("components")
     if "schedule" in saved or (isinstance(recorded, dict) and any(str(k).startswith("schedule/") for k in recorded)):

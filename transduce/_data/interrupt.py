@@ -1,4 +1,4 @@
-"""Stopping training cleanly on SIGINT (Ctrl-C) and SIGTERM.
+"""Stopping cleanly on SIGINT (Ctrl-C) and SIGTERM: training, and commands that stream their output to files.
 
 While training runs, `StopSignals` replaces the handlers of both signals (and
 puts the previous ones back afterwards). Inside `deferred()`, around the
