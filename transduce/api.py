@@ -1,6 +1,7 @@
 """The public plugin API: everything a plugin author imports.
 
-The built-in plugins import only from this module, so they prove it suffices.
+The built-in plugins import only from this module, so they prove it suffices. A plugin that uses trained
+models (a server, a command) opens them with `load` (the `transduce.load` of docs/python-api.md).
 """
 
 from transduce.components import (
@@ -30,6 +31,7 @@ from transduce.hookspecs import hookimpl
 from transduce.model import Seq2Seq
 from transduce.params import REQUIRED, Param, ParamError
 from transduce.report import Report
+from transduce.usage import Model, ModelInfo, Result, Scored, load
 
 __all__ = [
     "MAX_OUTPUT_TOKENS",
@@ -50,14 +52,19 @@ __all__ = [
     "Logger",
     "Memory",
     "Metric",
+    "Model",
+    "ModelInfo",
     "Param",
     "ParamError",
     "Report",
+    "Result",
     "Score",
+    "Scored",
     "SearchStrategy",
     "Seq2Seq",
     "Tokenizer",
     "TransduceError",
     "hookimpl",
+    "load",
     "map_tensors",
 ]

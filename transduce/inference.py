@@ -168,17 +168,18 @@ class Translator:
         run: RunDir,
         registry: Registry,
         *,
-        which: str = "best",
+        which: str | Path = "best",
         device: str = "auto",
         overrides: Sequence[str] = (),
         recipe: dict[str, Any] | None = None,
     ) -> Translator:
         """Load a run's vocabularies and checkpoint, with its recipe (`overrides` may change e.g. the search
         strategy, or `train.precision` to decode in another precision) unless the caller already resolved it and
-        passes `recipe`."""
+        passes `recipe`. `which`: "best" (falling back to the last), "last", or the path of a checkpoint file
+        saved with this run's vocabularies (its fingerprints are checked as the run's own are)."""
         if recipe is None:
             recipe = load_recipe(run.recipe, registry, overrides)
-        path = run.checkpoint(which)
+        path = Path(which) if isinstance(which, Path) else run.checkpoint(which)
         saved = checkpoint.load(path)
         weights = checkpoint.weights(saved, path)
         run.check_fingerprints(saved, path)
@@ -282,7 +283,7 @@ class Translator:
         self.model.eval()
         product_dtype = decoding_dtype(self.device, self.precision)
         try:
-            for group in self._batches([len(encoded[i]) for i in todo], batch_size):
+            for group in self.batches([len(encoded[i]) for i in todo], batch_size):
                 indices = [todo[g] for g in group]
                 source, lengths = source_tensors(
                     [encoded[i] for i in indices], self.source_vocab.pad_index, reverse=self.reverse_source
@@ -294,8 +295,9 @@ class Translator:
         finally:
             self.model.train(was_training)
 
-    def _batches(self, lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-        """by_length's batches, each split further so that its estimated memory fits the budget."""
+    def batches(self, lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+        """by_length's batches (indices into `lengths`, source tokens), each split further so that its
+        estimated decoding memory fits the budget."""
         for group in by_length(lengths, batch_size):
             each = self._batch_bytes(1, max(lengths[i] for i in group))
             fitting = max(1, self.memory_budget // each)
