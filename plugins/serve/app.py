@@ -100,6 +100,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.state.batchers = {name: each.batcher for name, each in served.items()}  # their stats, for tests and benchmarks
     bodies = schemas.request_models(limits)
     _add_error_handlers(app, bodies)
     _add_routes(app, served, bodies)
@@ -256,7 +257,10 @@ def _add_error_handlers(app: FastAPI, bodies: schemas.RequestModels) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        message = {404: f"no such endpoint: {request.url.path} (see /docs)"}.get(exc.status_code, str(exc.detail))
+        message = {
+            404: f"no such endpoint: {request.url.path} (see /docs)",
+            405: f"{request.method} is not allowed on {request.url.path} (see /docs)",
+        }.get(exc.status_code, str(exc.detail))
         return _error(exc.status_code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
@@ -283,6 +287,8 @@ def _validation_detail(problem: dict[str, Any], known: list[str]) -> dict[str, A
         message = f"unknown field.{hint} (valid fields: {', '.join(known)})"
     elif kind == "missing":
         message = "required field is missing"
+    elif kind == "value_error":  # our own validators' messages, without pydantic's "Value error, "
+        message = str(problem.get("ctx", {}).get("error", message))
     return {"field": field, "message": message}
 
 

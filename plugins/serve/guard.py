@@ -40,11 +40,11 @@ class Refused(Exception):
 
 
 def error_body(status: int, message: str, field: str | None = None, details: list[dict[str, Any]] | None = None) -> bytes:
-    """The JSON of every error answer: {"error": {status, message, field, details}}."""
-    return json.dumps(
-        {"error": {"status": status, "message": message, "field": field, "details": details or []}},
-        ensure_ascii=False,
-    ).encode("utf-8")
+    """The JSON of every error answer: {"error": {status, message, field, details}}; ASCII with escapes, so
+    whatever a message quotes from the request (a lone surrogate, say) it stays valid JSON."""
+    return json.dumps({"error": {"status": status, "message": message, "field": field, "details": details or []}}).encode(
+        "ascii"
+    )
 
 
 class Guard:

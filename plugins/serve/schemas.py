@@ -7,12 +7,12 @@ annotations` here: pydantic reads the annotations of classes made inside a funct
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
-from pydantic import Strict as StrictType
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, WithJsonSchema, field_validator
 
 from transduce_builtins.serve.limits import Limits
 
@@ -28,9 +28,42 @@ NOT_OPTIONS = {
     "texts": "give the inputs as the field 'texts'",
 }
 
-Number = Annotated[float, StrictType(), AllowInfNan(False)]  # JSON's NaN and Infinity extensions are refused
-OptionValue = StrictBool | StrictInt | Number | Annotated[str, StringConstraints(max_length=NAME_CHARS)] | None
-Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_CHARS)]
+
+
+def _unicode(text: str) -> str:
+    """Refuse lone surrogates (JSON's "\\ud800" escapes can make them): they are not characters, no tokenizer
+    reads them and no answer could be encoded in UTF-8 with them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"character {error.start:,} is a lone surrogate (U+{ord(text[error.start]):04X}), not a character: "
+            "send valid Unicode"
+        ) from None
+    return text
+
+
+def _option_value(value: Any) -> Any:
+    """A search option's value as a recipe could hold it: true/false, a finite number, a short string or null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
+    if isinstance(value, str) and len(value) > NAME_CHARS:
+        raise ValueError(f"expected a string of at most {NAME_CHARS} characters, got {len(value):,}")
+    if isinstance(value, str):
+        _unicode(value)
+    if value is not None and not isinstance(value, (bool, int, float, str)):
+        raise ValueError(f"expected true/false, a number, a string or null, got {type(value).__name__}")
+    return value
+
+
+OptionValue = Annotated[
+    Any,
+    AfterValidator(_option_value),
+    WithJsonSchema(
+        {"anyOf": [{"type": t} for t in ("boolean", "integer", "number", "null")] + [{"type": "string", "maxLength": NAME_CHARS}]}
+    ),
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_CHARS), AfterValidator(_unicode)]
 
 
 class Strict(BaseModel):
@@ -50,7 +83,7 @@ class RequestModels:
 
 def request_models(limits: Limits) -> RequestModels:
     """The request models with `limits` as their bounds."""
-    Text = Annotated[str, StringConstraints(max_length=limits.max_chars)]
+    Text = Annotated[str, StringConstraints(max_length=limits.max_chars), AfterValidator(_unicode)]
     Texts = Annotated[list[Text], Field(min_length=1, max_length=limits.max_texts)]
     Options = Annotated[
         dict[Annotated[str, StringConstraints(pattern=OPTION_NAME)], OptionValue],
