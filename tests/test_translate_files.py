@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from transduce import cli
+from transduce import cli, textio
 from transduce.inference import Translator
 from transduce.registry import discover
 from transduce.rundir import RunDir
@@ -170,7 +170,7 @@ def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
     sources = _dates(9)
     source, output = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_text("\n".join(sources) + "\n", encoding="utf-8")
-    open_output = cli.open_output
+    open_output = textio.open_output
 
     class TornOnTheThirdWrite:
         def __init__(self, handle) -> None:
@@ -187,7 +187,7 @@ def test_a_stop_in_the_middle_of_a_chunk_cuts_the_output_back_to_whole_chunks(
                 raise SignalStop(15)
             return self.handle.write(text)
 
-    monkeypatch.setattr(cli, "open_output", lambda path: TornOnTheThirdWrite(open_output(path)))
+    monkeypatch.setattr(textio, "open_output", lambda path: TornOnTheThirdWrite(open_output(path)))
     status, _, err = run_cli(capsys, "translate", trained_run, "--input", source, "--output", output)
     assert status == 143
     assert f"{output} holds the translations of the first 4 input lines" in err

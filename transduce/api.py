@@ -4,6 +4,7 @@ The built-in plugins import only from this module, so they prove it suffices. A 
 models (a server, a command) opens them with `load` (the `transduce.load` of docs/python-api.md).
 """
 
+from transduce.commands import Command, CommandContext, add_output_option, add_set_option, add_threads_option
 from transduce.components import (
     MAX_OUTPUT_TOKENS,
     SPLITS,
@@ -31,6 +32,7 @@ from transduce.hookspecs import hookimpl
 from transduce.model import Seq2Seq
 from transduce.params import REQUIRED, Param, ParamError
 from transduce.report import Report
+from transduce.textio import count_lines, read_lines, refuse_same_file, write_streamed
 from transduce.usage import Model, ModelInfo, Result, Scored, load
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "SPLITS",
     "AttentionBuilder",
     "AttentionScorer",
+    "Command",
+    "CommandContext",
     "Component",
     "DataError",
     "DataSource",
@@ -64,7 +68,14 @@ __all__ = [
     "Seq2Seq",
     "Tokenizer",
     "TransduceError",
+    "add_output_option",
+    "add_set_option",
+    "add_threads_option",
+    "count_lines",
     "hookimpl",
     "load",
     "map_tensors",
+    "read_lines",
+    "refuse_same_file",
+    "write_streamed",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -23,28 +22,36 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from transduce import __version__, distributed, pipeline
 from transduce.chat import add_chat_parser, cmd_chat
+from transduce.commands import (
+    SET_HELP,
+    CommandContext,
+    CommandInfo,
+    CommandTable,
+    add_output_option,
+    add_set_option,
+    add_threads_option,
+)
+from transduce.commands import collect as collect_commands
 from transduce.components import SPLITS, DataSource
-from transduce.errors import Interrupted, RecipeError, RunError, TransduceError
+from transduce.errors import Interrupted, PluginError, RecipeError, RunError, TransduceError
 from transduce.evaluation import Analysis, evaluate, strategies, strategy_label
 from transduce.heatmap import Heatmap, render_terminal
 from transduce.inference import Translation, Translator
-from transduce.interrupt import StopSignals
 from transduce.params import Param
 from transduce.plots import PlotsUnavailable, save_heatmap
 from transduce.provenance import ACCEPT_CHANGED_DATA, check_data_files, components_used
-from transduce.recipe import TRAIN_PARAMS, dump_recipe, load_recipe
+from transduce.recipe import dump_recipe, load_recipe
 from transduce.registry import Registry, discover
 from transduce.report import Report
 from transduce.report_files import write_report_files
 from transduce.rundir import RunDir
 from transduce.scaffold import create_plugin
 from transduce.testing import conformance
-from transduce.textio import Output, count_lines, open_output, read_lines, refuse_same_file
+from transduce.textio import count_lines, read_lines, refuse_same_file, write_streamed
 from transduce.training import Trainer, check_resumable, start_run
 
 #: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
@@ -58,36 +65,8 @@ TRANSLATE_CHUNK = 1024
 ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024"}  # by train.precision
 ONEDNN_CACHE_DEFAULT = "64"
 
-#: The recipe key `--threads` overrides for one command: the option takes its bounds.
-THREADS = next(param for param in TRAIN_PARAMS if param.name == "threads")
 #: `translate --format` values.
 OUTPUT_FORMATS = ("plain", "nbest")
-
-SET_HELP = "override a recipe key, e.g. --set train.epochs=3 --set data.path=FILE (repeatable; VALUE is YAML)"
-
-
-def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
-
-
-def _add_threads(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """`--threads N` for a command that decodes; `main` applies it (see _use_threads)."""
-    parser.add_argument(
-        "--threads",
-        type=_thread_count,
-        metavar="N",
-        help=f"torch CPU threads ({THREADS.min:g}-{THREADS.max:g}; default: the run's train.threads, else torch's "
-        "default). On a machine other jobs use, 1 is often much faster",
-    )
-    return parser
-
-
-def _thread_count(text: str) -> int:
-    if not re.fullmatch(r"\s*\d+\s*", text) or not THREADS.min <= int(text) <= THREADS.max:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of threads from {THREADS.min:g} to {THREADS.max:g}, got {text!r}"
-        )
-    return int(text)
 
 
 class _AnyOrder(argparse.ArgumentParser):
@@ -111,7 +90,13 @@ def _add_accept_changed_data(parser: argparse.ArgumentParser, help_text: str) ->
     parser.add_argument(ACCEPT_CHANGED_DATA, action="store_true", help=help_text)
 
 
-def _parser() -> argparse.ArgumentParser:
+#: Where a plugin command's subparser keeps its CommandInfo, and a clashed name its error, in the parsed args.
+PLUGIN_COMMAND, CLASHED_COMMAND = "_transduce_plugin_command", "_transduce_clashed_command"
+
+
+def _parser(table: CommandTable | None = None, registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The command line: the built-in commands, then the plugins' (`table`; a problem adding one is recorded
+    in `registry`)."""
     parser = argparse.ArgumentParser(prog="transduce", description="Sequence transduction with plugins.")
     parser.add_argument("--version", action="version", version=f"transduce {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -126,13 +111,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a recipe and print it resolved, without training")
     check.add_argument("recipe", type=Path)
-    _add_set(check, SET_HELP)
+    add_set_option(check, SET_HELP)
 
     train = commands.add_parser("train", help="train a recipe into a run directory")
     train.add_argument("recipe", type=Path, nargs="?", help="recipe file (optional with --resume)")
     train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/RECIPE-TIMESTAMP)")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in directory RUN")
-    _add_set(train, SET_HELP)
+    add_set_option(train, SET_HELP)
     _add_accept_changed_data(train, "continue a run although a data file changed since its splits were made")
 
     ev = commands.add_parser("evaluate", help="score a trained run on a split or a data file")
@@ -148,8 +133,8 @@ def _parser() -> argparse.ArgumentParser:
         help="also score and time another search strategy, e.g. --compare beam:size=5 "
         "--compare sample:temperature=0.8,seed=1 (repeatable; settings the recipe's search shares are kept)",
     )
-    _add_set(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
-    _add_threads(ev)
+    add_set_option(ev, "override the run's recipe for this evaluation, e.g. --set search.max_length=50")
+    add_threads_option(ev)
     _add_accept_changed_data(ev, "score a split although a data file changed since training (it is split anew)")
 
     att = commands.add_parser("attention", help="show as a heat map which source tokens each output token attended to")
@@ -158,20 +143,14 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument(
         "--output", type=Path, metavar="FILE.png", help="where to save the PNG (default: RUN/attention/TEXT.png)"
     )
-    _add_set(att, "override the run's recipe, e.g. --set search.max_length=50")
-    _add_threads(att)
+    add_set_option(att, "override the run's recipe, e.g. --set search.max_length=50")
+    add_threads_option(att)
 
     tr = commands.add_parser("translate", help="translate TEXT, a file, stdin lines, or interactively")
     tr.add_argument("run", type=Path)
     tr.add_argument("text", nargs="?", help="one input; without it, read --input or stdin (a prompt on a terminal)")
     tr.add_argument("--input", type=Path, metavar="FILE", help="translate every line of FILE (UTF-8; '-': stdin)")
-    tr.add_argument(
-        "--output",
-        type=Path,
-        metavar="FILE",
-        help="write the translations to FILE (default, or '-': stdout); a file is written beside its place and "
-        "moved there when complete, and never over the input",
-    )
+    add_output_option(tr, "translations")
     tr.add_argument("--batch-size", type=int, default=256, help="sentences per decoding batch (default: 256)")
     tr.add_argument(
         "--format",
@@ -181,26 +160,57 @@ def _parser() -> argparse.ArgumentParser:
         "LINE<TAB>RANK<TAB>SCORE<TAB>TEXT (LINE and RANK from 1, SCORE the log-probability), "
         "e.g. with --set search.name=beam --set search.n_best=3",
     )
-    _add_set(tr, "override the run's recipe, e.g. --set search.max_length=50")
-    _add_threads(tr)
+    add_set_option(tr, "override the run's recipe, e.g. --set search.max_length=50")
+    add_threads_option(tr)
 
-    _add_threads(add_chat_parser(commands))
+    add_threads_option(add_chat_parser(commands))
 
     new = commands.add_parser("new-plugin", help="create a plugin package skeleton NAME/ to start from")
     new.add_argument("name", help="distribution name, e.g. transduce-cosine (letters, digits, '-', '_', '.')")
     new.add_argument("--dir", type=Path, default=Path("."), help="where to create NAME/ (default: here)")
+    if table is not None:
+        plugins.set_defaults(command_table=table)
+        _add_plugin_commands(commands, table, registry)
     return parser
 
 
+def _add_plugin_commands(commands: argparse._SubParsersAction, table: CommandTable, registry: Registry | None) -> None:
+    """A subparser per plugin command (one whose add_arguments fails is left out and recorded as broken), and
+    one per name two plugins claim, which fails with their PluginError when used."""
+    for name, info in sorted(table.commands.items()):
+        try:
+            info.command.add_arguments(_AnyOrder(prog=f"transduce {name}"))  # a trial: a failure adds nothing
+        except Exception as exc:
+            if registry is not None:
+                registry.record(info.provider, f"command {name!r} failed in add_arguments: {type(exc).__name__}: {exc}")
+            continue
+        where = "" if info.provider.builtin else f" [{info.provider.distribution}]"
+        sub = commands.add_parser(name, help=info.command.help + where, description=info.command.help)
+        info.command.add_arguments(sub)
+        sub.set_defaults(**{PLUGIN_COMMAND: info})
+    for name, message in sorted(table.clashes.items()):
+        sub = commands.add_parser(name, help="unusable: two plugins provide it (see `transduce plugins`)")
+        sub.set_defaults(**{CLASHED_COMMAND: message})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    registry = discover()
+    parser = _parser(collect_commands(registry, COMMANDS), registry)
+    args, unknown = parser.parse_known_args(argv)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if args.command != "train":  # which sets it by the recipe's precision
         _cap_onednn_cache(ONEDNN_CACHE_DEFAULT)
     try:
-        registry = discover()
+        clash = getattr(args, CLASHED_COMMAND, None)
+        if clash is not None:
+            raise PluginError(clash)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if hasattr(args, "threads"):
             _use_threads(args, registry)
+        plugin = getattr(args, PLUGIN_COMMAND, None)
+        if plugin is not None:
+            return _run_plugin_command(plugin, args, CommandContext(registry, out, err, args.debug))
         return COMMANDS[args.command](args, registry, out, err)
     except Interrupted as exc:  # training stopped on a signal: 130 for SIGINT, 143 for SIGTERM
         err.print(f"\n[bold yellow]interrupted:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
@@ -215,12 +225,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _run_plugin_command(info: CommandInfo, args: argparse.Namespace, context: CommandContext) -> int:
+    """A plugin command's `run`: its TransduceError is reported as a built-in's is (by `main`); any other
+    exception names the plugin whose command failed (the traceback with --debug) and exits with 1."""
+    try:
+        status = info.command.run(args, context)
+    except (TransduceError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        hint = "" if args.debug else " (run `transduce --debug ...` for the traceback)"
+        context.err.print(
+            f"[bold red]error:[/] command {escape(info.name)!r} of plugin {escape(str(info.provider))} failed: "
+            f"{escape(type(exc).__name__)}: {escape(str(exc))}{hint}",
+            highlight=False,
+        )
+        return 1
+    if status is None:
+        return 0
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise PluginError(
+            f"plugin {info.provider}: command {info.name!r} returned {status!r}; run must return an exit status (int)"
+        )
+    return status
+
+
 def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
     """torch's CPU threads for a decoding command, before it builds a model: `--threads`, else the run's
-    train.threads (with `--set`), else torch's default."""
+    train.threads (with `--set`) when the command has a run, else torch's default."""
     threads = args.threads
-    if threads is None:
-        threads = load_recipe(RunDir.open(args.run).recipe, registry, args.set)["train"]["threads"]
+    if threads is None and getattr(args, "run", None) is not None:
+        threads = load_recipe(RunDir.open(args.run).recipe, registry, getattr(args, "set", []))["train"]["threads"]
     if threads is not None:
         torch.set_num_threads(threads)
 
@@ -245,6 +281,7 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err:
         out.print(f"[bold cyan]{info.name}[/]  [dim]from {provider}[/]  {escape(info.description)}")
         for param in info.params:
             out.print(_describe_param(param))
+    _list_commands(getattr(args, "command_table", None), out)
     if registry.broken:
         out.rule("[bold red]broken[/]", align="left")
         for broken in registry.broken:
@@ -252,6 +289,16 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry, out: Console, err:
             entry = escape(broken.provider.entry_point)
             out.print(f"[bold red]{entry}[/]  [dim]from {provider}[/]  {escape(broken.problem)}")
     return 0
+
+
+def _list_commands(table: CommandTable | None, out: Console) -> None:
+    """The commands plugins add, with the distribution providing each."""
+    if table is None or not table.commands:
+        return
+    out.rule("[bold]command[/]", align="left")
+    for name, info in sorted(table.commands.items()):
+        provider = escape(f"{info.provider.distribution} {info.provider.version}")
+        out.print(f"[bold cyan]{escape(name)}[/]  [dim]from {provider}[/]  {escape(info.command.help)}")
 
 
 def _check_plugins(registry: Registry, out: Console) -> int:
@@ -493,14 +540,9 @@ def cmd_translate(args: argparse.Namespace, registry: Registry, out: Console, er
 
 
 def _translate_lines(translator: Translator, args: argparse.Namespace, source: Path | None, err: Console) -> None:
-    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed, with a progress bar.
-
-    Lines are translated and written TRANSLATE_CHUNK at a time and flushed after each chunk, so memory
-    stays flat. A file is written beside its place and moved there once complete (textio.StagedFile), so
-    a failure leaves it as it was. A stop (Ctrl-C, SIGTERM) keeps the whole chunks written: the
-    translations of the first N input lines, in the output file when it did not exist before, else
-    in OUTPUT.partial beside it; the message says where.
-    """
+    """--input FILE (or stdin) to --output FILE (or stdout), in input order, streamed TRANSLATE_CHUNK lines at a
+    time, with a progress bar (textio.write_streamed: a file is staged and moved into place; a stop keeps the
+    translations of the whole chunks written and says where)."""
     if source is not None:
         lines = read_lines(source)
         total = count_lines(source) if err.is_terminal else None  # only a visible bar needs the total
@@ -509,52 +551,17 @@ def _translate_lines(translator: Translator, args: argparse.Namespace, source: P
     else:
         lines, total = (line.rstrip("\r\n") for line in sys.stdin), None
     render = _nbest_chunk if args.format == "nbest" else _plain_chunk
-    target = open_output(args.output)
-    progress = Progress(
-        TextColumn("translating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
+    done, where = write_streamed(
+        lines,
+        lambda piece, first: render(translator, piece, args.batch_size, first),
+        args.output,
+        err,
+        chunk=TRANSLATE_CHUNK,
+        total=total,
     )
-    done = 0
-    try:
-        with progress, StopSignals():
-            task = progress.add_task("translate", total=total)
-            while piece := list(itertools.islice(lines, TRANSLATE_CHUNK)):
-                target.write(render(translator, piece, args.batch_size, done + 1))
-                target.mark()
-                done += len(piece)
-                progress.advance(task, len(piece))
-        where = target.finish()
-    except KeyboardInterrupt as stop:
-        raise _stopped(target, done, getattr(stop, "status", 130)) from None
-    except OSError as error:
-        target.discard()
-        raise RunError(f"{target.name}: cannot write the translations ({error.strerror or error})") from None
-    except BaseException:
-        target.discard()  # e.g. a line that is not UTF-8: the output stays as it was
-        raise
     if args.output is not None and str(args.output) != "-":
         err.print(f"wrote {done:,} translation{'' if done == 1 else 's'} to {where}", markup=False)
     _note_truncated(translator, err)
-
-
-def _stopped(target: Output, done: int, status: int) -> Interrupted:
-    """The error a stop raises, once the whole chunks written are kept (Output.finish_partial)."""
-    try:
-        where = target.finish_partial()
-    except OSError as error:
-        return Interrupted(
-            f"{target.name}: the translations of the first {done:,} input lines could not be kept "
-            f"({error.strerror or error})",
-            status=status,
-        )
-    kept = f"{where} holds the translations of the first {done:,} input lines, whole and in input order"
-    if where != target.name:  # the output existed: the whole chunks went beside it
-        kept = f"{target.name} is left as it was; {kept}"
-    return Interrupted(kept, status=status)
 
 
 def _plain_chunk(translator: Translator, texts: list[str], batch_size: int, first: int) -> str:

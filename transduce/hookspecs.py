@@ -72,3 +72,10 @@ def transduce_run_end(report: Report) -> None:
 @hookspec
 def transduce_run_failed(error: BaseException) -> None:
     """The run stopped on `error` (an interruption included); the exception propagates afterwards."""
+
+
+@hookspec
+def transduce_commands() -> list[Any]:
+    """Return the `transduce` subcommands this plugin adds: `transduce.api.Command` subclasses (made with no
+    arguments) or instances. A name a built-in command has is refused; two plugins claiming one name both
+    lose it (see transduce.commands)."""

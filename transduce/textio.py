@@ -1,19 +1,26 @@
 """Plain-text files for translation: input read line by line with line numbers in errors, and output that
-never destroys a file (written beside its place and moved there, never over the input)."""
+never destroys a file (written beside its place and moved there, never over the input), streamed in chunks."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import secrets
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
-from transduce.errors import DataError, RunError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from transduce.errors import DataError, Interrupted, RunError
+from transduce.interrupt import StopSignals
+
+Item = TypeVar("Item")
 
 
 def count_lines(path: Path) -> int:
@@ -214,3 +221,68 @@ def _link_new(staging: Path, target: Path) -> bool:
         return True
     staging.unlink()
     return True
+
+
+def write_streamed(
+    items: Iterator[Item],
+    render: Callable[[list[Item], int], str],
+    output: Path | None,
+    err: Console,
+    *,
+    chunk: int,
+    total: int | None = None,
+    label: str = "translating",
+    noun: str = "translations",
+) -> tuple[int, str]:
+    """Write `render(piece, first)` for each `chunk` items (`first`: the piece's first item number, from 1) to
+    `output` (open_output: stdout for None or '-'), with a progress bar on `err` when it is a terminal;
+    returns (items written, where the output is).
+
+    Memory stays flat: a chunk is rendered, written and flushed before the next is read. A file is staged
+    beside its place and moved there once complete, so a failure leaves it as it was. A stop (Ctrl-C,
+    SIGTERM) keeps the whole chunks written (Output.finish_partial) and raises Interrupted saying where
+    the `noun` of how many input lines are.
+    """
+    target = open_output(output)
+    progress = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+    done = 0
+    try:
+        with progress, StopSignals():
+            task = progress.add_task(label, total=total)
+            while piece := list(itertools.islice(items, chunk)):
+                target.write(render(piece, done + 1))
+                target.mark()
+                done += len(piece)
+                progress.advance(task, len(piece))
+        return done, target.finish()
+    except KeyboardInterrupt as stop:
+        raise _stopped(target, done, noun, getattr(stop, "status", 130)) from None
+    except OSError as error:
+        target.discard()
+        raise RunError(f"{target.name}: cannot write the {noun} ({error.strerror or error})") from None
+    except BaseException:
+        target.discard()  # e.g. a line that is not UTF-8: the output stays as it was
+        raise
+
+
+def _stopped(target: Output, done: int, noun: str, status: int) -> Interrupted:
+    """The error a stop raises, once the whole chunks written are kept (Output.finish_partial)."""
+    try:
+        where = target.finish_partial()
+    except OSError as error:
+        return Interrupted(
+            f"{target.name}: the {noun} of the first {done:,} input lines could not be kept "
+            f"({error.strerror or error})",
+            status=status,
+        )
+    kept = f"{where} holds the {noun} of the first {done:,} input lines, whole and in input order"
+    if where != target.name:  # the output existed: the whole chunks went beside it
+        kept = f"{target.name} is left as it was; {kept}"
+    return Interrupted(kept, status=status)

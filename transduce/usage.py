@@ -24,7 +24,7 @@ import torch
 
 from transduce import pipeline
 from transduce.batching import pad, source_tensors
-from transduce.components import MAX_OUTPUT_TOKENS, Decodable, Memory
+from transduce.components import MAX_OUTPUT_TOKENS, DataSource, Decodable, Memory
 from transduce.errors import DataError, RecipeError, RunError
 from transduce.heatmap import Heatmap
 from transduce.html_report import heatmap_svg
@@ -261,6 +261,11 @@ class Model:
             self.targets_cut += 1
             return translator.target_vocab.encode(tokens[:limit])
         return [*translator.target_vocab.encode(tokens), translator.target_vocab.eos_index]
+
+    def data_source(self) -> DataSource:
+        """The run's data source, built from its recipe: `read_file(PATH)` reads a file in the run's data
+        format, as `transduce evaluate --data` does."""
+        return pipeline.data_source(self._registry, self._info.recipe)
 
     # --- pictures ------------------------------------------------------------------
 
