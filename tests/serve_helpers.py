@@ -18,7 +18,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import uvicorn
-
 from transduce_builtins.serve.app import create_app
 from transduce_builtins.serve.limits import Limits
 
@@ -173,7 +172,12 @@ class EchoModel:
         self.calls.append(len(texts))
         return [
             SimpleNamespace(
-                text=text[::-1], tokens=list(text[::-1]), source_tokens=list(text), score=None, attention=None, alternatives=[]
+                text=text[::-1],
+                tokens=list(text[::-1]),
+                source_tokens=list(text),
+                score=None,
+                attention=None,
+                alternatives=[],
             )
             for text in texts
         ]

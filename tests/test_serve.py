@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from serve_helpers import EchoModel, exchange, running, status_of
+from transduce_builtins.serve.limits import Limits
 
 import transduce
-from transduce_builtins.serve.limits import Limits
 
 DATES = ["April 5, 2001", "TUESDAY, SEPTEMBER 27, 1994", "5/7/99", "jan 1 2020", "30 Dec 1999", "Mar 3, 1803"]
 
@@ -105,9 +105,10 @@ def test_health_answers_ok(server):
 def test_several_models_are_picked_by_name(model):
     echo = EchoModel()
     with running([("dates", model), ("echo", echo)]) as served:
-        assert served.request("POST", "/v1/translate", {"texts": ["abc"], "model": "echo"}).json["results"][0][
-            "text"
-        ] == "cba"
+        assert (
+            served.request("POST", "/v1/translate", {"texts": ["abc"], "model": "echo"}).json["results"][0]["text"]
+            == "cba"
+        )
         default = served.request("POST", "/v1/translate", {"texts": ["abc"]})
         assert default.json["model"] == "dates"
         wrong = served.request("POST", "/v1/chat", {"text": "abc", "model": "ecko"})
@@ -179,7 +180,9 @@ def test_search_options_are_validated_as_set_validates_them(server, options, fie
 
 def test_an_unknown_search_strategy_is_refused_with_a_suggestion(server):
     answer = server.request("POST", "/v1/translate", {"texts": ["x"], "search": "bean"})
-    assert answer.status == 422 and answer.error["field"] == "search" and "Did you mean 'beam'?" in answer.error["message"]
+    assert (
+        answer.status == 422 and answer.error["field"] == "search" and "Did you mean 'beam'?" in answer.error["message"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,7 +218,8 @@ def test_a_body_over_the_limit_gets_413_declared_or_streamed(server):
     big = b'{"texts": ["' + b"x" * 30_000 + b'"]}'
     assert server.request("POST", "/v1/translate", raw=big).status == 413
     chunked = (
-        b"POST /v1/translate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"POST /v1/translate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"transfer-encoding: chunked\r\n\r\n"
         + b"".join(b"%x\r\n%s\r\n" % (4096, b"x" * 4096) for _ in range(6))
         + b"0\r\n\r\n"
     )
@@ -297,7 +301,9 @@ def test_no_cors_unless_asked(server, model):
             headers={"origin": "https://example.org", "access-control-request-method": "POST"},
         )
         assert preflight.status == 200  # no token needed for the preflight
-        other = served.request("POST", "/v1/translate", {"texts": ["x"]}, headers={**origin, "origin": "https://evil.example"}, token="t")
+        other = served.request(
+            "POST", "/v1/translate", {"texts": ["x"]}, headers={**origin, "origin": "https://evil.example"}, token="t"
+        )
         assert "access-control-allow-origin" not in other.headers
 
 

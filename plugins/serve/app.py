@@ -21,12 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-
-from transduce.api import TransduceError
 from transduce_builtins.serve import page, schemas
 from transduce_builtins.serve.batcher import Batcher, Busy, TimedOut
 from transduce_builtins.serve.guard import Guard, error_body
 from transduce_builtins.serve.limits import Limits
+
+from transduce.api import TransduceError
 
 log = logging.getLogger("transduce.serve")
 
@@ -80,7 +80,9 @@ def create_app(
     """The server for `models` ((name, Model) pairs; the first is the default): token required when given,
     CORS only for the `cors` origins."""
     limits = limits or Limits()
-    served = {name: Served(name, model, Batcher(name, functools.partial(decode, model), limits)) for name, model in models}
+    served = {
+        name: Served(name, model, Batcher(name, functools.partial(decode, model), limits)) for name, model in models
+    }
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

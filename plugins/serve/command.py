@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from transduce.api import Command, CommandContext, TransduceError
 from transduce_builtins.serve.limits import Limits
+
+from transduce.api import Command, CommandContext, TransduceError, add_set_option, add_threads_option
 
 #: The environment variable that gives the token when --token does not.
 TOKEN_VARIABLE = "TRANSDUCE_SERVE_TOKEN"
@@ -43,22 +44,28 @@ class Serve(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("runs", nargs="+", metavar="RUN", help="a run directory, or NAME=RUN to name it")
-        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-        parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000; 0: any free port)")
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+        )
+        parser.add_argument(
+            "--port", type=_port, default=8000, help="port to listen on (default: 8000; 0: any free port)"
+        )
         parser.add_argument(
             "--token",
             help=f"require 'Authorization: Bearer TOKEN' on /v1 requests (default: ${TOKEN_VARIABLE}; none: no token)",
         )
         parser.add_argument(
-            "--cors", action="append", default=[], metavar="ORIGIN", help="let pages of ORIGIN call the API (repeatable)"
+            "--cors",
+            action="append",
+            default=[],
+            metavar="ORIGIN",
+            help="let pages of ORIGIN call the API (repeatable)",
         )
         parser.add_argument("--checkpoint", default="best", help="best (default), last, or a checkpoint file")
         parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
         parser.add_argument("--precision", help="decoding precision, e.g. fp32 or bf16 (default: the run's)")
-        parser.add_argument(
-            "--set", action="append", default=[], metavar="KEY=VALUE", help="override every run's recipe, e.g. --set search.max_length=50"
-        )
-        parser.add_argument("--threads", type=_at_least(1, int), metavar="N", help="torch CPU threads (default: torch's)")
+        add_set_option(parser, "override every run's recipe, e.g. --set search.max_length=50 (repeatable)")
+        add_threads_option(parser)
         self._add_limits(parser)
 
     @staticmethod
@@ -66,19 +73,32 @@ class Serve(Command):
         default = Limits()
         limits = parser.add_argument_group("limits (see docs/serving.md)")
         whole = _at_least(1, int)
-        limits.add_argument("--max-batch", type=whole, default=default.max_batch, help="texts decoded together")
+        limits.add_argument(
+            "--max-batch", type=whole, default=default.max_batch, help="texts decoded together (default: %(default)s)"
+        )
         limits.add_argument(
             "--max-wait-ms",
             type=_at_least(0, float),
             default=default.max_wait * 1000,
-            help="how long an idle model waits for more requests to batch (milliseconds)",
+            help="how long an idle model waits for more requests to batch (milliseconds; default: %(default)s)",
         )
-        limits.add_argument("--max-texts", type=whole, default=default.max_texts, help="texts per request")
-        limits.add_argument("--max-chars", type=whole, default=default.max_chars, help="characters per text")
-        limits.add_argument("--max-body", type=whole, default=default.max_body, help="bytes per request body")
-        limits.add_argument("--max-queue", type=whole, default=default.max_queue, help="texts waiting per model")
         limits.add_argument(
-            "--timeout", type=_at_least(0.001, float), default=default.timeout, help="seconds a request may wait"
+            "--max-texts", type=whole, default=default.max_texts, help="texts per request (default: %(default)s)"
+        )
+        limits.add_argument(
+            "--max-chars", type=whole, default=default.max_chars, help="characters per text (default: %(default)s)"
+        )
+        limits.add_argument(
+            "--max-body", type=whole, default=default.max_body, help="bytes per request body (default: %(default)s)"
+        )
+        limits.add_argument(
+            "--max-queue", type=whole, default=default.max_queue, help="texts waiting per model (default: %(default)s)"
+        )
+        limits.add_argument(
+            "--timeout",
+            type=_at_least(0.001, float),
+            default=default.timeout,
+            help="seconds a request may wait for its answer (default: %(default)s)",
         )
 
     def run(self, args: argparse.Namespace, context: CommandContext) -> int:
@@ -86,10 +106,6 @@ class Serve(Command):
         from transduce_builtins.serve import server
         from transduce_builtins.serve.app import create_app
 
-        if args.threads is not None:
-            import torch
-
-            torch.set_num_threads(args.threads)
         limits = Limits(
             max_chars=args.max_chars,
             max_texts=args.max_texts,
@@ -118,7 +134,9 @@ class Serve(Command):
 
     @staticmethod
     def _load(path: str, args: argparse.Namespace, context: CommandContext) -> Any:
-        return context.load(path, checkpoint=args.checkpoint, device=args.device, precision=args.precision, overrides=args.set)
+        return context.load(
+            path, checkpoint=args.checkpoint, device=args.device, precision=args.precision, overrides=args.set
+        )
 
 
 def _port(text: str) -> int:
@@ -132,7 +150,11 @@ def named_runs(runs: Sequence[str]) -> list[tuple[str, str]]:
     named: dict[str, str] = {}
     for given in runs:
         match = NAMED_RUN.fullmatch(given)
-        name, path = match.groups() if match and not os.path.exists(given) else (os.path.basename(os.path.normpath(given)), given)
+        name, path = (
+            match.groups()
+            if match and not os.path.exists(given)
+            else (os.path.basename(os.path.normpath(given)), given)
+        )
         if name in named:
             raise TransduceError(
                 f"two runs would be served as {name!r} ({named[name]} and {path}): name them, e.g. "

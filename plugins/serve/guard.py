@@ -39,12 +39,14 @@ class Refused(Exception):
         self.headers = headers or {}
 
 
-def error_body(status: int, message: str, field: str | None = None, details: list[dict[str, Any]] | None = None) -> bytes:
+def error_body(
+    status: int, message: str, field: str | None = None, details: list[dict[str, Any]] | None = None
+) -> bytes:
     """The JSON of every error answer: {"error": {status, message, field, details}}; ASCII with escapes, so
     whatever a message quotes from the request (a lone surrogate, say) it stays valid JSON."""
-    return json.dumps({"error": {"status": status, "message": message, "field": field, "details": details or []}}).encode(
-        "ascii"
-    )
+    return json.dumps(
+        {"error": {"status": status, "message": message, "field": field, "details": details or []}}
+    ).encode("ascii")
 
 
 class Guard:
@@ -106,14 +108,13 @@ class Guard:
             async with asyncio.timeout(self.limits.body_seconds):
                 body = await _collect(receive, limit)
         except TimeoutError:
-            raise Refused(
-                408, f"the request body did not arrive within {self.limits.body_seconds:g} seconds"
-            ) from None
+            raise Refused(408, f"the request body did not arrive within {self.limits.body_seconds:g} seconds") from None
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as error:
             raise Refused(
-                400, f"the request body is not UTF-8 (byte {error.start:,} is {body[error.start]:#04x}): send JSON in UTF-8"
+                400,
+                f"the request body is not UTF-8 (byte {error.start:,} is {body[error.start]:#04x}): send JSON in UTF-8",
             ) from None
         return body
 
@@ -139,7 +140,9 @@ async def _collect(receive: Receive, limit: int) -> bytes:
 
 def _too_large(limit: int, declared: int | None) -> Refused:
     size = f" ({declared:,} bytes)" if declared is not None else ""
-    return Refused(413, f"the request body{size} is larger than the server's limit of {limit:,} bytes: send fewer texts")
+    return Refused(
+        413, f"the request body{size} is larger than the server's limit of {limit:,} bytes: send fewer texts"
+    )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

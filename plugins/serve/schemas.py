@@ -12,8 +12,16 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, WithJsonSchema, field_validator
-
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 from transduce_builtins.serve.limits import Limits
 
 #: A search option's name: what a recipe's `search` section could hold.
@@ -27,7 +35,6 @@ NOT_OPTIONS = {
     "search": "give the strategy's name as the field 'search'",
     "texts": "give the inputs as the field 'texts'",
 }
-
 
 
 def _unicode(text: str) -> str:
@@ -60,7 +67,10 @@ OptionValue = Annotated[
     Any,
     AfterValidator(_option_value),
     WithJsonSchema(
-        {"anyOf": [{"type": t} for t in ("boolean", "integer", "number", "null")] + [{"type": "string", "maxLength": NAME_CHARS}]}
+        {
+            "anyOf": [{"type": t} for t in ("boolean", "integer", "number", "null")]
+            + [{"type": "string", "maxLength": NAME_CHARS}]
+        }
     ),
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_CHARS), AfterValidator(_unicode)]

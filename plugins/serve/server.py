@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from transduce_builtins.serve.limits import Limits
 
 from transduce.api import TransduceError
-from transduce_builtins.serve.limits import Limits
 
 #: Seconds an idle keep-alive connection stays open.
 KEEP_ALIVE = 5
