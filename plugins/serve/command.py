@@ -106,18 +106,15 @@ class Serve(Command):
         from transduce_builtins.serve import server
         from transduce_builtins.serve.app import create_app
 
-        limits = Limits(
-            max_chars=args.max_chars,
-            max_texts=args.max_texts,
-            max_body=args.max_body,
-            timeout=args.timeout,
-            max_batch=args.max_batch,
-            max_wait=args.max_wait_ms / 1000,
-            max_queue=args.max_queue,
-        )
+        limits = _limits(args)
         token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE) or None
-        models = [(name, self._load(path, args, context)) for name, path in named_runs(args.runs)]
-        sock = server.listen(args.host, args.port)
+        named = named_runs(args.runs)
+        sock = server.listen(args.host, args.port)  # a port in use is reported before the models load
+        try:
+            models = [(name, self._load(path, args, context)) for name, path in named]
+        except BaseException:
+            sock.close()
+            raise
         url = server.address(sock)
         names = ", ".join(name for name, _ in models)
         context.err.print(f"serving {names} at {url} (page: {url}, API: {url}docs)", markup=False, highlight=False)
@@ -137,6 +134,18 @@ class Serve(Command):
         return context.load(
             path, checkpoint=args.checkpoint, device=args.device, precision=args.precision, overrides=args.set
         )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        max_chars=args.max_chars,
+        max_texts=args.max_texts,
+        max_body=args.max_body,
+        timeout=args.timeout,
+        max_batch=args.max_batch,
+        max_wait=args.max_wait_ms / 1000,
+        max_queue=args.max_queue,
+    )
 
 
 def _port(text: str) -> int:
