@@ -92,16 +92,16 @@ def request(
         connection.close()
 
 
-def exchange(port: int, data: bytes, timeout: float = 10, pause: float = 0.0, stall: bool = False) -> bytes:
-    """Send raw `data` (after `pause` seconds of silence), then read the answer until the server closes; with
-    `stall`, the connection stays open for writing (a client that has more to send but does not send it)."""
+def exchange(port: int, data: bytes, timeout: float = 10, pause: float = 0.0) -> bytes:
+    """Send raw `data` (after `pause` seconds of silence), then read the answer until the server closes the
+    connection or `timeout` seconds pass without a byte (a client that has more to send but does not).
+
+    The connection stays open for writing: uvicorn takes a client's half-close for a disconnect."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         if pause:
             time.sleep(pause)
-        sock.sendall(data)
-        if not stall:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            sock.sendall(data)
         chunks = []
         with contextlib.suppress(TimeoutError, ConnectionResetError):
             while chunk := sock.recv(65536):

@@ -64,9 +64,9 @@ class Guard:
         started, status = time.perf_counter(), [0]
 
         async def recorded(message: Message) -> None:
+            await send(message)
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-            await send(message)
 
         try:
             self._check_token(scope)
@@ -160,6 +160,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _answer(send: Send, refused: Refused) -> None:
+    """Send the refusal, unless the connection can no longer carry an answer: the client broke the protocol
+    while its body was awaited (uvicorn has answered 400 and closes) or left."""
+    try:
+        await _send_error(send, refused)
+    except Exception as error:  # noqa: BLE001 - uvicorn's protocol errors are its own types
+        log.debug("no answer sent (%s): %s", type(error).__name__, error)
+
+
+async def _send_error(send: Send, refused: Refused) -> None:
     body = error_body(refused.status, str(refused))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode(), v.encode()) for k, v in refused.headers.items()]
