@@ -135,7 +135,8 @@ def measure(server: Server, texts: list[str], clients: int, seconds: float, batc
     client(server.port, texts, 0, warm, Level(1, 1), lock)
     deadline = time.monotonic() + seconds
     workers = [
-        threading.Thread(target=client, args=(server.port, texts, i * 37, deadline, level, lock)) for i in range(clients)
+        threading.Thread(target=client, args=(server.port, texts, i * 37, deadline, level, lock))
+        for i in range(clients)
     ]
     for worker in workers:
         worker.start()
@@ -181,8 +182,10 @@ def main() -> int:
             print(level.row(base))
         sys.stdout.flush()
         rss = [level.peak_rss for level in levels if level.batching]
-        print(f"median latency {statistics.median(levels[0].latencies) * 1000:.1f} ms alone; peak RSS spread "
-              f"{(max(rss) - min(rss)) / 2**20:.0f} MiB across levels")
+        print(
+            f"median latency {statistics.median(levels[0].latencies) * 1000:.1f} ms alone; peak RSS spread "
+            f"{(max(rss) - min(rss)) / 2**20:.0f} MiB across levels"
+        )
     return 0
 
 

@@ -103,8 +103,13 @@ class Batcher:
     async def _work(self) -> None:
         while True:
             jobs = await self._collect()
-            if jobs:
+            try:
                 await self._run(jobs)
+            except Exception as error:  # noqa: BLE001 - the worker must outlive any one batch
+                log.exception("model %r: a batch failed outside decoding", self.name)
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
 
     async def _collect(self) -> list[Job]:
         """The next jobs to decode together: every job waiting now, then (while the batch has room) those
@@ -143,6 +148,8 @@ class Batcher:
 
     async def _run(self, jobs: list[Job]) -> None:
         """Decode `jobs` in the worker thread, one call per key, and hand each job its outputs."""
+        if not jobs:  # every job taken had timed out
+            return
         groups: dict[Hashable, list[Job]] = {}
         for job in jobs:
             groups.setdefault(job.key, []).append(job)
