@@ -391,6 +391,7 @@ def main() -> int:
     args = parser.parse_args()
     command = [sys.executable, "-m", "transduce", "serve", args.run, "--port", "0", "--token", TOKEN, "--threads", "1"]
     command += ["--max-texts", str(MAX_TEXTS), "--max-chars", str(MAX_CHARS), "--max-body", str(MAX_BODY)]
+    command += ["--body-timeout", str(BODY_SECONDS)]
     server = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

@@ -95,6 +95,12 @@ class Serve(Command):
             "--max-queue", type=whole, default=default.max_queue, help="texts waiting per model (default: %(default)s)"
         )
         limits.add_argument(
+            "--body-timeout",
+            type=_at_least(0.001, float),
+            default=default.body_seconds,
+            help="seconds a request's body may take to arrive; a slower client gets 408 (default: %(default)s)",
+        )
+        limits.add_argument(
             "--timeout",
             type=_at_least(0.001, float),
             default=default.timeout,
@@ -141,6 +147,7 @@ def _limits(args: argparse.Namespace) -> Limits:
         max_chars=args.max_chars,
         max_texts=args.max_texts,
         max_body=args.max_body,
+        body_seconds=args.body_timeout,
         timeout=args.timeout,
         max_batch=args.max_batch,
         max_wait=args.max_wait_ms / 1000,
