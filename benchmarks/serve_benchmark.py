@@ -2,9 +2,10 @@
 
 For each run given, a real `transduce serve` process is started and clients (threads of this process, each
 with its own keep-alive connection) send one sentence per request, drawn in turn from the run's test split,
-for a fixed time per level. Reported per level: sentences/s, median and 99th-percentile latency, errors, and
-the server's peak resident memory (sampled from /proc), which should stay flat from level to level. One
-more row serves the busiest level with batching off (--max-batch 1): what cross-request batching is worth.
+for a fixed time per level. Reported per level: sentences/s, median and 99th-percentile latency, errors, the
+texts per decoding call (from the server's /v1/health), and the server's peak resident memory (sampled from
+/proc), which should stay flat from level to level. One more row serves the busiest level with batching off
+(--max-batch 1): what cross-request batching is worth.
 
     .venv/bin/python benchmarks/serve_benchmark.py dates=runs/dates multi30k=runs/multi30k --seconds 20
 
@@ -45,6 +46,7 @@ class Level:
     errors: int = 0
     peak_rss: int = 0  # bytes
     batching: bool = True
+    mean_batch: float = 0.0  # texts per decoding call, from the server's /v1/health
 
     @property
     def per_second(self) -> float:
@@ -58,7 +60,7 @@ class Level:
         label = f"{self.clients}" + ("" if self.batching else " (batching off)")
         return (
             f"| {label} | {self.per_second:,.1f} | {self.per_second / base:.1f}x | {self.percentile(0.5):.1f} | "
-            f"{self.percentile(0.99):.1f} | {self.errors} | {self.peak_rss / 2**20:,.0f} |"
+            f"{self.percentile(0.99):.1f} | {self.errors} | {self.mean_batch:.1f} | {self.peak_rss / 2**20:,.0f} |"
         )
 
 
@@ -90,6 +92,14 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def decoded(self) -> dict[str, int]:
+        """What the server's batcher decoded so far (its one model): batches, items, largest."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        connection.request("GET", "/v1/health")
+        (stats,) = json.loads(connection.getresponse().read())["decoded"].values()
+        connection.close()
+        return stats
 
     def stop(self) -> int:
         self.proc.terminate()
@@ -133,6 +143,7 @@ def measure(server: Server, texts: list[str], clients: int, seconds: float, batc
     lock = threading.Lock()
     warm = time.monotonic() + min(2.0, seconds / 5)  # warm-up, not counted
     client(server.port, texts, 0, warm, Level(1, 1), lock)
+    before = server.decoded()
     deadline = time.monotonic() + seconds
     workers = [
         threading.Thread(target=client, args=(server.port, texts, i * 37, deadline, level, lock))
@@ -143,6 +154,8 @@ def measure(server: Server, texts: list[str], clients: int, seconds: float, batc
     while any(worker.is_alive() for worker in workers):
         level.peak_rss = max(level.peak_rss, server.rss())
         time.sleep(0.2)
+    after = server.decoded()
+    level.mean_batch = (after["items"] - before["items"]) / max(1, after["batches"] - before["batches"])
     return level
 
 
@@ -176,8 +189,8 @@ def main() -> int:
         levels = benchmark(name, run, args)
         base = levels[0].per_second or float("nan")
         print(f"\n{name} ({run}): one sentence per request, {args.seconds:g} s per level")
-        print("| clients | sentences/s | vs 1 client | p50 ms | p99 ms | errors | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|")
+        print("| clients | sentences/s | vs 1 client | p50 ms | p99 ms | errors | texts per batch | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|")
         for level in levels:
             print(level.row(base))
         sys.stdout.flush()

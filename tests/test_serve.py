@@ -98,9 +98,14 @@ def test_models_lists_each_served_run_with_recipe_and_metrics(server, model, tra
     assert str(trained_run) not in answer.body.decode()  # no paths of the server's file system
 
 
-def test_health_answers_ok(server):
+def test_health_answers_ok_with_what_was_decoded(server):
+    before = server.request("GET", "/v1/health").json["decoded"]["dates"]
+    server.request("POST", "/v1/translate", {"texts": DATES[:3]})
     answer = server.request("GET", "/v1/health")
     assert answer.status == 200 and answer.json["status"] == "ok" and answer.json["models"] == ["dates"]
+    after = answer.json["decoded"]["dates"]
+    assert after["batches"] == before["batches"] + 1 and after["items"] == before["items"] + 3
+    assert after["largest"] >= 3
 
 
 def test_several_models_are_picked_by_name(model):

@@ -125,3 +125,13 @@ def test_the_page_shows_an_error_message_and_asks_for_the_token(browser, model):
         ask(browser, "x" * 3000)  # over the server's 2,000 characters
         wait_for(browser, error.is_displayed)
         assert error.text.startswith("texts.0: ")
+
+
+def test_the_api_page_lists_the_endpoints_of_the_schema(browser, model):
+    with running([("dates", model)]) as served:
+        browser.get(f"http://127.0.0.1:{served.port}/docs")
+        wait_for(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR, "#endpoints h2")) >= 5)
+        titles = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#endpoints h2")]
+        expected = {"POST /v1/translate", "POST /v1/score", "POST /v1/chat", "GET /v1/models", "GET /v1/health"}
+        assert expected <= set(titles)
+        assert '"texts"' in browser.find_element(By.ID, "endpoints").text  # the request schema, resolved

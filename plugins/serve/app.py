@@ -8,6 +8,7 @@ through their Batcher, so concurrent requests are decoded together.
 """
 
 import contextlib
+import dataclasses
 import difflib
 import functools
 import json
@@ -102,7 +103,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.batchers = {name: each.batcher for name, each in served.items()}  # their stats, for tests and benchmarks
+    app.state.batchers = {name: each.batcher for name, each in served.items()}  # their stats, for the tests
     bodies = schemas.request_models(limits)
     _add_error_handlers(app, bodies)
     _add_routes(app, served, bodies)
@@ -168,9 +169,10 @@ def _add_routes(app: FastAPI, served: dict[str, Served], bodies: schemas.Request
 
     @app.get("/v1/health", response_model=schemas.Health)
     async def health() -> dict[str, Any]:
-        """For load balancers: needs no token."""
+        """For load balancers (needs no token), and what each model's batcher has done so far."""
         waiting = sum(each.batcher.waiting for each in served.values())
-        return {"status": "ok", "models": list(served), "waiting": waiting}
+        decoded = {name: dataclasses.asdict(each.batcher.stats) for name, each in served.items()}
+        return {"status": "ok", "models": list(served), "waiting": waiting, "decoded": decoded}
 
 
 def _translated(model: Any, result: Any, attention: bool) -> dict[str, Any]:

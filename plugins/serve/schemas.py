@@ -208,10 +208,17 @@ class ModelsResponse(BaseModel):
     models: list[ServedModel]
 
 
+class Decoded(BaseModel):
+    batches: int = Field(description="decoding calls made")
+    items: int = Field(description="texts (or pairs) decoded in them")
+    largest: int = Field(description="the most texts decoded in one call")
+
+
 class Health(BaseModel):
     status: str
     models: list[str]
     waiting: int = Field(description="texts queued for decoding, all models together")
+    decoded: dict[str, Decoded] = Field(description="per model: what its batcher decoded since the start")
 
 
 class ErrorDetail(BaseModel):
