@@ -90,6 +90,8 @@ class ScoreCommand(Command):
             for path in inputs:
                 refuse_same_file(args.output, path)
         total = _check_line_counts(args.source, args.target) if args.source is not None else None
+        if total is None and args.input_format == "tsv" and inputs[0] is not None and context.err.is_terminal:
+            total = count_lines(inputs[0])
         model = context.load(args.run, checkpoint=args.checkpoint, overrides=args.set)
         pairs, notes = _pairs(args, model)
         summary = Summary()

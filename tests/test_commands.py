@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -49,15 +50,20 @@ def plugin_module(directory: Path, name: str, source: str) -> Path:
     return src
 
 
-def command_plugin(command: str, body: str, name: str = "cmd") -> str:
-    """A plugin module whose one command `command` runs `body` (a statement)."""
+def command_plugin(command: str, body: str, arguments: str = "pass") -> str:
+    """A plugin module whose one command `command` declares `arguments` and runs `body` (statements on one line)."""
     return f"""
-from transduce.api import Command, DataError, hookimpl
+import torch
+
+from transduce.api import Command, DataError, add_threads_option, hookimpl
 
 
 class C(Command):
     name = {command!r}
     help = "a {command} command"
+
+    def add_arguments(self, parser):
+        {arguments}
 
     def run(self, args, context):
         {body}
@@ -218,3 +224,18 @@ def test_the_base_command_does_nothing_until_run_is_written() -> None:
 
     with pytest.raises(NotImplementedError):
         Bare().run(None, None)  # type: ignore[arg-type]
+
+
+def test_the_command_example_of_the_plugin_guide_runs(install, trained_run: Path, capsys) -> None:
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
+    (example,) = [b for b in re.findall(r"^```python\n(.*?)^```$", guide, flags=re.M | re.S) if "(Command)" in b]
+    install("demo-guide", "guide_plugin", example)
+    status, out, _ = run_cli(capsys, "hello", str(trained_run), "--set", "search.max_length=5")
+    assert status == 0 and 0 < len(out.strip()) <= 5
+
+
+def test_threads_of_a_command_whose_run_argument_is_a_list_are_applied(install, trained_run: Path, capsys) -> None:
+    arguments = 'parser.add_argument("run", nargs="+"); add_threads_option(parser)'
+    body = 'context.out.print(f"{len(args.run)} runs, {torch.get_num_threads()} threads", markup=False)'
+    install("demo-many", "many_plugin", command_plugin("many", body, arguments))
+    assert run_cli(capsys, "many", str(trained_run), str(trained_run), "--threads", "2")[1] == "2 runs, 2 threads\n"

@@ -254,9 +254,9 @@ def _run_plugin_command(info: CommandInfo, args: argparse.Namespace, context: Co
 def _use_threads(args: argparse.Namespace, registry: Registry) -> None:
     """torch's CPU threads for a decoding command, before it builds a model: `--threads`, else the run's
     train.threads (with `--set`) when the command has a run, else torch's default."""
-    threads = args.threads
-    if threads is None and getattr(args, "run", None) is not None:
-        threads = load_recipe(RunDir.open(args.run).recipe, registry, getattr(args, "set", []))["train"]["threads"]
+    threads, run = args.threads, getattr(args, "run", None)
+    if threads is None and isinstance(run, (str, Path)):  # a plugin command's `run` may be something else
+        threads = load_recipe(RunDir.open(Path(run)).recipe, registry, getattr(args, "set", []))["train"]["threads"]
     if threads is not None:
         torch.set_num_threads(threads)
 

@@ -15,16 +15,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Console
 
 from transduce.errors import PluginError
 from transduce.recipe import TRAIN_PARAMS
 from transduce.registry import Provider, Registry
-
-if TYPE_CHECKING:
-    from transduce.usage import Model
+from transduce.usage import Model, load
 
 #: A command's name: what follows `transduce` (lowercase letters, digits and '-', starting with a letter).
 NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -63,8 +61,6 @@ class CommandContext:
 
     def load(self, run: str | Path, **options: Any) -> Model:
         """`transduce.load(run, **options)` with this CLI's registry (plugins are not discovered again)."""
-        from transduce.usage import load
-
         return load(run, registry=self.registry, **options)
 
 
