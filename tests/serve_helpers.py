@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from transduce_builtins.serve.app import create_app
 from transduce_builtins.serve.limits import Limits
+from transduce_builtins.serve.server import listen
 
 
 @dataclass
@@ -122,7 +123,7 @@ def running(
 ) -> Iterator[Running]:
     """The application for `models` served on a free port, stopped (gracefully) on exit."""
     app = create_app(models, limits, token, cors)
-    sock = socket.create_server(("127.0.0.1", 0))
+    sock = listen("127.0.0.1", 0)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)

@@ -250,6 +250,20 @@ def test_a_client_stalled_mid_head_holds_up_no_one(server):
         assert time.monotonic() - started < 5
 
 
+def test_an_answer_does_not_wait_for_the_clients_delayed_ack(server):
+    """Without TCP_NODELAY every answer's body waited 40 ms for the ACK of its head (Nagle's algorithm)."""
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        took = []
+        for _ in range(20):
+            started = time.perf_counter()
+            connection.sendall(b"GET /v1/health HTTP/1.1\r\nhost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"}"):
+                answer += connection.recv(65536)
+            took.append(time.perf_counter() - started)
+    assert sorted(took)[10] < 0.03
+
+
 def test_unknown_paths_and_methods_answer_json(server):
     missing = server.request("GET", "/v2/translate")
     assert missing.status == 404 and missing.error["message"].startswith("no such endpoint")
