@@ -31,7 +31,7 @@ class Limits:
     body_seconds: float = 10.0
     timeout: float = 60.0
     max_batch: int = 64
-    max_wait: float = 0.005
+    max_wait: float = 0.002
     max_queue: int = 4096
     max_options: int = 16
     max_connections: int = 1000
