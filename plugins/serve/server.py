@@ -23,7 +23,7 @@ from transduce.api import TransduceError
 
 #: Seconds an idle keep-alive connection stays open.
 KEEP_ALIVE = 5
-#: Bytes of a request line and headers together (uvicorn's h11 default, stated: a bigger head gets 400).
+#: Bytes of a request head still incomplete (uvicorn's h11 default, stated): beyond, it gets 400.
 MAX_HEAD = 16 * 1024
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
