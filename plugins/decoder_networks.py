@@ -37,6 +37,49 @@ class RecurrentState(NamedTuple):
     feed: torch.Tensor | None
 
 
+#: int8 products are symmetric: each row's largest magnitude maps to this level (-127..127, never -128).
+INT8_LEVELS = 127
+#: Rows whose largest magnitude is below this quantize as if it were this (all their values round to 0).
+SMALLEST_SCALE = 1e-12
+
+
+def quantize_rows(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """matrix (rows, n) float -> values (rows, n) int8 and scales (rows, 1) float32, values * scales ~ matrix.
+
+    Per-row symmetric quantization: one scale per row (a weight matrix's output row, an activation's
+    sentence), so a row of small values keeps its precision beside a row of large ones; an entry is off by at
+    most half its row's scale (largest magnitude / 254).
+    """
+    largest = matrix.detach().abs().amax(dim=1, keepdim=True).float().clamp_(min=SMALLEST_SCALE)
+    scales = largest / INT8_LEVELS
+    return torch.round(matrix / scales).to(torch.int8), scales
+
+
+class Int8Matrix(NamedTuple):
+    """A linear layer's weight for int8 products: values (in, out) int8 (the weight transposed, as
+    torch._int_mm takes it), scales (1, out) float32, one per output row of the weight, and bias (out,)."""
+
+    values: torch.Tensor
+    scales: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def of(cls, weight: torch.Tensor, bias: torch.Tensor) -> Int8Matrix:
+        """weight (out, in), bias (out,) float -> the quantized matrix."""
+        values, scales = quantize_rows(weight)
+        return cls(values.t().contiguous(), scales.t().contiguous(), bias.detach().float())
+
+    def addmm(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs (rows, in) float -> inputs @ weight.T + bias (rows, out) float32.
+
+        The inputs are quantized per row on the fly (dynamic quantization); the int32 product is exact, so the
+        only error is the two roundings. torch._int_mm runs oneDNN's int8 kernels (VNNI or AMX where the CPU
+        has them).
+        """
+        values, scales = quantize_rows(inputs)
+        return torch.addcmul(self.bias, torch._int_mm(values, self.values).float(), scales * self.scales)
+
+
 class _Products:
     """Copies, in a smaller dtype, of the weight matrices a decoding step multiplies by (recurrent layers,
     attentional layer, output layer), made on entering LSTMDecoder.reduced_products (the Translator enters it
@@ -53,27 +96,32 @@ class _Products:
         for layer in range(decoder.layers):
             w_ih, w_hh, b_ih, b_hh = _cell_weights(rnn, layer)
             if decoder.cell == "lstm":  # one product over [input; h]
-                self.cell.append(self._pair(torch.cat([w_ih, w_hh], 1), b_ih + b_hh))
+                self.cell.append(self._matrix(torch.cat([w_ih, w_hh], 1), b_ih + b_hh))
             else:  # a GRU needs the hidden part apart (its reset gate multiplies it)
-                self.cell.append((self._pair(w_ih, b_ih), self._pair(w_hh, b_hh)))
+                self.cell.append((self._matrix(w_ih, b_ih), self._matrix(w_hh, b_hh)))
         self.layers = {
-            layer: self._pair(layer.weight, layer.bias)
+            layer: self._matrix(layer.weight, layer.bias)
             for layer in (decoder.combine, decoder.output)
             if layer is not None
         }
 
-    def _pair(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _matrix(self, weight: torch.Tensor, bias: torch.Tensor) -> Any:
+        """weight (out, in) and bias (out,) as `_multiply` takes them: here (in, out) and (out,) in the dtype."""
         return weight.detach().t().to(self.dtype).contiguous(), bias.detach().to(self.dtype)
 
-    def linear(self, inputs: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def _multiply(self, flat: torch.Tensor, matrix: Any) -> torch.Tensor:
+        """flat (rows, in) float -> flat @ weight.T + bias (rows, out)."""
+        weight, bias = matrix
+        return torch.addmm(bias, flat.to(self.dtype), weight)
+
+    def linear(self, inputs: torch.Tensor, matrix: Any) -> torch.Tensor:
         """inputs @ weight + bias, computed in the small dtype and returned in the inputs' dtype."""
-        weight, bias = weights
-        flat = inputs.reshape(-1, inputs.size(-1)).to(self.dtype)
+        flat = inputs.reshape(-1, inputs.size(-1))
         rows = flat.size(0)
         padding = -rows % self.ROWS
         if padding:
             flat = F.pad(flat, (0, 0, 0, padding))
-        product = torch.addmm(bias, flat, weight)
+        product = self._multiply(flat, matrix)
         return product[:rows].to(inputs.dtype).view(*inputs.shape[:-1], -1)
 
     def lstm_cell(self, layer: int, inputs: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -91,6 +139,19 @@ class _Products:
         r, z = torch.sigmoid(r_i + r_h), torch.sigmoid(z_i + z_h)
         n = torch.tanh(n_i + r * n_h)
         return n + z * (h - n)
+
+
+class _Int8Products(_Products):
+    """The products in int8 (Int8Matrix): weights quantized per output row on entry, inputs per row at
+    every product. torch._int_mm compiles no kernel per shape, so rows are not padded."""
+
+    ROWS = 1
+
+    def _matrix(self, weight: torch.Tensor, bias: torch.Tensor) -> Int8Matrix:
+        return Int8Matrix.of(weight, bias)
+
+    def _multiply(self, flat: torch.Tensor, matrix: Int8Matrix) -> torch.Tensor:
+        return matrix.addmm(flat)
 
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -369,7 +430,7 @@ class LSTMDecoder(DecoderNetwork):
         if dtype == self.output.weight.dtype:
             yield
             return
-        self._products = _Products(self, dtype)
+        self._products = _Int8Products(self, dtype) if dtype == torch.int8 else _Products(self, dtype)
         try:
             yield
         finally:
