@@ -69,6 +69,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transduce.recipe import PRECISIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PEER_SCRIPTS = SHARED / "bench" / "peers"
@@ -488,7 +490,7 @@ def decode_main(argv: Sequence[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args(argv)
     import torch
 
@@ -995,10 +997,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--decode-precision",
-        choices=("fp32", "bf16"),
+        choices=PRECISIONS,
         default=None,
         help="transduce's decoding precision (default: --precision's, as `transduce evaluate` decodes a run; "
-        "bf16 makes beam search faster on CPUs with AMX, see docs/scaling.md; the peers decode in fp32)",
+        "bf16 makes beam search faster on CPUs with AMX, see docs/scaling.md, int8 on CPUs with an int8 kernel, "
+        "see docs/decoding.md; the peers decode in fp32)",
     )
     parser.add_argument("--reps", type=int, default=3, help="decoding runs per setting (median)")
     parser.add_argument("--peers-dir", type=Path, default=Path("/tmp/peers"), help="holds joey-venv and onmt-venv")

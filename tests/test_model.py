@@ -1,5 +1,5 @@
 """Tests of the Seq2Seq model with the built-in `lstm` decoder network in its combinations: teacher forcing vs
-step-by-step decoding, Memory, loss and gradients, bfloat16 products."""
+step-by-step decoding, Memory, loss and gradients, bfloat16 and int8 products."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 from model_helpers import SCORERS, seq2seq
 from support.stateless_encoder import MeanEncoder
+from transduce_builtins.decoder_networks import INT8_LEVELS, Int8Matrix, quantize_rows
 from transduce_builtins.encoders import LSTMEncoder
 
 from transduce.model import Memory, Seq2Seq, sequence_loss
@@ -405,3 +406,60 @@ def test_reduced_products_copy_the_weights_on_entry_and_are_dropped_on_exit_even
     assert model.product_dtype == torch.float32
     with model.reduced_products(torch.float32):  # the weights' own dtype: nothing to copy
         assert model.product_dtype == torch.float32
+
+
+# --- int8 products (int8 decoding on the CPU) -----------------------------------------------------------
+
+
+def test_quantize_rows_keeps_every_entry_within_half_its_rows_scale() -> None:
+    generator = torch.Generator().manual_seed(3)
+    magnitudes = 10.0 ** torch.linspace(-6, 3, 10).unsqueeze(1)  # rows from 1e-6 to 1e3 in one matrix
+    matrix = torch.randn(10, 37, generator=generator) * magnitudes
+    values, scales = quantize_rows(matrix)
+    assert values.dtype == torch.int8 and scales.shape == (10, 1)
+    assert int(values.abs().max()) == INT8_LEVELS  # each row's largest entry is exact at +-127
+    error = (values.float() * scales - matrix).abs()
+    assert bool((error <= scales / 2 * (1 + 1e-5)).all())  # per row: a row of small values keeps its precision
+    zeros, _ = quantize_rows(torch.zeros(2, 5))
+    assert not zeros.any()
+
+
+def test_an_int8_product_is_off_by_no_more_than_its_two_roundings_allow() -> None:
+    generator = torch.Generator().manual_seed(4)
+    weight = torch.randn(50, 40, generator=generator) * 10.0 ** torch.linspace(-3, 2, 50).unsqueeze(1)
+    inputs = torch.randn(7, 40, generator=generator) * 10.0 ** torch.linspace(-2, 3, 7).unsqueeze(1)
+    bias = torch.randn(50, generator=generator)
+    matrix = Int8Matrix.of(weight, bias)
+    exact = inputs.double() @ weight.double().t() + bias.double()
+    # x.w - x'.w' = x.(w - w') + w'.(x - x'), each rounding at most half its row's scale
+    half_input = inputs.abs().amax(1, keepdim=True).double() / (2 * INT8_LEVELS)
+    half_weight = weight.abs().amax(1).double() / (2 * INT8_LEVELS)
+    bound = inputs.abs().double() @ half_weight.expand(40, 50) + half_input * (
+        weight.abs().double().sum(1) + 40 * half_weight
+    )
+    error = (matrix.addmm(inputs).double() - exact).abs()
+    assert bool((error <= bound + 1e-5 * exact.abs()).all())
+    assert bool((error > 0).any())  # it did round
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_int8_products_step_like_float32_to_int8_precision(config: dict) -> None:
+    model = build(**config).eval()
+    exact = _stepped_logits(model, [5, 2, 4])
+    with model.reduced_products(torch.int8):
+        assert model.product_dtype == torch.int8
+        reduced = _stepped_logits(model, [5, 2, 4])
+    assert model.product_dtype == torch.float32
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # it did multiply in int8
+    torch.testing.assert_close(reduced, exact, atol=3e-2, rtol=0)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_int8_products_give_a_row_the_same_result_whatever_else_is_in_its_batch() -> None:
+    # Inputs are quantized per row, so a sentence's logits never depend on the other sentences of its batch.
+    model = build("general", decoder_layers=2).eval()
+    lengths = [5, 2, 4] * 30
+    with model.reduced_products(torch.int8):
+        alone = _stepped_logits(model, lengths[:3])
+        for rows in (64, 90):
+            torch.testing.assert_close(_stepped_logits(model, lengths[:rows])[:3], alone, atol=1e-6, rtol=0)

@@ -164,6 +164,9 @@ SOURCE_PARAMS = (
     ),
 )
 
+#: train.precision's values: the training forward pass's and decoding's products (see docs/decoding.md).
+PRECISIONS = ("fp32", "bf16", "int8")
+
 # Bounds that keep a mistyped size a clear error instead of a huge allocation or a build that never ends.
 MAX_SIZE = 8192
 MAX_LAYERS = 32
@@ -215,8 +218,9 @@ TRAIN_PARAMS = (
         str,
         "fp32",
         "bf16: the training forward pass in bfloat16 autocast (GPUs since Ampere, CPUs with AMX), and on the CPU "
-        "decoding's matrix products in bfloat16 (change it per command with --set train.precision=...)",
-        choices=("fp32", "bf16"),
+        "decoding's matrix products in bfloat16; int8: training in float32, decoding's matrix products in int8 "
+        "with per-row scales (CPU only); change it per command with --set train.precision=...",
+        choices=PRECISIONS,
     ),
     Param("threads", int, None, "torch CPU threads (null: torch's default)", min=1, max=1024, nullable=True),
     Param("valid_every", int, 1, "validate every this many epochs", min=1),
