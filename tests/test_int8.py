@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import write_recipe
 from test_inference import teacher_forced_score
+from test_learning import DATES_TASK
 
 from transduce import cli, inference
 from transduce.errors import RecipeError
@@ -18,25 +19,15 @@ from transduce.recipe import PRECISIONS
 from transduce.registry import discover
 from transduce.rundir import RunDir
 
-#: Dates learned to >= 90% exact match in a few seconds (as tests/test_learning.py trains them).
-LEARNED = {
-    "data": {"train_size": 3000, "valid_size": 100, "test_size": 200},
-    "model": {
-        "embedding_dim": 16,
-        "dropout": 0.0,
-        "encoder": {"hidden_size": 64},
-        "decoder": {"hidden_size": 64, "dropout": 0.0},
-    },
-    "train": {"epochs": 5, "lr": 0.01},
-}
 TEXTS = ["27 sep 1994", "monday, march 3, 2001", "1/2/03", "june 30, 1970", "DEC 24, 1999", "4.7.2012"]
 
 
 @pytest.fixture(scope="module")
 def learned_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Dates learned to >= 90% exact match (as tests/test_learning.py checks), trained once for this module."""
     root = tmp_path_factory.mktemp("int8")
     run = root / "run"
-    assert cli.main(["train", str(write_recipe(root, "dates", **LEARNED)), "--run-dir", str(run)]) == 0
+    assert cli.main(["train", str(write_recipe(root, "dates", **DATES_TASK)), "--run-dir", str(run)]) == 0
     return run
 
 

@@ -369,25 +369,32 @@ def _stepped_logits(model: Seq2Seq, source_lengths: list[int], steps: int = 4) -
     return torch.stack(logits, dim=1)
 
 
+#: The reduced dtypes decoding multiplies in: bf16's and int8's.
+REDUCED = [pytest.param(torch.bfloat16, id="bf16"), pytest.param(torch.int8, id="int8")]
+
+
+@pytest.mark.parametrize("dtype", REDUCED)
 @pytest.mark.parametrize("config", CONFIGS)
-def test_bfloat16_products_step_like_float32_to_bfloat16_precision(config: dict) -> None:
+def test_reduced_products_step_like_float32_to_their_precision(config: dict, dtype: torch.dtype) -> None:
     model = build(**config).eval()
     exact = _stepped_logits(model, [5, 2, 4])
-    with model.reduced_products(torch.bfloat16):
-        assert model.product_dtype == torch.bfloat16
+    with model.reduced_products(dtype):
+        assert model.product_dtype == dtype
         reduced = _stepped_logits(model, [5, 2, 4])
     assert model.product_dtype == torch.float32
-    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # it did multiply in bfloat16
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # it did multiply in `dtype`
     torch.testing.assert_close(reduced, exact, atol=3e-2, rtol=0)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
-def test_bfloat16_products_give_a_row_the_same_result_whatever_the_batch_size() -> None:
-    # Products run on row counts padded to a multiple of 64; padding rows must not reach the real ones.
+@pytest.mark.parametrize("dtype", REDUCED)
+def test_reduced_products_give_a_row_the_same_result_whatever_else_is_in_its_batch(dtype: torch.dtype) -> None:
+    # bfloat16 products run on row counts padded to a multiple of 64: padding rows must not reach the real
+    # ones. int8 products quantize their inputs per row, so no other sentence changes a row's scale.
     model = build("general", decoder_layers=2).eval()
     lengths = [5, 2, 4] * 30
-    with model.reduced_products(torch.bfloat16):
-        alone = _stepped_logits(model, lengths[:3])  # 3 rows, padded to 64
+    with model.reduced_products(dtype):
+        alone = _stepped_logits(model, lengths[:3])  # 3 rows, padded to 64 in bfloat16
         for rows in (64, 90):  # not padded; padded to 128
             torch.testing.assert_close(_stepped_logits(model, lengths[:rows])[:3], alone, atol=1e-6, rtol=0)
 
@@ -440,26 +447,3 @@ def test_an_int8_product_is_off_by_no_more_than_its_two_roundings_allow() -> Non
     error = (matrix.addmm(inputs).double() - exact).abs()
     assert bool((error <= bound + 1e-5 * exact.abs()).all())
     assert bool((error > 0).any())  # it did round
-
-
-@pytest.mark.parametrize("config", CONFIGS)
-def test_int8_products_step_like_float32_to_int8_precision(config: dict) -> None:
-    model = build(**config).eval()
-    exact = _stepped_logits(model, [5, 2, 4])
-    with model.reduced_products(torch.int8):
-        assert model.product_dtype == torch.int8
-        reduced = _stepped_logits(model, [5, 2, 4])
-    assert model.product_dtype == torch.float32
-    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # it did multiply in int8
-    torch.testing.assert_close(reduced, exact, atol=3e-2, rtol=0)
-    assert {p.dtype for p in model.parameters()} == {torch.float32}
-
-
-def test_int8_products_give_a_row_the_same_result_whatever_else_is_in_its_batch() -> None:
-    # Inputs are quantized per row, so a sentence's logits never depend on the other sentences of its batch.
-    model = build("general", decoder_layers=2).eval()
-    lengths = [5, 2, 4] * 30
-    with model.reduced_products(torch.int8):
-        alone = _stepped_logits(model, lengths[:3])
-        for rows in (64, 90):
-            torch.testing.assert_close(_stepped_logits(model, lengths[:rows])[:3], alone, atol=1e-6, rtol=0)
