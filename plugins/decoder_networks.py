@@ -79,6 +79,28 @@ class Int8Matrix(NamedTuple):
         values, scales = quantize_rows(inputs)
         return torch.addcmul(self.bias, torch._int_mm(values, self.values).float(), scales * self.scales)
 
+    def columns(self, index: torch.Tensor) -> Int8Matrix:
+        """The output rows `index` (C,) of the weight only; each keeps its scale, so its products are unchanged."""
+        return Int8Matrix(self.values[:, index].contiguous(), self.scales[:, index], self.bias[index])
+
+
+class _FloatMatrix(NamedTuple):
+    """A linear layer's weight transposed, (in, out), and bias (out,), in a smaller float dtype."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def of(cls, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> _FloatMatrix:
+        return cls(weight.detach().t().to(dtype).contiguous(), bias.detach().to(dtype))
+
+    def addmm(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs (rows, in) -> inputs @ weight + bias (rows, out) in the matrix's dtype."""
+        return torch.addmm(self.bias, inputs.to(self.weight.dtype), self.weight)
+
+    def columns(self, index: torch.Tensor) -> _FloatMatrix:
+        return _FloatMatrix(self.weight[:, index].contiguous(), self.bias[index])
+
 
 class _Products:
     """Copies, in a smaller dtype, of the weight matrices a decoding step multiplies by (recurrent layers,
@@ -104,15 +126,18 @@ class _Products:
             for layer in (decoder.combine, decoder.output)
             if layer is not None
         }
+        self._columns: tuple[torch.Tensor, Any] | None = None  # (index, the output layer's rows `index`)
+
+    def columns(self, layer: nn.Linear, index: torch.Tensor) -> Any:
+        """`layer`'s matrix restricted to its output rows `index` (C,): made once per index tensor (a batch's
+        vocabulary shortlist), then reused at every step."""
+        if self._columns is None or self._columns[0] is not index:
+            self._columns = (index, self.layers[layer].columns(index))
+        return self._columns[1]
 
     def _matrix(self, weight: torch.Tensor, bias: torch.Tensor) -> Any:
-        """weight (out, in) and bias (out,) as `_multiply` takes them: here (in, out) and (out,) in the dtype."""
-        return weight.detach().t().to(self.dtype).contiguous(), bias.detach().to(self.dtype)
-
-    def _multiply(self, flat: torch.Tensor, matrix: Any) -> torch.Tensor:
-        """flat (rows, in) float -> flat @ weight.T + bias (rows, out)."""
-        weight, bias = matrix
-        return torch.addmm(bias, flat.to(self.dtype), weight)
+        """weight (out, in) and bias (out,) as the products take them (an addmm and a columns method)."""
+        return _FloatMatrix.of(weight, bias, self.dtype)
 
     def linear(self, inputs: torch.Tensor, matrix: Any) -> torch.Tensor:
         """inputs @ weight + bias, computed in the small dtype and returned in the inputs' dtype."""
@@ -121,7 +146,7 @@ class _Products:
         padding = -rows % self.ROWS
         if padding:
             flat = F.pad(flat, (0, 0, 0, padding))
-        product = self._multiply(flat, matrix)
+        product = matrix.addmm(flat)
         return product[:rows].to(inputs.dtype).view(*inputs.shape[:-1], -1)
 
     def lstm_cell(self, layer: int, inputs: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -149,9 +174,6 @@ class _Int8Products(_Products):
 
     def _matrix(self, weight: torch.Tensor, bias: torch.Tensor) -> Int8Matrix:
         return Int8Matrix.of(weight, bias)
-
-    def _multiply(self, flat: torch.Tensor, matrix: Int8Matrix) -> torch.Tensor:
-        return matrix.addmm(flat)
 
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -265,6 +287,8 @@ class LSTMDecoder(DecoderNetwork):
             self.output.weight = self.embedding.weight
         self.dropout = nn.Dropout(dropout)
         self._products: _Products | None = None
+        self._candidates: torch.Tensor | None = None  # within restricted_output: the target tokens scored
+        self._restricted: tuple[torch.Tensor, torch.Tensor] | None = None  # the output layer's rows of them
 
     # --- per batch and start ---------------------------------------------------------
 
@@ -384,7 +408,7 @@ class LSTMDecoder(DecoderNetwork):
             attentional, weights = self.attend(top.reshape(sentences, rows // sentences, -1), memory)
             top, weights = attentional.reshape(rows, -1), weights.reshape(rows, -1)
         features = top if summary is None else torch.cat([top, summary], dim=1)
-        logits = self._linear(self.output, self.dropout(features))
+        logits = self._logits(self.dropout(features))
         return logits, RecurrentState(h, c, top if self.input_feeding else None), weights
 
     def _cell_step(
@@ -438,6 +462,29 @@ class LSTMDecoder(DecoderNetwork):
 
     def _linear(self, layer: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
         return layer(inputs) if self._products is None else self._products.linear(inputs, self._products.layers[layer])
+
+    # --- a vocabulary shortlist in decoding -------------------------------------------
+
+    @contextmanager
+    def restricted_output(self, candidates: torch.Tensor) -> Iterator[None]:
+        """Within: `step`'s logits cover only the target tokens `candidates` (C,), in that order: the output
+        layer multiplies by those rows alone (a batch's vocabulary shortlist), in float32 or within
+        reduced_products in its dtype. Each logit is the one the whole layer gives that token."""
+        self._candidates = candidates
+        self._restricted = (self.output.weight.detach()[candidates], self.output.bias.detach()[candidates])
+        try:
+            yield
+        finally:
+            self._candidates = self._restricted = None
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features (rows, F) -> the output layer's logits (rows, V), or (rows, C) within restricted_output."""
+        if self._candidates is None:
+            return self._linear(self.output, features)
+        if self._products is not None:
+            return self._products.linear(features, self._products.columns(self.output, self._candidates))
+        assert self._restricted is not None
+        return F.linear(features, *self._restricted)
 
 
 def _cell_weights(rnn: nn.RNNBase, layer: int) -> tuple[torch.Tensor, ...]:

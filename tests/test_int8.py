@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_recipe
 from test_inference import teacher_forced_score
-from test_learning import DATES_TASK
 
 from transduce import cli, inference
 from transduce.errors import RecipeError
@@ -20,15 +18,6 @@ from transduce.registry import discover
 from transduce.rundir import RunDir
 
 TEXTS = ["27 sep 1994", "monday, march 3, 2001", "1/2/03", "june 30, 1970", "DEC 24, 1999", "4.7.2012"]
-
-
-@pytest.fixture(scope="module")
-def learned_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Dates learned to >= 90% exact match (as tests/test_learning.py checks), trained once for this module."""
-    root = tmp_path_factory.mktemp("int8")
-    run = root / "run"
-    assert cli.main(["train", str(write_recipe(root, "dates", **DATES_TASK)), "--run-dir", str(run)]) == 0
-    return run
 
 
 def _translator(run: Path, precision: str) -> Translator:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DATES_TASK, SMALL_MODEL
 
 from transduce import checkpoint, cli
 from transduce.registry import discover
@@ -21,29 +22,12 @@ from transduce.registry import discover
 TRAINING_SECONDS = 20.0
 
 
-#: The model both tasks learn with.
-SMALL_MODEL: dict[str, Any] = {
-    "embedding_dim": 16,
-    "dropout": 0.0,
-    "encoder": {"hidden_size": 64},
-    "decoder": {"hidden_size": 64, "dropout": 0.0},
-}
-
 #: Recipe sections of the `reverse` task, learned in seconds. 5 letters, lengths 3-6: 19,500 strings; chance of an
 #: exact reversal is far below 1%.
 REVERSE_TASK: dict[str, Any] = {
     "data": {"name": "reverse", "size": 3000, "held_out": 200, "min_len": 3, "max_len": 6, "alphabet": "abcde"},
     "model": SMALL_MODEL,
     "train": {"epochs": 6, "lr": 0.01},
-}
-
-
-#: Recipe sections of dates learned from a few thousand generated pairs in seconds (also used by tests that need
-#: a model that has learned something, e.g. tests/test_int8.py).
-DATES_TASK: dict[str, Any] = {
-    "data": {"train_size": 3000, "valid_size": 200, "test_size": 200},
-    "model": SMALL_MODEL,
-    "train": {"epochs": 5, "lr": 0.01},
 }
 
 

@@ -248,6 +248,13 @@ class DecoderNetwork(Component, nn.Module):
         """Within: `step` may multiply in `dtype` (the CPU's bfloat16 decoding path); default: unchanged."""
         yield
 
+    @contextmanager
+    def restricted_output(self, candidates: torch.Tensor) -> Iterator[None]:
+        """Within: `step` may give logits for the target tokens `candidates` (C,) only, in that order, each as
+        the whole output layer gives it (a vocabulary shortlist: the output layer then multiplies by those rows
+        alone); default: all V, of which the core takes the candidates' columns."""
+        yield
+
     @property
     def product_dtype(self) -> torch.dtype:
         """The dtype `step` multiplies in now (see reduced_products): by default its parameters' own."""

@@ -20,6 +20,7 @@ from transduce.model import Seq2Seq
 from transduce.recipe import load_recipe
 from transduce.registry import Registry
 from transduce.rundir import RunDir
+from transduce.shortlist import Shortlist, run_lexicon
 from transduce.vocab import Vocabulary
 
 #: Source tokens one decoded input may have; longer inputs are cut to it, with a note (docs/decoding.md). Far
@@ -166,6 +167,8 @@ class Translator:
     needs more for one longest input is refused when the Translator is made, a larger batch is split.
     reverse_source: the encoder reads each source reversed (the recipe's `source.reverse`); a Translation's
     attention columns are turned back, so they follow `source_tokens` in reading order.
+    shortlist: decode each batch over its vocabulary shortlist only (transduce.shortlist; evaluate.shortlist),
+    None: over the whole target vocabulary.
     """
 
     model: Seq2Seq
@@ -177,6 +180,7 @@ class Translator:
     device: torch.device
     precision: str = "fp32"
     reverse_source: bool = False
+    shortlist: Shortlist | None = None
     max_source_tokens: int = MAX_SOURCE_TOKENS
     memory_budget: int = DECODE_MEMORY_BUDGET
     truncated: int = field(default=0, compare=False)  # inputs cut to max_source_tokens so far
@@ -229,6 +233,12 @@ class Translator:
         tokenizers = {side: pipeline.tokenizer(registry, recipe, side) for side in ("source", "target")}
         for side, tokenizer in tokenizers.items():
             tokenizer.load(run.tokenizer_dir(side))
+        settings = recipe["evaluate"]
+        shortlist = None
+        if settings["shortlist"] is not None:
+            sides = ((tokenizers["source"], source_vocab), (tokenizers["target"], target_vocab))
+            lexicon = run_lexicon(run, registry, recipe, sides)
+            shortlist = Shortlist(lexicon, settings["shortlist"], settings["shortlist_frequent"], len(target_vocab))
         return cls(
             model=model,
             source_tokenizer=tokenizers["source"],
@@ -239,6 +249,7 @@ class Translator:
             device=target,
             precision=precision,
             reverse_source=recipe["source"]["reverse"],
+            shortlist=shortlist,
         )
 
     def _batch_bytes(self, sentences: int, source_length: int) -> int:
@@ -326,7 +337,10 @@ class Translator:
                 )
                 with torch.inference_mode(), self.model.reduced_products(product_dtype):
                     memory = self.model.encode(source.to(self.device), lengths)
-                    hypotheses = self.decoding.decode(self.model, memory)
+                    if self.shortlist is None:
+                        hypotheses = self.decoding.decode(self.model, memory)
+                    else:
+                        hypotheses = self.shortlist.decode(self.decoding, self.model, memory, source)
                 yield indices, hypotheses  # outside inference mode: the caller's code runs as usual
         finally:
             self.model.train(was_training)

@@ -167,6 +167,9 @@ SOURCE_PARAMS = (
 #: train.precision's values: the training forward pass's and decoding's products (see docs/decoding.md).
 PRECISIONS = ("fp32", "bf16", "int8")
 
+#: evaluate.shortlist's bound: target tokens per source token (transduce.shortlist keeps twice as many).
+MAX_SHORTLIST = 500
+
 # Bounds that keep a mistyped size a clear error instead of a huge allocation or a build that never ends.
 MAX_SIZE = 8192
 MAX_LAYERS = 32
@@ -256,6 +259,27 @@ EVALUATE_PARAMS = (
     Param("split", str, "test", "split the final report scores", choices=("train", "valid", "test")),
     Param("examples", int, 10, "examples shown in the report table", min=0),
     Param("batch_size", int, 256, "sentences per decoding batch", min=1),
+    Param(
+        "shortlist",
+        int,
+        None,
+        "decode over a vocabulary shortlist (evaluate, translate, chat; validation always decodes over the whole "
+        "vocabulary): per batch, the target tokens most often in a training pair with each of its source tokens, "
+        "this many per source token, with the shortlist_frequent most frequent ones (learned from the training "
+        "split at first use, kept in the run as lexicon.pt); faster, but an output may change where its best "
+        "token is not listed; null: the whole vocabulary",
+        min=1,
+        max=MAX_SHORTLIST,
+        nullable=True,
+    ),
+    Param(
+        "shortlist_frequent",
+        int,
+        100,
+        "the most frequent target tokens every shortlist holds (with the specials)",
+        min=0,
+        max=1_000_000,
+    ),
     Param("buckets", int, 5, "source-length groups scored separately in the report", min=1, max=20),
     Param("extremes", int, 5, "best and worst examples (by sentence chrF) listed in the report", min=0),
     Param("heatmaps", int, 3, "examples drawn as attention heat maps in the HTML report", min=0),
