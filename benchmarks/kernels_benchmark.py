@@ -17,24 +17,43 @@ so that a busy machine slows every variant alike (compare ratios, not absolute f
 and prints GFLOP/s (2 x rows x in x out per product; int8 counts the same operations) with the ratio to
 fp32, after the float32 ceiling: a large square float32 product's GFLOP/s.
 
-    python benchmarks/kernels_benchmark.py [--threads 2] [--rounds 7] [--rows 64 320] [--hidden 256 512]
+With --step it then times one whole greedy decoding step (Seq2Seq.step, log_softmax, max) of the Multi30K
+recipe's model (random weights, a vocabulary of --vocab) on a batch of 64 sentences of 14 source tokens, in
+each precision, over the whole vocabulary and over a shortlist of about 1,000 tokens, and prints where the
+time goes (torch.profiler, operators by their share of the step).
+
+    python benchmarks/kernels_benchmark.py [--threads 2] [--rounds 7] [--rows 64 320] [--hidden 256 512] [--step]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy as copy_module
 import statistics
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from transduce_builtins.decoder_networks import Int8Matrix, quantize_rows
+
+from transduce import pipeline
+from transduce.model import Seq2Seq
+from transduce.recipe import load_recipe
+from transduce.registry import discover
+from transduce.shortlist import Shortlisted
 
 #: Rows of a Multi30K step: a greedy batch of 64 sentences, and 64 x beam 5.
 ROWS = (64, 320)
 VOCAB = 8000
 CEILING_SIZE = 1536
+#: The greedy step of --step: sentences, source tokens, shortlist candidates beyond the 104 always listed.
+STEP_BATCH, STEP_SOURCE, STEP_LISTED = 64, 14, 900
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "translate-multi30k.yaml"
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
 
 
 def shapes(rows: list[int], hidden: list[int], vocab: int) -> list[tuple[str, int, int, int]]:
@@ -120,6 +139,69 @@ def ceiling(rounds: int) -> float:
     return 2 * CEILING_SIZE**3 / seconds / 1e9
 
 
+def step_variants(vocab: int, stack: ExitStack) -> dict[str, Callable[[], object]]:
+    """A greedy step of the Multi30K model in each precision, over the whole vocabulary and over a shortlist.
+
+    Each variant decodes with its own copy of the model, whose reduced products and shortlist `stack` holds
+    entered, as the Translator holds them for a whole batch: a step pays only the step.
+    """
+    registry = discover()
+    recipe = load_recipe(RECIPE, registry, [f"data.path={RECIPE.parent}"])  # the model settings only
+    model = pipeline.model(registry, recipe, vocab, vocab).eval()
+    generator = torch.Generator().manual_seed(0)
+    source = torch.randint(4, vocab, (STEP_BATCH, STEP_SOURCE), generator=generator)
+    listed = torch.randint(104, vocab, (STEP_LISTED,), generator=generator)
+    candidates = torch.unique(torch.cat([torch.arange(104), listed]))
+    copies = [copy_module.deepcopy(model) for _ in range(2 * len(PRECISION_DTYPES))]  # before inference mode
+    stack.enter_context(torch.inference_mode())
+    memory = model.encode(source, torch.full((STEP_BATCH,), STEP_SOURCE))
+    state, tokens = model.start(memory), torch.full((STEP_BATCH,), model.bos_index)
+
+    def step(dtype: torch.dtype, shortlisted: bool) -> Callable[[], object]:
+        copy = copies.pop()
+        stack.enter_context(copy.reduced_products(dtype))
+        decodable: Seq2Seq | Shortlisted = copy
+        if shortlisted:
+            stack.enter_context(copy.restricted_output(candidates))
+            decodable = Shortlisted(copy, candidates)
+
+        def one() -> object:
+            logits, _, _ = decodable.step(tokens, state, memory)
+            return torch.log_softmax(logits, dim=-1).max(dim=-1)
+
+        return one
+
+    found = {}
+    for name, dtype in PRECISION_DTYPES.items():
+        found[name] = step(dtype, False)
+        found[f"{name} +shortlist {candidates.numel()}"] = step(dtype, True)
+    return found
+
+
+def print_steps(vocab: int, rounds: int) -> None:
+    with ExitStack() as stack:
+        steps = step_variants(vocab, stack)
+        seconds = timed(steps, rounds)
+        _print_steps(vocab, steps, seconds)
+
+
+def _print_steps(vocab: int, steps: dict[str, Callable[[], object]], seconds: dict[str, float]) -> None:
+    base = seconds["fp32"]
+    print(f"\ngreedy step, Multi30K model (hidden 256, vocabulary {vocab:,}), {STEP_BATCH} sentences:")
+    for name, value in seconds.items():
+        print(f"  {name:<24}{value * 1e3:8.2f} ms  ({base / value:4.1f}x)")
+    for name, call in steps.items():
+        with profile(activities=[ProfilerActivity.CPU]) as profiled:
+            for _ in range(20):
+                call()
+        events = sorted(profiled.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        shares = ", ".join(
+            f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:8]
+        )
+        print(f"  {name}: {shares}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -127,6 +209,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=list(ROWS))
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--vocab", type=int, default=VOCAB)
+    parser.add_argument("--step", action="store_true", help="also time and profile a whole greedy step")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -144,6 +227,8 @@ def main() -> int:
         ]
         print(f"{name:<18}{rows:>6}{inputs:>6}{outputs:>6}" + "".join(f"{cell:>18}" for cell in cells))
     print("GFLOP/s (speed-up over fp32); medians of interleaved rounds")
+    if args.step:
+        print_steps(args.vocab, args.rounds)
     return 0
 
 

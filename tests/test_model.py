@@ -9,7 +9,7 @@ import pytest
 import torch
 from model_helpers import SCORERS, seq2seq
 from support.stateless_encoder import MeanEncoder
-from transduce_builtins.decoder_networks import INT8_LEVELS, Int8Matrix, quantize_rows
+from transduce_builtins.decoder_networks import INT8_LEVELS, Int8Matrix, fast_tanh, quantize_rows
 from transduce_builtins.encoders import LSTMEncoder
 
 from transduce.model import Memory, Seq2Seq, sequence_loss
@@ -416,6 +416,49 @@ def test_reduced_products_copy_the_weights_on_entry_and_are_dropped_on_exit_even
 
 
 # --- int8 products (int8 decoding on the CPU) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", REDUCED)
+def test_reduced_products_are_made_again_only_when_a_weight_changed(dtype: torch.dtype) -> None:
+    model = build().eval()
+    decoder = model.decoder
+
+    def copies() -> object:
+        with model.reduced_products(dtype):
+            return decoder._products
+
+    first = copies()
+    assert copies() is first  # batch after batch: the same copies
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(*source_batch([3, 2]), target_prefix(2, 3)).sum().backward()
+    optimizer.step()  # in place, as training between validations
+    stepped = copies()
+    assert stepped is not first and copies() is stepped
+    fresh = build().eval()
+    model.load_state_dict(fresh.state_dict())  # in place again: back to the built weights
+    assert copies() is not stepped
+    with model.reduced_products(dtype):
+        mine = _stepped_logits(model, [3, 4])
+    with fresh.reduced_products(dtype):
+        assert torch.equal(mine, _stepped_logits(fresh, [3, 4]))
+    other = torch.bfloat16 if dtype == torch.int8 else torch.int8
+    with model.reduced_products(other):  # another dtype: other copies
+        assert decoder.product_dtype == other
+
+
+def test_a_model_made_in_inference_mode_decodes_with_reduced_products_too() -> None:
+    # Its weights have no version counter to tell whether they changed: the copies are made at every entry.
+    with torch.inference_mode():
+        model = build().eval()
+        for dtype in (torch.int8, torch.int8, torch.bfloat16):
+            with model.reduced_products(dtype):
+                assert model.product_dtype == dtype and _stepped_logits(model, [3, 4]).isfinite().all()
+
+
+def test_the_reduced_steps_tanh_is_torchs_to_float32_rounding_and_saturates() -> None:
+    x = torch.cat([torch.linspace(-20, 20, 10001), torch.tensor([-1e30, 1e30, float("-inf"), float("inf"), 1e-30])])
+    torch.testing.assert_close(fast_tanh(x), torch.tanh(x), atol=2.5e-7, rtol=0)
+    assert fast_tanh(torch.tensor([float("inf"), float("-inf")])).tolist() == [1.0, -1.0]
 
 
 def test_quantize_rows_keeps_every_entry_within_half_its_rows_scale() -> None:
