@@ -245,7 +245,8 @@ class DecoderNetwork(Component, nn.Module):
 
     @contextmanager
     def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
-        """Within: `step` may multiply in `dtype` (the CPU's bfloat16 decoding path); default: unchanged."""
+        """Within: `step` may multiply in `dtype` (the CPU's bfloat16 and int8 decoding paths, torch.bfloat16 and
+        torch.int8); default: unchanged."""
         yield
 
     @contextmanager
