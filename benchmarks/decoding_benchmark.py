@@ -42,7 +42,7 @@ def variants(run: RunDir, args: argparse.Namespace) -> dict[str, Translator]:
     return found
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = RunDir.open(args.run)
     recipe = load_recipe(run.recipe, discover(), args.set)

@@ -12,7 +12,7 @@ so that a busy machine slows every variant alike (compare ratios, not absolute f
   int8 kernel   torch._int_mm alone, on inputs already quantized (what the int8 arithmetic itself costs)
   int8 dynamic  PyTorch's dynamic quantized linear (torch.ops.quantized.linear_dynamic, per-channel qint8
                 weights, the `x86` engine), which quantizes inputs per tensor
-  int8 weights  torch._weight_int8pack_mm on bfloat16 inputs: int8 weights, bfloat16 arithmetic
+  int8 weights  torch._weight_int8pack_mm on bfloat16 inputs, plus the bias: int8 weights, bfloat16 arithmetic
 
 and prints GFLOP/s (2 x rows x in x out per product; int8 counts the same operations) with the ratio to
 fp32, after the float32 ceiling: a large square float32 product's GFLOP/s.
@@ -87,7 +87,7 @@ def variants(rows: int, inputs: int, outputs: int) -> dict[str, Callable[[], obj
     packed, scales = quantize_rows(weight)
     bf16_x, bf16_scales = x.bfloat16(), scales.squeeze(1).bfloat16()
     if _works(lambda: torch._weight_int8pack_mm(bf16_x, packed, bf16_scales)):
-        found["int8 weights"] = lambda: torch._weight_int8pack_mm(bf16_x, packed, bf16_scales)
+        found["int8 weights"] = lambda: torch._weight_int8pack_mm(bf16_x, packed, bf16_scales).add_(bf16_bias)
     return found
 
 
