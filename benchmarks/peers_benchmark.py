@@ -69,6 +69,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transduce._recipe.settings import PRECISIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PEER_SCRIPTS = SHARED / "bench" / "peers"
@@ -86,7 +88,6 @@ LABELS = {
     "onmt": "OpenNMT-py 3.5.1",
 }
 BEAM = 5
-DECODE_PRECISIONS = ("fp32", "bf16", "int8")
 
 # Joey runs through runpy so that torch is seeded before the model is built (Joey 2.3.0 seeds too late).
 JOEY_SEEDED = (
@@ -515,7 +516,7 @@ def decode_main(argv: Sequence[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", choices=DECODE_PRECISIONS, default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args(argv)
     import torch
 
@@ -1184,8 +1185,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.rows = [ROW_NAMES[r] for r in rows]
     if args.decode_precision is not None:
         args.decode_precision = [p for p in args.decode_precision.split(",") if p]
-        if not args.decode_precision or set(args.decode_precision) - set(DECODE_PRECISIONS):
-            parser.error(f"--decode-precision takes a list of {', '.join(DECODE_PRECISIONS)}")
+        if not args.decode_precision or set(args.decode_precision) - set(PRECISIONS):
+            parser.error(f"--decode-precision takes a list of {', '.join(PRECISIONS)}")
     if args.quick:
         args.max_train, args.epochs, args.seeds, args.reps = args.max_train or 2000, 1, args.seeds.split(",")[0], 1
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s]

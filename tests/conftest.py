@@ -33,6 +33,22 @@ TINY: dict[str, Any] = {
 }
 
 
+#: A model that learns the small tasks below in seconds.
+SMALL_MODEL: dict[str, Any] = {
+    "embedding_dim": 16,
+    "dropout": 0.0,
+    "encoder": {"hidden_size": 64},
+    "decoder": {"hidden_size": 64, "dropout": 0.0},
+}
+
+#: Recipe sections of dates learned from a few thousand generated pairs in seconds (see tests/test_learning.py).
+DATES_TASK: dict[str, Any] = {
+    "data": {"train_size": 3000, "valid_size": 200, "test_size": 200},
+    "model": SMALL_MODEL,
+    "train": {"epochs": 5, "lr": 0.01},
+}
+
+
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """`base` with `changes` merged in, section by section; naming another component replaces its section."""
     out = copy.deepcopy(base)
@@ -77,6 +93,16 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     run = root / "run"
     train(write_recipe(root, train={"epochs": 2}), run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def learned_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DATES_TASK trained (>= 90% exact match, as tests/test_learning.py checks), shared by tests that need a
+    model that has learned something; they read the run, and may add its lexicon.pt (copy it to change more)."""
+    root = tmp_path_factory.mktemp("learned")
+    run = root / "run"
+    train(write_recipe(root, "dates", **DATES_TASK), run)
     return run
 
 

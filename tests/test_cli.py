@@ -374,7 +374,7 @@ def test_translate_text_with_an_n_best_beam_prints_every_candidate_best_first(ru
     assert single.strip() == rows[0][0]  # n_best 1 prints the same best output, alone
 
 
-@pytest.mark.parametrize(("precision", "kept"), [("fp32", "16"), ("bf16", "1024")])
+@pytest.mark.parametrize(("precision", "kept"), [("fp32", "16"), ("bf16", "1024"), ("int8", "16")])
 def test_training_sets_the_onednn_kernel_cache_by_precision_unless_the_user_did(
     monkeypatch: pytest.MonkeyPatch, make_recipe: Callable[..., Path], tmp_path: Path, precision: str, kept: str
 ) -> None:

@@ -745,6 +745,25 @@ class HalfPrecisionDecoder(TinyDecoder):
         return (logits if self.reduced is None else logits.to(self.reduced)), state, weights
 
 
+class FirstRowsDecoder(TinyDecoder):
+    """Within restricted_output, scores the first C tokens instead of the candidates."""
+
+    name = "first_rows"
+    listed: torch.Tensor | None = None
+
+    @contextlib.contextmanager
+    def restricted_output(self, candidates):
+        self.listed = candidates
+        try:
+            yield
+        finally:
+            self.listed = None
+
+    def step(self, tokens, state, memory):
+        logits, state, weights = super().step(tokens, state, memory)
+        return (logits if self.listed is None else logits[:, : self.listed.numel()]), state, weights
+
+
 BROKEN_DECODERS: list[tuple[type, list[str]]] = [
     (
         UnmaskedAttentionDecoder,
@@ -790,6 +809,13 @@ BROKEN_DECODERS: list[tuple[type, list[str]]] = [
         [
             "step within reduced_products(torch.bfloat16) (bf16 decoding on the CPU), final=(h, c): logits come back "
             "as torch.bfloat16, expected the memory's torch.float32"
+        ],
+    ),
+    (
+        FirstRowsDecoder,
+        [
+            "step within restricted_output([0, 1, 2, 3, 5, 8, 11]) (a vocabulary shortlist), final=(h, c): the "
+            "logits differ from the whole output layer's logits of the candidates"
         ],
     ),
     (

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DATES_TASK, SMALL_MODEL
 
 from transduce._cli import main as cli
 from transduce._plugins.registry import discover
@@ -26,12 +27,7 @@ TRAINING_SECONDS = 20.0
 #: exact reversal is far below 1%.
 REVERSE_TASK: dict[str, Any] = {
     "data": {"name": "reverse", "size": 3000, "held_out": 200, "min_len": 3, "max_len": 6, "alphabet": "abcde"},
-    "model": {
-        "embedding_dim": 16,
-        "dropout": 0.0,
-        "encoder": {"hidden_size": 64},
-        "decoder": {"hidden_size": 64, "dropout": 0.0},
-    },
+    "model": SMALL_MODEL,
     "train": {"epochs": 6, "lr": 0.01},
 }
 
@@ -89,17 +85,7 @@ def test_reversing_short_strings_is_learned_to_high_accuracy_on_held_out_strings
 def test_dates_are_learned_to_high_accuracy_from_a_few_thousand_generated_pairs(
     tmp_path: Path, make_recipe: Callable[..., Path], train_run: Callable[..., Path]
 ) -> None:
-    recipe = make_recipe(
-        "dates",
-        data={"train_size": 3000, "valid_size": 200, "test_size": 200},
-        model={
-            "embedding_dim": 16,
-            "dropout": 0.0,
-            "encoder": {"hidden_size": 64},
-            "decoder": {"hidden_size": 64, "dropout": 0.0},
-        },
-        train={"epochs": 5, "lr": 0.01},
-    )
+    recipe = make_recipe("dates", **DATES_TASK)
     run = train_run(recipe, tmp_path / "run")
 
     result = report(run)

@@ -1,5 +1,5 @@
 """Tests of the Seq2Seq model with the built-in `lstm` decoder network in its combinations: teacher forcing vs
-step-by-step decoding, Memory, loss and gradients, bfloat16 products."""
+step-by-step decoding, Memory, loss and gradients, bfloat16 and int8 products."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 from model_helpers import SCORERS, seq2seq
 from support.stateless_encoder import MeanEncoder
+from transduce_builtins.decoder_networks import INT8_LEVELS, Int8Matrix, fast_tanh, quantize_rows
 from transduce_builtins.encoders import LSTMEncoder
 
 from transduce._model.model import Memory, Seq2Seq, sequence_loss
@@ -368,25 +369,32 @@ def _stepped_logits(model: Seq2Seq, source_lengths: list[int], steps: int = 4) -
     return torch.stack(logits, dim=1)
 
 
+#: The reduced dtypes decoding multiplies in: bf16's and int8's.
+REDUCED = [pytest.param(torch.bfloat16, id="bf16"), pytest.param(torch.int8, id="int8")]
+
+
+@pytest.mark.parametrize("dtype", REDUCED)
 @pytest.mark.parametrize("config", CONFIGS)
-def test_bfloat16_products_step_like_float32_to_bfloat16_precision(config: dict) -> None:
+def test_reduced_products_step_like_float32_to_their_precision(config: dict, dtype: torch.dtype) -> None:
     model = build(**config).eval()
     exact = _stepped_logits(model, [5, 2, 4])
-    with model.reduced_products(torch.bfloat16):
-        assert model.product_dtype == torch.bfloat16
+    with model.reduced_products(dtype):
+        assert model.product_dtype == dtype
         reduced = _stepped_logits(model, [5, 2, 4])
     assert model.product_dtype == torch.float32
-    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # it did multiply in bfloat16
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # it did multiply in `dtype`
     torch.testing.assert_close(reduced, exact, atol=3e-2, rtol=0)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
-def test_bfloat16_products_give_a_row_the_same_result_whatever_the_batch_size() -> None:
-    # Products run on row counts padded to a multiple of 64; padding rows must not reach the real ones.
+@pytest.mark.parametrize("dtype", REDUCED)
+def test_reduced_products_give_a_row_the_same_result_whatever_else_is_in_its_batch(dtype: torch.dtype) -> None:
+    # bfloat16 products run on row counts padded to a multiple of 64: padding rows must not reach the real
+    # ones. int8 products quantize their inputs per row, so no other sentence changes a row's scale.
     model = build("general", decoder_layers=2).eval()
     lengths = [5, 2, 4] * 30
-    with model.reduced_products(torch.bfloat16):
-        alone = _stepped_logits(model, lengths[:3])  # 3 rows, padded to 64
+    with model.reduced_products(dtype):
+        alone = _stepped_logits(model, lengths[:3])  # 3 rows, padded to 64 in bfloat16
         for rows in (64, 90):  # not padded; padded to 128
             torch.testing.assert_close(_stepped_logits(model, lengths[:rows])[:3], alone, atol=1e-6, rtol=0)
 
@@ -405,3 +413,80 @@ def test_reduced_products_copy_the_weights_on_entry_and_are_dropped_on_exit_even
     assert model.product_dtype == torch.float32
     with model.reduced_products(torch.float32):  # the weights' own dtype: nothing to copy
         assert model.product_dtype == torch.float32
+
+
+# --- int8 products (int8 decoding on the CPU) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", REDUCED)
+def test_reduced_products_are_made_again_only_when_a_weight_changed(dtype: torch.dtype) -> None:
+    model = build().eval()
+    decoder = model.decoder
+
+    def copies() -> object:
+        with model.reduced_products(dtype):
+            return decoder._products
+
+    first = copies()
+    assert copies() is first  # batch after batch: the same copies
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(*source_batch([3, 2]), target_prefix(2, 3)).sum().backward()
+    optimizer.step()  # in place, as training between validations
+    stepped = copies()
+    assert stepped is not first and copies() is stepped
+    fresh = build().eval()
+    model.load_state_dict(fresh.state_dict())  # in place again: back to the built weights
+    assert copies() is not stepped
+    with model.reduced_products(dtype):
+        mine = _stepped_logits(model, [3, 4])
+    with fresh.reduced_products(dtype):
+        assert torch.equal(mine, _stepped_logits(fresh, [3, 4]))
+    other = torch.bfloat16 if dtype == torch.int8 else torch.int8
+    with model.reduced_products(other):  # another dtype: other copies
+        assert decoder.product_dtype == other
+
+
+def test_a_model_made_in_inference_mode_decodes_with_reduced_products_too() -> None:
+    # Its weights have no version counter to tell whether they changed: the copies are made at every entry.
+    with torch.inference_mode():
+        model = build().eval()
+        for dtype in (torch.int8, torch.int8, torch.bfloat16):
+            with model.reduced_products(dtype):
+                assert model.product_dtype == dtype and _stepped_logits(model, [3, 4]).isfinite().all()
+
+
+def test_the_reduced_steps_tanh_is_torchs_to_float32_rounding_and_saturates() -> None:
+    x = torch.cat([torch.linspace(-20, 20, 10001), torch.tensor([-1e30, 1e30, float("-inf"), float("inf"), 1e-30])])
+    torch.testing.assert_close(fast_tanh(x), torch.tanh(x), atol=2.5e-7, rtol=0)
+    assert fast_tanh(torch.tensor([float("inf"), float("-inf")])).tolist() == [1.0, -1.0]
+
+
+def test_quantize_rows_keeps_every_entry_within_half_its_rows_scale() -> None:
+    generator = torch.Generator().manual_seed(3)
+    magnitudes = 10.0 ** torch.linspace(-6, 3, 10).unsqueeze(1)  # rows from 1e-6 to 1e3 in one matrix
+    matrix = torch.randn(10, 37, generator=generator) * magnitudes
+    values, scales = quantize_rows(matrix)
+    assert values.dtype == torch.int8 and scales.shape == (10, 1)
+    assert int(values.abs().max()) == INT8_LEVELS  # each row's largest entry is exact at +-127
+    error = (values.float() * scales - matrix).abs()
+    assert bool((error <= scales / 2 * (1 + 1e-5)).all())  # per row: a row of small values keeps its precision
+    zeros, _ = quantize_rows(torch.zeros(2, 5))
+    assert not zeros.any()
+
+
+def test_an_int8_product_is_off_by_no_more_than_its_two_roundings_allow() -> None:
+    generator = torch.Generator().manual_seed(4)
+    weight = torch.randn(50, 40, generator=generator) * 10.0 ** torch.linspace(-3, 2, 50).unsqueeze(1)
+    inputs = torch.randn(7, 40, generator=generator) * 10.0 ** torch.linspace(-2, 3, 7).unsqueeze(1)
+    bias = torch.randn(50, generator=generator)
+    matrix = Int8Matrix.of(weight, bias)
+    exact = inputs.double() @ weight.double().t() + bias.double()
+    # x.w - x'.w' = x.(w - w') + w'.(x - x'), each rounding at most half its row's scale
+    half_input = inputs.abs().amax(1, keepdim=True).double() / (2 * INT8_LEVELS)
+    half_weight = weight.abs().amax(1).double() / (2 * INT8_LEVELS)
+    bound = inputs.abs().double() @ half_weight.expand(40, 50) + half_input * (
+        weight.abs().double().sum(1) + 40 * half_weight
+    )
+    error = (matrix.addmm(inputs).double() - exact).abs()
+    assert bool((error <= bound + 1e-5 * exact.abs()).all())
+    assert bool((error > 0).any())  # it did round

@@ -138,7 +138,7 @@ def test_the_runs_search_settings_carry_over_to_another_strategy(model: Model) -
 
 
 def test_load_validates_its_arguments(learned_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(RecipeError, match=r"load\(\): precision: expected one of 'fp32', 'bf16', got 'fp16'"):
+    with pytest.raises(RecipeError, match=r"load\(\): precision: expected one of 'fp32', 'bf16', 'int8', got 'fp16'"):
         transduce.load(learned_run, precision="fp16")
     with pytest.raises(RecipeError, match=r"load\(\): device: .*got 'gpu'. Did you mean 'cpu'"):
         transduce.load(learned_run, device="gpu")

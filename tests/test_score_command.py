@@ -144,7 +144,7 @@ def test_missing_or_conflicting_inputs_are_clear_errors(trained_run: Path, capsy
 def test_a_bad_search_setting_or_batch_size_is_refused(trained_run: Path, tmp_path: Path, capsys) -> None:
     source = write_tsv(tmp_path / "pairs.tsv", PAIRS)
     status, _, err = run_cli(capsys, "score", trained_run, "--input", source, "--set", "train.precision=fp16")
-    assert status == 2 and "train.precision: expected one of 'fp32', 'bf16', got 'fp16'" in err
+    assert status == 2 and "train.precision: expected one of 'fp32', 'bf16', 'int8', got 'fp16'" in err
     with pytest.raises(SystemExit):
         cli.main(["score", str(trained_run), "--input", str(source), "--batch-size", "0"])
     assert "expected a whole number of pairs >= 1, got '0'" in capsys.readouterr().err

@@ -252,7 +252,8 @@ def test_the_typo_check_leaves_other_objects_named_settings_alone():
 
 # --- the derived Params are the declarations they replace -------------------------------------------------------
 
-#: Every core parameter before the move to dataclasses, as `transduce plugins` describes it: type, bounds,
+#: Every core parameter (those of before the move to dataclasses, with the optimizer/schedule and int8/shortlist
+#: changes since), as `transduce plugins` describes it: type, bounds,
 #: choices, null and default. (The help texts are checked by the reference pages, tests/test_reference.py.)
 DECLARED = """
 seed: integer >= 0 and <= 4294967295 = 1
@@ -273,7 +274,7 @@ train.label_smoothing: number >= 0.0 and <= 0.99 = 0.0
 train.patience: integer >= 1 or null = null
 train.best_metric: string or null = null
 train.device: one of 'auto', 'cpu', 'cuda' = auto
-train.precision: one of 'fp32', 'bf16' = fp32
+train.precision: one of 'fp32', 'bf16', 'int8' = fp32
 train.threads: integer >= 1 and <= 1024 or null = null
 train.valid_every: integer >= 1 = 1
 train.checkpoint_every: integer >= 1 or null = null
@@ -281,6 +282,8 @@ train.checkpoint_minutes: number >= 0.0 or null = 10.0
 evaluate.split: one of 'train', 'valid', 'test' = test
 evaluate.examples: integer >= 0 = 10
 evaluate.batch_size: integer >= 1 = 256
+evaluate.shortlist: integer >= 1 and <= 500 or null = null
+evaluate.shortlist_frequent: integer >= 0 and <= 1000000 = 100
 evaluate.buckets: integer >= 1 and <= 20 = 5
 evaluate.extremes: integer >= 0 = 5
 evaluate.heatmaps: integer >= 0 = 3

@@ -773,6 +773,7 @@ def _decoder_network(
             _check_padding(network, memory, target, logits, report)
             _check_reorder(network, target, prepared, report)
             _check_reduced_products(network, target, prepared, report)
+            _check_restricted_output(network, target, prepared, report)
     report.within = ""
     _network_gradients(network, sizes["memory_size"], report)
 
@@ -940,6 +941,25 @@ def _check_reduced_products(network: DecoderNetwork, target: torch.Tensor, memor
         logits, _, _ = network.step(target[:, 0], network.start(memory), memory)
     if _logits_ok(logits, (target.size(0), VOCAB), "logits", report) and logits.dtype != memory.states.dtype:
         report.fail(f"logits come back as {logits.dtype}, expected the memory's {memory.states.dtype}")
+
+
+#: The target tokens of the kit's vocabulary shortlist: the specials and a few others, in order.
+SHORTLIST = (0, 1, 2, 3, 5, 8, 11)
+
+
+def _check_restricted_output(
+    network: DecoderNetwork, target: torch.Tensor, memory: Memory, report: Conformance
+) -> None:
+    """A vocabulary shortlist: within restricted_output(candidates), step gives the whole layer's logits of the
+    candidates, in their order (or, not restricting, all of them)."""
+    report.at(f"step within restricted_output({list(SHORTLIST)}) (a vocabulary shortlist)")
+    candidates = torch.tensor(SHORTLIST)
+    whole, _, _ = network.step(target[:, 0], network.start(memory), memory)
+    with network.restricted_output(candidates):
+        logits, _, _ = network.step(target[:, 0], network.start(memory), memory)
+    expected = whole if isinstance(logits, torch.Tensor) and logits.size(-1) == VOCAB else whole[:, candidates]
+    if _logits_ok(logits, tuple(expected.shape), "logits", report) and (difference := _differs(logits, expected)):
+        report.fail(f"the logits differ from the whole output layer's logits of the candidates ({difference})")
 
 
 def _network_gradients(network: DecoderNetwork, memory_size: int, report: Conformance) -> None:

@@ -66,7 +66,7 @@ TRANSLATE_CHUNK = 1024
 #: (dates, 2 epochs: 1,024 kept 842 MiB at 33.9k target tokens/s, 24 kept 554 MiB at 32.1k, 8 kept 494 MiB at
 #: 29.4k). bfloat16 training keeps oneDNN's 1,024: with a small cache it is no faster than float32 (dates: 43k
 #: target tokens/s at 890-1,040 MiB, 26k with 16). A user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
-ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024"}  # by train.precision
+ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024", "int8": "16"}  # by train.precision (int8 trains in float32)
 ONEDNN_CACHE_DEFAULT = "64"
 
 #: `translate --format` values.

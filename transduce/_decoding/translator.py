@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import torch
 
 from transduce._data.batching import by_length, source_tensors
 from transduce._data.vocab import Vocabulary
+from transduce._decoding.shortlist import Shortlist, run_lexicon
 from transduce._model import assembly as pipeline
 from transduce._model.model import Seq2Seq
 from transduce._plugins.contracts import Hypotheses, SearchStrategy, Tokenizer
@@ -55,9 +57,43 @@ def _size(count: float) -> str:
 
 
 def decoding_dtype(device: torch.device, precision: str) -> torch.dtype:
-    """The dtype the decoding steps multiply in (Seq2Seq.reduced_products): bfloat16 for `bf16` on the CPU
-    (oneDNN's bfloat16 matrix kernels); float32 otherwise (on CUDA the bfloat16 path is unmeasured)."""
+    """The dtype the decoding steps multiply in (Seq2Seq.reduced_products): on the CPU, bfloat16 for `bf16`
+    (oneDNN's bfloat16 matrix kernels) and int8 for `int8` (torch._int_mm); float32 otherwise (on CUDA the
+    bfloat16 path is unmeasured). A RecipeError for `int8` where torch has no int8 kernel for the device."""
+    if precision == "int8":
+        _check_int8(device)
+        return torch.int8
     return torch.bfloat16 if precision == "bf16" and device.type == "cpu" else torch.float32
+
+
+def _check_int8(device: torch.device) -> None:
+    if device.type != "cpu":
+        raise RecipeError(
+            f"int8 decoding runs on the CPU's int8 kernels, not on {device.type}: use fp32 or bf16 there, or "
+            "decode on the CPU with --set train.device=cpu",
+            key="train.precision",
+        )
+    if missing := int8_kernel_missing():
+        raise RecipeError(
+            f"int8 decoding needs an int8 matrix kernel, and this PyTorch build has none on this CPU ({missing}); "
+            "use bf16 (CPUs with AVX-512 BF16 or AMX) or fp32 instead",
+            key="train.precision",
+        )
+
+
+@functools.cache
+def int8_kernel_missing() -> str | None:
+    """Why torch cannot multiply int8 matrices on this CPU, or None when it can: a small product through
+    torch._int_mm (oneDNN, with VNNI or AMX where the CPU has them), checked against the exact result."""
+    left = torch.arange(-64, 64, dtype=torch.int8).view(4, 32)
+    right = left.t().flip(0).contiguous()
+    try:
+        product = torch._int_mm(left, right)
+    except (AttributeError, NotImplementedError, RuntimeError) as exc:
+        return f"torch._int_mm: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    if not torch.equal(product, left.int() @ right.int()):
+        return "torch._int_mm gave a wrong product"
+    return None
 
 
 @dataclass
@@ -90,13 +126,15 @@ class Translator:
     (Seq2Seq.reduced_products; a run trained with `train.precision: bf16` decodes so by default). On CPUs with
     AMX beam search runs faster (1.3-1.4x on 2 cores), greedy decoding about as fast; the weights, the
     encoder and everything elementwise stay in float32. Outputs may differ from float32 decoding where two
-    tokens are nearly tied.
-    GPUs decode in float32.
+    tokens are nearly tied. "int8" multiplies in int8 with per-row scales (the CPU only; a RecipeError where
+    torch has no int8 kernel). GPUs decode in float32, with bf16 too, and refuse int8.
     max_source_tokens: longer inputs are cut to it (counted in `truncated`, a plain counter: one Translator per
     thread); memory_budget: the estimated bytes one decoding batch may take (decode_bytes): a strategy that
     needs more for one longest input is refused when the Translator is made, a larger batch is split.
     reverse_source: the encoder reads each source reversed (the recipe's `source.reverse`); a Translation's
     attention columns are turned back, so they follow `source_tokens` in reading order.
+    shortlist: decode each batch over its vocabulary shortlist only (transduce._decoding.shortlist; evaluate.shortlist),
+    None: over the whole target vocabulary.
     """
 
     model: Seq2Seq
@@ -108,13 +146,16 @@ class Translator:
     device: torch.device
     precision: str = "fp32"
     reverse_source: bool = False
+    shortlist: Shortlist | None = None
     max_source_tokens: int = MAX_SOURCE_TOKENS
     memory_budget: int = DECODE_MEMORY_BUDGET
     truncated: int = field(default=0, compare=False)  # inputs cut to max_source_tokens so far
 
     def __post_init__(self) -> None:
-        """Refuse, before anything is allocated, a strategy whose decoding of one longest input (of
-        max_source_tokens) would exceed the memory budget; a batch of them is then split to fit."""
+        """Refuse a precision the device cannot decode in (decoding_dtype), and, before anything is allocated,
+        a strategy whose decoding of one longest input (of max_source_tokens) would exceed the memory budget;
+        a batch of them is then split to fit."""
+        decoding_dtype(self.device, self.precision)
         need = self._batch_bytes(1, self.max_source_tokens)
         if need > self.memory_budget:
             strategy = self.decoding
@@ -145,6 +186,12 @@ class Translator:
         opened = open_run(run, registry, overrides, checkpoint=which, device=device, recipe=recipe)
         recipe = opened.recipe
         settings = Settings.of(recipe)
+        shortlist = None
+        if settings.evaluate.shortlist is not None:
+            sides = ((opened.source_tokenizer, opened.source_vocab), (opened.target_tokenizer, opened.target_vocab))
+            lexicon = run_lexicon(opened.run, registry, recipe, sides)
+            size, frequent = settings.evaluate.shortlist, settings.evaluate.shortlist_frequent
+            shortlist = Shortlist(lexicon, size, frequent, len(opened.target_vocab))
         return cls(
             model=opened.model,
             source_tokenizer=opened.source_tokenizer,
@@ -155,6 +202,7 @@ class Translator:
             device=opened.device,
             precision=settings.train.precision,
             reverse_source=settings.source.reverse,
+            shortlist=shortlist,
         )
 
     def _batch_bytes(self, sentences: int, source_length: int) -> int:
@@ -242,7 +290,10 @@ class Translator:
                 )
                 with torch.inference_mode(), self.model.reduced_products(product_dtype):
                     memory = self.model.encode(source.to(self.device), lengths)
-                    hypotheses = self.decoding.decode(self.model, memory)
+                    if self.shortlist is None:
+                        hypotheses = self.decoding.decode(self.model, memory)
+                    else:
+                        hypotheses = self.shortlist.decode(self.decoding, self.model, memory, source)
                 yield indices, hypotheses  # outside inference mode: the caller's code runs as usual
         finally:
             self.model.train(was_training)

@@ -103,6 +103,13 @@ class Seq2Seq(nn.Module):
         with self.decoder.reduced_products(dtype):
             yield
 
+    @contextmanager
+    def restricted_output(self, candidates: torch.Tensor) -> Iterator[None]:
+        """Within: decoding steps may give logits for the target tokens `candidates` (C,) only (the built-in
+        `lstm` does: its output layer multiplies by their rows alone); see transduce._decoding.shortlist."""
+        with self.decoder.restricted_output(candidates):
+            yield
+
 
 def sequence_loss(
     logits: torch.Tensor, target_out: torch.Tensor, pad_index: int, label_smoothing: float = 0.0

@@ -241,7 +241,15 @@ class DecoderNetwork(Component, nn.Module):
 
     @contextmanager
     def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
-        """Within: `step` may multiply in `dtype` (the CPU's bfloat16 decoding path); default: unchanged."""
+        """Within: `step` may multiply in `dtype` (the CPU's bfloat16 and int8 decoding paths, torch.bfloat16 and
+        torch.int8); default: unchanged."""
+        yield
+
+    @contextmanager
+    def restricted_output(self, candidates: torch.Tensor) -> Iterator[None]:
+        """Within: `step` may give logits for the target tokens `candidates` (C,) only, in that order, each as
+        the whole output layer gives it (a vocabulary shortlist: the output layer then multiplies by those rows
+        alone); default: all V, of which the core takes the candidates' columns."""
         yield
 
     @property

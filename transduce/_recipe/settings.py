@@ -33,6 +33,12 @@ Spec = dict[str, Any]
 #: Field metadata key under which `setting` keeps a parameter's declaration.
 _PARAM = "transduce.param"
 
+#: train.precision's values: the training forward pass's and decoding's products (see docs/decoding.md).
+PRECISIONS = ("fp32", "bf16", "int8")
+
+#: evaluate.shortlist's bound: target tokens per source token (transduce._decoding.shortlist keeps twice as many).
+MAX_SHORTLIST = 500
+
 # Bounds that keep a mistyped size a clear error instead of a huge allocation or a build that never ends.
 MAX_SIZE = 8192
 MAX_LAYERS = 32
@@ -134,8 +140,9 @@ class TrainSettings(_Section):
     precision: str = setting(
         "fp32",
         "bf16: the training forward pass in bfloat16 autocast (GPUs since Ampere, CPUs with AMX), and on the CPU "
-        "decoding's matrix products in bfloat16 (change it per command with --set train.precision=...)",
-        choices=("fp32", "bf16"),
+        "decoding's matrix products in bfloat16; int8: training in float32, decoding's matrix products in int8 "
+        "with per-row scales (CPU only); change it per command with --set train.precision=...",
+        choices=PRECISIONS,
     )
     threads: int | None = setting(None, "torch CPU threads (null: torch's default)", min=1, max=1024)
     valid_every: int = setting(1, "validate every this many epochs", min=1)
@@ -158,6 +165,19 @@ class EvaluateSettings(_Section):
     split: str = setting("test", "split the final report scores", choices=("train", "valid", "test"))
     examples: int = setting(10, "examples shown in the report table", min=0)
     batch_size: int = setting(256, "sentences per decoding batch", min=1)
+    shortlist: int | None = setting(
+        None,
+        "decode over a vocabulary shortlist (evaluate, translate, chat; validation always decodes over the whole "
+        "vocabulary): per batch, the target tokens most often in a training pair with each of its source tokens, "
+        "this many per source token, with the shortlist_frequent most frequent ones (learned from the training "
+        "split at first use, kept in the run as lexicon.pt); faster, but an output may change where its best "
+        "token is not listed; null: the whole vocabulary",
+        min=1,
+        max=MAX_SHORTLIST,
+    )
+    shortlist_frequent: int = setting(
+        100, "the most frequent target tokens every shortlist holds (with the specials)", min=0, max=1_000_000
+    )
     buckets: int = setting(5, "source-length groups scored separately in the report", min=1, max=20)
     extremes: int = setting(5, "best and worst examples (by sentence chrF) listed in the report", min=0)
     heatmaps: int = setting(3, "examples drawn as attention heat maps in the HTML report", min=0)

@@ -49,6 +49,7 @@ class RunDir:
     components = property(lambda self: self.path / "components.json")
     data_files = property(lambda self: self.path / "data-files.json")
     lock_file = property(lambda self: self.path / "train.lock")
+    lexicon = property(lambda self: self.path / "lexicon.pt")  # learned at the first shortlisted decoding
 
     def tokenizer_dir(self, side: str) -> Path:
         """Where the tokenizer of "source" or "target" keeps what it learned (e.g. a subword model)."""
