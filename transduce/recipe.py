@@ -189,6 +189,26 @@ TRAIN_PARAMS = (
         "sentences per batch, all processes together (batches are bucketed by length)",
         min=1,
     ),
+    Param(
+        "batch_tokens",
+        int,
+        None,
+        "fill batches up to this many tokens instead of batch_size sentences, all processes together: rows x the "
+        "longer side's padded length (the source, or the target with its end token), as fairseq's --max-tokens "
+        "counts them; a pair longer than this gets a batch of its own (null: batch_size sentences)",
+        min=1,
+        max=10_000_000,
+        nullable=True,
+    ),
+    Param(
+        "accumulate",
+        int,
+        1,
+        "batches per optimizer step (gradient accumulation): their gradients add up as one batch of their "
+        "tokens would give; train.checkpoint_every counts optimizer steps",
+        min=1,
+        max=1024,
+    ),
     Param("lr", float, 0.001, "Adam learning rate", min=0.0, max=10.0),
     Param(
         "clip_grad_norm", float, 5.0, "clip the gradient norm to this value (null: no clipping)", min=0.0, nullable=True
