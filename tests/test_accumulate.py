@@ -4,6 +4,8 @@ steps, a stop within an accumulation finishes its step, and runs resume mid-epoc
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 import shutil
 from collections.abc import Callable
@@ -26,13 +28,18 @@ RecipeWriter = Callable[..., Path]
 NO_DROPOUT = {"dropout": 0.0, "decoder": {"dropout": 0.0}}
 
 
-def prepared_trainer(recipe_path: Path, run_path: Path) -> training.Trainer:
-    """A Trainer with its data, model and optimizer made, ready to take steps."""
+def new_trainer(recipe_path: Path, run_path: Path) -> training.Trainer:
+    """A Trainer of the recipe in a new run directory, as `transduce train` makes it."""
     registry = discover()
     recipe = load_recipe(recipe_path, registry)
     run = RunDir.create(run_path)
     training.start_run(recipe, run)
-    trainer = training.Trainer(recipe, registry, run, Console(quiet=True))
+    return training.Trainer(recipe, registry, run, Console(quiet=True))
+
+
+def prepared_trainer(recipe_path: Path, run_path: Path) -> training.Trainer:
+    """A Trainer with its data, model and optimizer made, ready to take steps."""
+    trainer = new_trainer(recipe_path, run_path)
     trainer._prepare(resume=False)
     return trainer
 
@@ -138,49 +145,45 @@ def test_accumulate_counts_optimizer_steps_and_checkpoint_every_counts_them_too(
     ]
 
 
-def test_a_stop_within_an_accumulation_finishes_its_step_then_resumes_to_the_uninterrupted_result(
-    tmp_path: Path,
-    make_recipe: RecipeWriter,
-    train_run: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    recipe = make_recipe(train={"epochs": 2, "accumulate": 2})
-    reference = train_run(recipe, tmp_path / "reference")
-    run = tmp_path / "run"
-    signal_at_step(monkeypatch, 9)  # epoch 2's third batch: the first of its second step
+def stop_and_resume(
+    recipe: Path, root: Path, at_batch: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, dict[str, Any], str]:
+    """Train `recipe` with a SIGTERM during its `at_batch`-th batch, then again to the end, and check that the
+    result is the uninterrupted run's; returns the stop's message, last.pt's progress and the resume's output."""
+    assert train(recipe, root / "reference") == 0
+    run = root / "run"
+    signal_at_step(monkeypatch, at_batch)
     assert train(recipe, run) == 143
-    # Its step is finished (both batches) before stopping: no gradient is lost or added twice.
-    err = " ".join(capsys.readouterr().err.split())
-    assert "stopped by SIGTERM at step 5 (epoch 2, batch 4 of 6)" in err
+    stopped = " ".join(capsys.readouterr().err.split())
     progress = checkpoint.load(run / "checkpoints/last.pt")["progress"]
-    assert (progress["epoch"], progress["step"], progress["batch"]) == (1, 5, 4)
-
     monkeypatch.undo()
     assert train(recipe, run) == 0
-    assert "resuming epoch 2 after batch 4 (step 5)" in capsys.readouterr().out
-    assert_same_training(run, reference)
+    resumed = capsys.readouterr().out
+    assert_same_training(run, root / "reference")
+    return stopped, progress, resumed
+
+
+def test_a_stop_within_an_accumulation_finishes_its_step_then_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = make_recipe(train={"epochs": 2, "accumulate": 2})
+    # Batch 9 is epoch 2's third, the first of its second step: the step is finished (both its batches) before
+    # stopping, so no gradient is lost or added twice.
+    stopped, progress, resumed = stop_and_resume(recipe, tmp_path, 9, monkeypatch, capsys)
+    assert "stopped by SIGTERM at step 5 (epoch 2, batch 4 of 6)" in stopped
+    assert (progress["epoch"], progress["step"], progress["batch"]) == (1, 5, 4)
+    assert "resuming epoch 2 after batch 4 (step 5)" in resumed
 
 
 def test_token_batches_resume_mid_epoch_to_the_uninterrupted_result(
-    tmp_path: Path,
-    make_recipe: RecipeWriter,
-    train_run: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     recipe = make_recipe(train={"epochs": 2, "batch_tokens": 500, "checkpoint_every": 3})
-    reference = train_run(recipe, tmp_path / "reference")
-    steps = [r["step"] for r in log(reference)]
-    assert steps[0] > 6 and steps[1] == 2 * steps[0]  # not the 6 batches of 64 sentences
-    run = tmp_path / "run"
-    signal_at_step(monkeypatch, steps[0] + 4)
-    assert train(recipe, run) == 143
-    assert checkpoint.load(run / "checkpoints/last.pt")["progress"]["batch"] == 4
-    monkeypatch.undo()
-    assert train(recipe, run) == 0
-    assert "resuming epoch 2 after batch 4" in capsys.readouterr().out
-    assert_same_training(run, reference)
+    # 300 pairs of 10 to 29 characters in batches of 500 tokens: about 17 batches an epoch.
+    stopped, progress, resumed = stop_and_resume(recipe, tmp_path, 21, monkeypatch, capsys)
+    assert (progress["epoch"], progress["batch"]) == (1, progress["step"] - progress["history"][0]["step"])
+    assert progress["history"][0]["step"] > 6  # not the 6 batches of 64 sentences
+    assert f"resuming epoch 2 after batch {progress['batch']}" in resumed
 
 
 def test_changing_batch_tokens_or_accumulate_on_resume_is_refused_and_touches_nothing(
@@ -200,19 +203,9 @@ def test_changing_batch_tokens_or_accumulate_on_resume_is_refused_and_touches_no
 def test_a_loss_going_nan_within_an_accumulation_names_the_optimizer_step(
     tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_loss, calls = training.sequence_loss, 0
-
-    def loss_going_nan_at_batch_3(*args: Any, **kwargs: Any) -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        loss = real_loss(*args, **kwargs)
-        return loss * float("nan") if calls >= 3 else loss
-
-    monkeypatch.setattr(training, "sequence_loss", loss_going_nan_at_batch_3)
-    registry = discover()
-    recipe = load_recipe(make_recipe(train={"accumulate": 2}), registry)
-    run = RunDir.create(tmp_path / "run")
-    training.start_run(recipe, run)
-    trainer = training.Trainer(recipe, registry, run, Console(quiet=True))
+    real_loss, batches = training.sequence_loss, itertools.count(1)
+    nan_from_batch_3 = lambda *args, **kwargs: real_loss(*args, **kwargs) * (1.0 if next(batches) < 3 else math.nan)  # noqa: E731
+    monkeypatch.setattr(training, "sequence_loss", nan_from_batch_3)
+    trainer = new_trainer(make_recipe(train={"accumulate": 2}), tmp_path / "run")
     with pytest.raises(TransduceError, match=r"the loss became nan at step 2 \(epoch 1\)"):
         trainer.train()
