@@ -204,7 +204,10 @@ def test_a_loss_going_nan_within_an_accumulation_names_the_optimizer_step(
     tmp_path: Path, make_recipe: RecipeWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_loss, batches = training.sequence_loss, itertools.count(1)
-    nan_from_batch_3 = lambda *args, **kwargs: real_loss(*args, **kwargs) * (1.0 if next(batches) < 3 else math.nan)  # noqa: E731
+
+    def nan_from_batch_3(*args: Any, **kwargs: Any) -> torch.Tensor:
+        return real_loss(*args, **kwargs) * (1.0 if next(batches) < 3 else math.nan)
+
     monkeypatch.setattr(training, "sequence_loss", nan_from_batch_3)
     trainer = new_trainer(make_recipe(train={"accumulate": 2}), tmp_path / "run")
     with pytest.raises(TransduceError, match=r"the loss became nan at step 2 \(epoch 1\)"):
