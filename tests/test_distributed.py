@@ -123,16 +123,24 @@ def test_checksums_tell_bitwise_equal_weights() -> None:
 
 
 @pytest.mark.parametrize(
-    "decoder",
-    [{}, {"cell": "gru", "input_feeding": True, "peeky": True, "layers": 2}],
-    ids=["default", "gru-feeding-peeky-2"],
+    ("decoder", "batching"),
+    [
+        ({}, {}),
+        ({"cell": "gru", "input_feeding": True, "peeky": True, "layers": 2}, {}),
+        ({}, {"batch_tokens": 600, "accumulate": 2}),  # token batches split as sentence batches are
+    ],
+    ids=["default", "gru-feeding-peeky-2", "tokens-accumulate"],
 )
 def test_two_processes_train_identical_replicas_like_one_process_and_only_rank_0_writes(
-    tmp_path: Path, make_recipe: Callable[..., Path], train_run: Callable[..., Path], decoder: dict[str, Any]
+    tmp_path: Path,
+    make_recipe: Callable[..., Path],
+    train_run: Callable[..., Path],
+    decoder: dict[str, Any],
+    batching: dict[str, Any],
 ) -> None:
     # No dropout: then one process and two processes compute the same steps, up to float rounding.
     model = {"dropout": 0.0, "decoder": {**decoder, "dropout": 0.0}}
-    recipe = make_recipe(model=model, train={"epochs": 2}, loggers=["console", "jsonl"])
+    recipe = make_recipe(model=model, train={"epochs": 2, **batching}, loggers=["console", "jsonl"])
     one = train_run(recipe, tmp_path / "one")
     two = tmp_path / "two"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
