@@ -461,7 +461,9 @@ class Trainer:
         with nullcontext() if update else distributed.no_sync(self.replica):
             with _autocast(self.device, self.settings["precision"]):
                 logits = self.replica(batch.source, batch.lengths, batch.target_in, positions=real)
-                loss = sequence_loss(logits, target, self.target_vocab.pad_index, self.settings["label_smoothing"])
+                loss = sequence_loss(
+                    logits, target, self.target_vocab.pad_index, self.settings["label_smoothing"], overwrite=True
+                )
             (loss * weight if weight != 1.0 else loss).backward()
         if update:
             if self.settings["clip_grad_norm"]:
