@@ -8,8 +8,10 @@ The variants run interleaved, `--repeats` rounds, so a busy machine slows them a
     python benchmarks/memory_benchmark.py                       # 128 sentences vs the token budgets below
     python benchmarks/memory_benchmark.py --pairs 20000 --variant "sentences=128" --variant "tokens=1200,accumulate=2"
 
-A variant is comma-separated `sentences=N` (train.batch_size), `tokens=N` (train.batch_tokens) and
-`accumulate=N` (train.accumulate). Validation and test splits are kept small, so the peak is training's.
+A variant is comma-separated `sentences=N` (train.batch_size), `tokens=N` (train.batch_tokens),
+`accumulate=N` (train.accumulate) and `code=DIR`: run the transduce package of another checkout (e.g. an
+exported older commit: `git archive COMMIT | tar -x -C DIR`) to compare with it. Validation and test splits
+are kept small, so the peak is training's.
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ def write_sample(data: Path, sample: Path, count: int, seed: int = 1) -> None:
     sample.write_text("".join(random.Random(seed).sample(lines, min(count, len(lines)))), encoding="utf-8")
 
 
-def overrides(variant: str, sample: Path, threads: int, extra: list[str]) -> list[str]:
-    """The --set options of one variant's short run."""
+def overrides(variant: str, sample: Path, threads: int, extra: list[str]) -> tuple[list[str], str | None]:
+    """The --set options of one variant's short run, and the checkout to run it with (None: this one)."""
     settings = [
         f"data.path={sample}",
         "data.valid_size=100",
@@ -78,20 +80,27 @@ def overrides(variant: str, sample: Path, threads: int, extra: list[str]) -> lis
         "evaluate.examples=0",
         "evaluate.heatmaps=0",
     ]
+    code = None
     for part in variant.split(","):
         name, _, value = part.partition("=")
-        if name not in KEYS:
-            raise SystemExit(f"unknown variant setting {name!r} in {variant!r}: use {', '.join(KEYS)}")
-        settings.append(f"{KEYS[name]}={value}")
-    return [*settings, *extra]
+        if name == "code":
+            code = str(Path(value).resolve())
+        elif name in KEYS:
+            settings.append(f"{KEYS[name]}={value}")
+        else:
+            raise SystemExit(f"unknown variant setting {name!r} in {variant!r}: use code, {', '.join(KEYS)}")
+    return [*settings, *extra], code
 
 
 def measure(variant: str, sample: Path, run: Path, threads: int, extra: list[str]) -> dict[str, Any]:
     """Train one variant in a subprocess: its peak RSS, steps, tokens per step and tokens/s."""
     command = [sys.executable, "-m", "transduce", "train", str(RECIPE), "--run-dir", str(run)]
-    for setting in overrides(variant, sample, threads, extra):
+    settings, code = overrides(variant, sample, threads, extra)
+    for setting in settings:
         command += ["--set", setting]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [code, env.get("PYTHONPATH")]))
     log = run.with_suffix(".log")
     with log.open("wb") as output:
         started = time.perf_counter()
