@@ -1,17 +1,24 @@
 """Benchmark: peak memory and training speed of sentence batches against token batches (+ accumulation).
 
-Trains recipes/translate-fra-eng.yaml for one short epoch on a random sample of the Tatoeba file, once per
-variant, each in a fresh `transduce train` subprocess, and reports the subprocess's peak resident memory
-(os.wait4's ru_maxrss), its optimizer steps, target tokens per step and target tokens/s (metrics.jsonl).
-The variants run interleaved, `--repeats` rounds, so a busy machine slows them alike; compare the ratios.
+Each variant trains recipes/translate-fra-eng.yaml on the Tatoeba file in a fresh subprocess; the parent reads
+the subprocess's peak resident memory (os.wait4's ru_maxrss). Variants run interleaved, `--repeats` rounds, so
+a busy machine slows them alike: compare the ratios.
 
-    python benchmarks/memory_benchmark.py                       # 128 sentences vs the token budgets below
-    python benchmarks/memory_benchmark.py --pairs 20000 --variant "sentences=128" --variant "tokens=1200,accumulate=2"
+--mode steps (default): the subprocess prepares the data as `transduce train` does (the whole file unless
+--pairs), builds epoch 1's batches, trains first the optimizer step holding the epoch's largest batch (most
+padded tokens: where the peak comes from) and then the epoch's first --steps steps, timed: target tokens/s and
+their mean loss. A few hundred steps, and the peak of a whole epoch.
+
+--mode epoch: `transduce train` itself, for one epoch of --pairs sampled lines (tokens/s and loss from
+metrics.jsonl): the same epochs, compared.
+
+    python benchmarks/memory_benchmark.py                                   # the default variants, steps mode
+    python benchmarks/memory_benchmark.py --variant sentences=128 --variant tokens=1400,accumulate=2 --steps 200
+    python benchmarks/memory_benchmark.py --mode epoch --pairs 20000
 
 A variant is comma-separated `sentences=N` (train.batch_size), `tokens=N` (train.batch_tokens),
 `accumulate=N` (train.accumulate) and `code=DIR`: run the transduce package of another checkout (e.g. an
-exported older commit: `git archive COMMIT | tar -x -C DIR`) to compare with it. Validation and test splits
-are kept small, so the peak is training's.
+exported older commit: `git archive COMMIT | tar -x -C DIR`) to compare with it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,31 +38,37 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "recipes" / "translate-fra-eng.yaml"
 DATA = ROOT.parent / "shared" / "data" / "fra-eng" / "fra.txt"
-#: 128 sentences against a budget giving about as many target tokens per optimizer step, in one batch and in two.
-DEFAULT_VARIANTS = ("sentences=128", "tokens=2400", "tokens=1200,accumulate=2")
+#: 128 sentences against budgets giving about as many target tokens per optimizer step, in one batch and in two.
+DEFAULT_VARIANTS = ("sentences=128", "tokens=1250", "tokens=625,accumulate=2")
 KEYS = {"sentences": "train.batch_size", "tokens": "train.batch_tokens", "accumulate": "train.accumulate"}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("steps", "epoch"), default="steps")
     parser.add_argument("--data", type=Path, default=DATA, help="the Tatoeba fra-eng file")
-    parser.add_argument("--pairs", type=int, default=16_000, help="lines sampled from it (one epoch's data)")
+    parser.add_argument("--pairs", type=int, help="lines sampled from it (default: all in steps mode, 16,000)")
+    parser.add_argument("--steps", type=int, default=200, help="timed optimizer steps (steps mode)")
     parser.add_argument("--variant", action="append", help="a batching variant (repeatable); see above")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds over the variants")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each training process")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more recipe overrides")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # steps mode: the subprocess's own work
     args = parser.parse_args()
+    if args.child:
+        return child(args)
     variants = args.variant or list(DEFAULT_VARIANTS)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="memory-benchmark-") as scratch:
         root = Path(scratch)
-        sample = root / "fra-sample.txt"
-        write_sample(args.data, sample, args.pairs)
+        data = args.data
+        if args.pairs or args.mode == "epoch":
+            data = root / "fra-sample.txt"
+            write_sample(args.data, data, args.pairs or 16_000)
         for round_ in range(args.repeats):
             for number, variant in enumerate(variants):
-                run = root / f"run-{round_}-{number}"
-                rows.append(measure(variant, sample, run, args.threads, args.set))
+                rows.append(measure(args, variant, data, root / f"run-{round_}-{number}"))
                 print(json.dumps(rows[-1]), file=sys.stderr)
     print_table(rows)
     if args.json:
@@ -68,10 +82,24 @@ def write_sample(data: Path, sample: Path, count: int, seed: int = 1) -> None:
     sample.write_text("".join(random.Random(seed).sample(lines, min(count, len(lines)))), encoding="utf-8")
 
 
-def overrides(variant: str, sample: Path, threads: int, extra: list[str]) -> tuple[list[str], str | None]:
-    """The --set options of one variant's short run, and the checkout to run it with (None: this one)."""
-    settings = [
-        f"data.path={sample}",
+def parse_variant(variant: str) -> tuple[dict[str, str], str | None]:
+    """(recipe key -> value, the checkout to run with or None for this one)."""
+    settings, code = {}, None
+    for part in variant.split(","):
+        name, _, value = part.partition("=")
+        if name == "code":
+            code = str(Path(value).resolve())
+        elif name in KEYS:
+            settings[KEYS[name]] = value
+        else:
+            raise SystemExit(f"unknown variant setting {name!r} in {variant!r}: use code, {', '.join(KEYS)}")
+    return settings, code
+
+
+def overrides(settings: dict[str, str], data: Path, threads: int, extra: list[str]) -> list[str]:
+    """The --set options of one variant's short run: small held-out splits, no report pictures."""
+    fixed = [
+        f"data.path={data}",
         "data.valid_size=100",
         "data.test_size=100",
         "train.epochs=1",
@@ -80,25 +108,20 @@ def overrides(variant: str, sample: Path, threads: int, extra: list[str]) -> tup
         "evaluate.examples=0",
         "evaluate.heatmaps=0",
     ]
-    code = None
-    for part in variant.split(","):
-        name, _, value = part.partition("=")
-        if name == "code":
-            code = str(Path(value).resolve())
-        elif name in KEYS:
-            settings.append(f"{KEYS[name]}={value}")
-        else:
-            raise SystemExit(f"unknown variant setting {name!r} in {variant!r}: use code, {', '.join(KEYS)}")
-    return [*settings, *extra], code
+    return [*fixed, *(f"{key}={value}" for key, value in settings.items()), *extra]
 
 
-def measure(variant: str, sample: Path, run: Path, threads: int, extra: list[str]) -> dict[str, Any]:
-    """Train one variant in a subprocess: its peak RSS, steps, tokens per step and tokens/s."""
-    command = [sys.executable, "-m", "transduce", "train", str(RECIPE), "--run-dir", str(run)]
-    settings, code = overrides(variant, sample, threads, extra)
-    for setting in settings:
-        command += ["--set", setting]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+def measure(args: argparse.Namespace, variant: str, data: Path, run: Path) -> dict[str, Any]:
+    """Run one variant in a subprocess: its peak RSS and what it reports."""
+    settings, code = parse_variant(variant)
+    sets = overrides(settings, data, args.threads, args.set)
+    if args.mode == "epoch":
+        command = [sys.executable, "-m", "transduce", "train", str(RECIPE), "--run-dir", str(run)]
+        command += [part for setting in sets for part in ("--set", setting)]
+    else:
+        command = [sys.executable, __file__, "--child", json.dumps({"run": str(run), "set": sets})]
+        command += ["--steps", str(args.steps), "--threads", str(args.threads)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [code, env.get("PYTHONPATH")]))
     log = run.with_suffix(".log")
@@ -107,20 +130,107 @@ def measure(variant: str, sample: Path, run: Path, threads: int, extra: list[str
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS
         seconds = time.perf_counter() - started
+    text = log.read_text(encoding="utf-8")
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{variant}: training failed:\n{log.read_text(encoding='utf-8')[-3000:]}")
+        raise SystemExit(f"{variant}: training failed:\n{text[-3000:]}")
+    row = {"variant": variant, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "process_seconds": round(seconds, 1)}
+    if args.mode == "epoch":
+        return {**row, **epoch_figures(run)}
+    return {**row, **json.loads(text.strip().splitlines()[-1])}
+
+
+def epoch_figures(run: Path) -> dict[str, Any]:
     record = json.loads((run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])
     tokens = record["tokens_per_second"] * record["seconds"]
     return {
-        "variant": variant,
         "steps": record["step"],
         "target_tokens_per_step": round(tokens / record["step"], 1),
         "tokens_per_second": record["tokens_per_second"],
-        "train_seconds": record["seconds"],
         "loss": record["loss"],
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
-        "process_seconds": round(seconds, 1),
     }
+
+
+# --- steps mode: the subprocess ------------------------------------------------------------------------------
+
+
+def child(args: argparse.Namespace) -> int:
+    """Prepare as `transduce train` does, train the largest batch's step, then time the first --steps steps."""
+    import torch  # noqa: PLC0415 - the parent needs none of these
+    from rich.console import Console  # noqa: PLC0415
+
+    from transduce.batching import training_batches  # noqa: PLC0415
+    from transduce.recipe import load_recipe  # noqa: PLC0415
+    from transduce.registry import discover  # noqa: PLC0415
+    from transduce.rundir import RunDir  # noqa: PLC0415
+    from transduce.training import Trainer, start_run  # noqa: PLC0415
+
+    torch.set_num_threads(args.threads)
+    job = json.loads(args.child)
+    registry = discover()
+    recipe = load_recipe(RECIPE, registry, job["set"])
+    run = RunDir.create(Path(job["run"]))
+    start_run(recipe, run)
+    trainer = Trainer(recipe, registry, run, Console(quiet=True))
+    trainer._prepare(resume=False)
+    settings = recipe["train"]
+    tokens = {"batch_tokens": settings["batch_tokens"]} if settings.get("batch_tokens") else {}
+    rng = random.Random(recipe["seed"] * 1_000_003 + 1)  # epoch 1's batches, as training makes them
+    batches = training_batches(
+        trainer.train_pairs,
+        settings["batch_size"],
+        rng,
+        trainer.target_vocab,
+        reverse=recipe["source"]["reverse"],
+        **tokens,
+    )
+    steps = optimizer_steps(batches, settings.get("accumulate", 1))
+    prepared = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    largest = max(steps, key=lambda step: max(padded(batch) for batch in step))
+    train_steps(trainer, [largest])
+    started = time.perf_counter()
+    losses = train_steps(trainer, steps[: args.steps])
+    seconds = time.perf_counter() - started
+    target_tokens = sum(batch.target_tokens for step in steps[: args.steps] for batch in step)
+    widest = max(largest, key=padded)
+    print(
+        json.dumps(
+            {
+                "batches": len(batches),
+                "steps": len(steps),
+                "timed_steps": min(args.steps, len(steps)),
+                "target_tokens_per_step": round(target_tokens / min(args.steps, len(steps)), 1),
+                "tokens_per_second": round(target_tokens / seconds, 1),
+                "loss": round(sum(losses) / target_tokens, 4),
+                "largest_batch": f"{widest.source.size(0)} x {max(widest.source.size(1), widest.target_out.size(1))}",
+                "prepared_rss_mib": round(prepared, 1),
+            }
+        )
+    )
+    return 0
+
+
+def padded(batch: Any) -> int:
+    """Padded tokens of a batch, as train.batch_tokens counts them."""
+    return batch.source.size(0) * max(batch.source.size(1), batch.target_out.size(1))
+
+
+def optimizer_steps(batches: list[Any], accumulate: int) -> list[list[Any]]:
+    return [batches[i : i + accumulate] for i in range(0, len(batches), accumulate)]
+
+
+def train_steps(trainer: Any, steps: list[list[Any]]) -> list[float]:
+    """Train `steps` (lists of batches) as Trainer._epoch does; each batch's loss sum (mean x target tokens)."""
+    losses = []
+    for step in steps:
+        if len(step) == 1:  # as an older checkout, without accumulation, trains
+            losses.append(float(trainer._step(step[0])) * step[0].target_tokens)
+            continue
+        from transduce.batching import accumulation_shares  # noqa: PLC0415
+
+        for index, (batch, share) in enumerate(zip(step, accumulation_shares(step, len(step)), strict=True)):
+            loss = trainer._step(batch, share, index == len(step) - 1)
+            losses.append(float(loss) * batch.target_tokens)
+    return losses
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
