@@ -11,7 +11,8 @@ step with the rows it ran. From one process run it reports:
   (needed row-steps / batch steps at the measured full-batch step time, encoding unchanged, refilling free),
   against the time measured: an upper bound on what refilling could gain.
 
-    python benchmarks/decode_refill_benchmark.py RUN FILE [--lines 4000] [--batch-size 256] [--threads 1]
+    python benchmarks/decode_refill_benchmark.py RUN FILE [--lines 4000] [--batch-size 256] [--threads 1] \
+        [--checkpoint last]
 
 FILE holds one source sentence per line (for a TSV, the first column is taken).
 """
@@ -60,11 +61,12 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which of the run's")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lines = [line.split("\t")[0] for line in args.file.read_text(encoding="utf-8").splitlines()[: args.lines]]
-    translator = Translator.from_run(RunDir.open(args.run), discover(), device="cpu")
+    translator = Translator.from_run(RunDir.open(args.run), discover(), which=args.checkpoint, device="cpu")
     translator.translate(lines[:256], args.batch_size)  # warm up kernels and caches
     figures = measure(translator, lines, args.batch_size)
     for name, value in figures.items():
