@@ -127,12 +127,11 @@ def token_groups(pairs: Sequence[EncodedPair], budget: int, rng: random.Random) 
         group: list[int] = []
         widest = 0
         for index in bucket:
-            wider = max(widest, widths[index])
-            if group and (len(group) + 1) * wider > budget:
+            if group and (len(group) + 1) * max(widest, widths[index]) > budget:
                 groups.append(group)
-                group, wider = [], widths[index]
+                group, widest = [], 0
             group.append(index)
-            widest = wider
+            widest = max(widest, widths[index])
         groups.append(group)
     return groups
 

@@ -145,8 +145,10 @@ def _made_by_product(logits: torch.Tensor) -> bool:
     return node is not None and type(node).__name__ in _PRODUCTS
 
 
-def _chunks(rows: int, vocab: int) -> range:
-    return range(0, rows, max(1, LOSS_CHUNK_ELEMENTS // max(vocab, 1)))
+def _chunks(logits: torch.Tensor) -> Iterator[slice]:
+    """Slices of rows of (rows, V) logits, LOSS_CHUNK_ELEMENTS at a time (at least one row)."""
+    rows = max(1, LOSS_CHUNK_ELEMENTS // max(logits.size(1), 1))
+    return (slice(start, start + rows) for start in range(0, logits.size(0), rows))
 
 
 class _CrossEntropy(torch.autograd.Function):
@@ -159,14 +161,13 @@ class _CrossEntropy(torch.autograd.Function):
         """logits (rows, V), target (rows,) -> the mean loss over rows whose target is not pad_index."""
         real = target != pad_index
         total = logits.new_zeros((), dtype=torch.float32)
-        step = _chunks(logits.size(0), logits.size(1)).step
-        for start in _chunks(logits.size(0), logits.size(1)):
-            part, picked = logits[start : start + step].float(), target[start : start + step].unsqueeze(1)
+        for rows in _chunks(logits):
+            part, picked = logits[rows].float(), target[rows].unsqueeze(1)
             log_probs = torch.log_softmax(part, dim=1)
-            rows = -log_probs.gather(1, picked).squeeze(1)
+            losses = -log_probs.gather(1, picked).squeeze(1)
             if smoothing:  # minus the mean over the vocabulary of log p, as F.cross_entropy smooths
-                rows = (1 - smoothing) * rows - smoothing * log_probs.mean(dim=1)
-            total += rows.masked_fill(~real[start : start + step], 0).sum()
+                losses = (1 - smoothing) * losses - smoothing * log_probs.mean(dim=1)
+            total += losses.masked_fill(~real[rows], 0).sum()
         count = real.sum()
         ctx.save_for_backward(logits, target, count)
         ctx.pad_index, ctx.smoothing, ctx.reuse = pad_index, smoothing, reuse
@@ -178,16 +179,15 @@ class _CrossEntropy(torch.autograd.Function):
         logits, target, count = ctx.saved_tensors
         grad = logits if ctx.reuse else torch.empty_like(logits)
         scale = grad_output.float() / count
-        step = _chunks(logits.size(0), logits.size(1)).step
-        for start in _chunks(logits.size(0), logits.size(1)):
-            part, picked = logits[start : start + step].float(), target[start : start + step].unsqueeze(1)
+        for rows in _chunks(logits):
+            part, picked = logits[rows].float(), target[rows].unsqueeze(1)
             chunk = torch.softmax(part, dim=1)
             chunk.scatter_add_(1, picked, chunk.new_full(picked.shape, ctx.smoothing - 1))
             if ctx.smoothing:
                 chunk.sub_(ctx.smoothing / logits.size(1))
-            weight = ((target[start : start + step] != ctx.pad_index).to(chunk.dtype) * scale).unsqueeze(1)
+            weight = ((target[rows] != ctx.pad_index).to(chunk.dtype) * scale).unsqueeze(1)
             if grad.dtype == chunk.dtype:
-                torch.mul(chunk, weight, out=grad[start : start + step])  # one pass, into place
+                torch.mul(chunk, weight, out=grad[rows])  # one pass, into place
             else:
-                grad[start : start + step] = chunk.mul_(weight)
+                grad[rows] = chunk.mul_(weight)
         return grad, None, None, None, None
