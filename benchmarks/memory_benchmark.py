@@ -12,6 +12,9 @@ their mean loss. A few hundred steps, and the peak of a whole epoch.
 --mode epoch: `transduce train` itself, for one epoch of --pairs sampled lines (tokens/s and loss from
 metrics.jsonl): the same epochs, compared.
 
+--mode speed: one subprocess trains every variant's first --steps steps in turns of --block steps, on one
+model: the tokens/s of each, unskewed by a machine whose load changes between processes (no memory figures).
+
     python benchmarks/memory_benchmark.py                                   # the default variants, steps mode
     python benchmarks/memory_benchmark.py --variant sentences=128 --variant tokens=1400,accumulate=2 --steps 200
     python benchmarks/memory_benchmark.py --mode epoch --pairs 20000
@@ -47,11 +50,12 @@ KEYS = {"sentences": "train.batch_size", "tokens": "train.batch_tokens", "accumu
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("steps", "epoch"), default="steps")
+    parser.add_argument("--mode", choices=("steps", "epoch", "speed"), default="steps")
     parser.add_argument("--data", type=Path, default=DATA, help="the Tatoeba fra-eng file")
     parser.add_argument("--pairs", type=int, help="lines sampled from it (default: all in steps mode, 16,000)")
     parser.add_argument("--steps", type=int, default=200, help="timed optimizer steps (steps mode)")
     parser.add_argument("--variant", action="append", help="a batching variant (repeatable); see above")
+    parser.add_argument("--block", type=int, default=20, help="steps per turn (speed mode)")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds over the variants")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each training process")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more recipe overrides")
@@ -69,6 +73,9 @@ def main() -> int:
             data = root / "fra-sample.txt"
             write_sample(args.data, data, args.pairs or 16_000)
         for round_ in range(args.repeats):
+            if args.mode == "speed":
+                rows.extend(speed(args, variants, data, root / f"run-{round_}"))
+                continue
             for number, variant in enumerate(variants):
                 rows.append(measure(args, variant, data, root / f"run-{round_}-{number}"))
                 print(json.dumps(rows[-1]), file=sys.stderr)
@@ -123,9 +130,7 @@ def measure(args: argparse.Namespace, variant: str, data: Path, run: Path) -> di
     else:
         command = [sys.executable, __file__, "--child", json.dumps({"run": str(run), "set": sets})]
         command += ["--steps", str(args.steps), "--threads", str(args.threads)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    # The oneDNN kernel cache `transduce train` keeps in float32 (steps mode does not start through the CLI).
-    env.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_TRAIN_CACHE["fp32"])
+    env = child_env(args.threads)
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [code, env.get("PYTHONPATH")]))
     log = run.with_suffix(".log")
@@ -143,6 +148,28 @@ def measure(args: argparse.Namespace, variant: str, data: Path, run: Path) -> di
     return {**row, **json.loads(text.strip().splitlines()[-1])}
 
 
+def speed(args: argparse.Namespace, variants: list[str], data: Path, run: Path) -> list[dict[str, Any]]:
+    """Speed mode: every variant in one subprocess, in turns (their peak RSS is that process's, not theirs)."""
+    parsed = [parse_variant(variant) for variant in variants]
+    if any(code is not None for _, code in parsed):
+        raise SystemExit("speed mode runs every variant in one process of this checkout: drop code=")
+    job = {"run": str(run), "set": overrides({}, data, args.threads, args.set), "variants": [s for s, _ in parsed]}
+    command = [sys.executable, __file__, "--child", json.dumps(job), "--threads", str(args.threads)]
+    command += ["--steps", str(args.steps), "--block", str(args.block)]
+    output = subprocess.run(command, env=child_env(args.threads), cwd=ROOT, capture_output=True, text=True)
+    if output.returncode != 0:
+        raise SystemExit(f"speed mode failed:\n{output.stdout[-2000:]}{output.stderr[-3000:]}")
+    figures = json.loads(output.stdout.strip().splitlines()[-1])
+    return [{"variant": variant, **row} for variant, row in zip(variants, figures, strict=True)]
+
+
+def child_env(threads: int) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    # The oneDNN kernel cache `transduce train` keeps in float32 (steps mode does not start through the CLI).
+    env.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_TRAIN_CACHE["fp32"])
+    return env
+
+
 def epoch_figures(run: Path) -> dict[str, Any]:
     record = json.loads((run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])
     tokens = record["tokens_per_second"] * record["seconds"]
@@ -158,59 +185,91 @@ def epoch_figures(run: Path) -> dict[str, Any]:
 
 
 def child(args: argparse.Namespace) -> int:
-    """Prepare as `transduce train` does, train the largest batch's step, then time the first --steps steps."""
-    import torch  # noqa: PLC0415 - the parent needs none of these
-    from rich.console import Console  # noqa: PLC0415
-
-    from transduce.batching import training_batches  # noqa: PLC0415
-    from transduce.recipe import load_recipe  # noqa: PLC0415
-    from transduce.registry import discover  # noqa: PLC0415
-    from transduce.rundir import RunDir  # noqa: PLC0415
-    from transduce.training import Trainer, start_run  # noqa: PLC0415
-
-    torch.set_num_threads(args.threads)
+    """Steps mode: train the largest batch's step, then time the first --steps steps. Speed mode: time the
+    variants' steps in turns of --block steps, in this one process."""
     job = json.loads(args.child)
-    registry = discover()
-    recipe = load_recipe(RECIPE, registry, job["set"])
-    run = RunDir.create(Path(job["run"]))
-    start_run(recipe, run)
-    trainer = Trainer(recipe, registry, run, Console(quiet=True))
-    trainer._prepare(resume=False)
-    settings = recipe["train"]
-    tokens = {"batch_tokens": settings["batch_tokens"]} if settings.get("batch_tokens") else {}
-    rng = random.Random(recipe["seed"] * 1_000_003 + 1)  # epoch 1's batches, as training makes them
-    batches = training_batches(
-        trainer.train_pairs,
-        settings["batch_size"],
-        rng,
-        trainer.target_vocab,
-        reverse=recipe["source"]["reverse"],
-        **tokens,
-    )
-    steps = optimizer_steps(batches, settings.get("accumulate", 1))
+    trainer = prepared_trainer(job, args.threads)
+    if "variants" in job:
+        print(json.dumps(speed_turns(trainer, job["variants"], args.steps, args.block)))
+        return 0
+    steps = epoch_steps(trainer, {})
     prepared = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     largest = max(steps, key=lambda step: max(padded(batch) for batch in step))
     train_steps(trainer, [largest])
     started = time.perf_counter()
     losses = train_steps(trainer, steps[: args.steps])
     seconds = time.perf_counter() - started
-    target_tokens = sum(batch.target_tokens for step in steps[: args.steps] for batch in step)
+    timed = steps[: args.steps]
+    target_tokens = sum(batch.target_tokens for step in timed for batch in step)
     widest = max(largest, key=padded)
-    print(
-        json.dumps(
-            {
-                "batches": len(batches),
-                "steps": len(steps),
-                "timed_steps": min(args.steps, len(steps)),
-                "target_tokens_per_step": round(target_tokens / min(args.steps, len(steps)), 1),
-                "tokens_per_second": round(target_tokens / seconds, 1),
-                "loss": round(sum(losses) / target_tokens, 4),
-                "largest_batch": f"{widest.source.size(0)} x {max(widest.source.size(1), widest.target_out.size(1))}",
-                "prepared_rss_mib": round(prepared, 1),
-            }
-        )
-    )
+    figures = {
+        "batches": sum(len(step) for step in steps),
+        "steps": len(steps),
+        "timed_steps": len(timed),
+        "target_tokens_per_step": round(target_tokens / len(timed), 1),
+        "tokens_per_second": round(target_tokens / seconds, 1),
+        "loss": round(sum(losses) / target_tokens, 4),
+        "largest_batch": f"{widest.source.size(0)} x {max(widest.source.size(1), widest.target_out.size(1))}",
+        "prepared_rss_mib": round(prepared, 1),
+    }
+    print(json.dumps(figures))
     return 0
+
+
+def prepared_trainer(job: dict[str, Any], threads: int) -> Any:
+    """A Trainer of the recipe with `job["set"]`, its data and model prepared as `transduce train` does."""
+    import torch  # noqa: PLC0415 - the parent needs none of these
+    from rich.console import Console  # noqa: PLC0415
+
+    from transduce.recipe import load_recipe  # noqa: PLC0415
+    from transduce.registry import discover  # noqa: PLC0415
+    from transduce.rundir import RunDir  # noqa: PLC0415
+    from transduce.training import Trainer, start_run  # noqa: PLC0415
+
+    torch.set_num_threads(threads)
+    registry = discover()
+    recipe = load_recipe(RECIPE, registry, job["set"])
+    run = RunDir.create(Path(job["run"]))
+    start_run(recipe, run)
+    trainer = Trainer(recipe, registry, run, Console(quiet=True))
+    trainer._prepare(resume=False)
+    return trainer
+
+
+def epoch_steps(trainer: Any, settings: dict[str, str]) -> list[list[Any]]:
+    """Epoch 1's optimizer steps (lists of batches) as training makes them, with `settings` (recipe key ->
+    value, as variants give them) over the recipe's."""
+    from transduce.batching import training_batches  # noqa: PLC0415
+
+    train = {**trainer.settings, **{key.split(".")[1]: int(value) for key, value in settings.items()}}
+    tokens = {"batch_tokens": train["batch_tokens"]} if train.get("batch_tokens") else {}
+    rng = random.Random(trainer.recipe["seed"] * 1_000_003 + 1)
+    reverse = trainer.recipe["source"]["reverse"]
+    batches = training_batches(
+        trainer.train_pairs, train["batch_size"], rng, trainer.target_vocab, reverse=reverse, **tokens
+    )
+    return optimizer_steps(batches, train.get("accumulate", 1))
+
+
+def speed_turns(trainer: Any, variants: list[dict[str, str]], count: int, block: int) -> list[dict[str, Any]]:
+    """Each variant's first `count` steps, trained in turns of `block` steps (one model for all): tokens/s."""
+    plans = [epoch_steps(trainer, settings)[:count] for settings in variants]
+    seconds, tokens = [0.0] * len(plans), [0] * len(plans)
+    for start in range(0, count, block):
+        for number, plan in enumerate(plans):
+            turn = plan[start : start + block]
+            began = time.perf_counter()
+            train_steps(trainer, turn)
+            seconds[number] += time.perf_counter() - began
+            tokens[number] += sum(batch.target_tokens for step in turn for batch in step)
+    return [
+        {
+            "steps": len(plan),
+            "target_tokens_per_step": round(tokens[n] / len(plan), 1),
+            "tokens_per_second": round(tokens[n] / seconds[n], 1),
+        }
+        for n, plan in enumerate(plans)
+    ]
 
 
 def padded(batch: Any) -> int:
@@ -238,15 +297,21 @@ def train_steps(trainer: Any, steps: list[list[Any]]) -> list[float]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    base = rows[0]
-    print("| variant | steps | target tokens/step | tokens/s | x speed | loss | peak RSS MiB | x memory |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    """Markdown, with ratios to the first row; speed mode has no loss or memory columns."""
+    base, memory = rows[0], "peak_rss_mib" in rows[0]
+    extra = " loss | peak RSS MiB | x memory |" if memory else ""
+    print(f"| variant | steps | target tokens/step | tokens/s | x speed |{extra}")
+    print("|---|---:|---:|---:|---:|" + ("---:|---:|---:|" if memory else ""))
     for row in rows:
-        print(
+        line = (
             f"| {row['variant']} | {row['steps']} | {row['target_tokens_per_step']:,.0f} | "
-            f"{row['tokens_per_second']:,.0f} | {row['tokens_per_second'] / base['tokens_per_second']:.2f} | "
-            f"{row['loss']:.3f} | {row['peak_rss_mib']:,.0f} | {row['peak_rss_mib'] / base['peak_rss_mib']:.2f} |"
+            f"{row['tokens_per_second']:,.0f} | {row['tokens_per_second'] / base['tokens_per_second']:.2f} |"
         )
+        if memory:
+            line += (
+                f" {row['loss']:.3f} | {row['peak_rss_mib']:,.0f} | {row['peak_rss_mib'] / base['peak_rss_mib']:.2f} |"
+            )
+        print(line)
 
 
 if __name__ == "__main__":
