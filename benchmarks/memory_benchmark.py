@@ -171,13 +171,17 @@ def child_env(threads: int) -> dict[str, str]:
 
 
 def epoch_figures(run: Path) -> dict[str, Any]:
-    record = json.loads((run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    tokens = record["tokens_per_second"] * record["seconds"]
+    """From metrics.jsonl: steps, target tokens per step and per second over every epoch; the last epoch's loss
+    and validation scores (more epochs than one with --set train.epochs=N)."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    tokens = sum(r["tokens_per_second"] * r["seconds"] for r in records)
+    seconds, last = sum(r["seconds"] for r in records), records[-1]
     return {
-        "steps": record["step"],
-        "target_tokens_per_step": round(tokens / record["step"], 1),
-        "tokens_per_second": record["tokens_per_second"],
-        "loss": record["loss"],
+        "steps": last["step"],
+        "target_tokens_per_step": round(tokens / last["step"], 1),
+        "tokens_per_second": round(tokens / seconds, 1),
+        "loss": last["loss"],
+        "valid": last.get("valid", {}),
     }
 
 
