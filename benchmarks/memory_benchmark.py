@@ -9,8 +9,8 @@ a busy machine slows them alike: compare the ratios.
 padded tokens: where the peak comes from) and then the epoch's first --steps steps, timed: target tokens/s and
 their mean loss. A few hundred steps, and the peak of a whole epoch.
 
---mode epoch: `transduce train` itself, for one epoch of --pairs sampled lines (tokens/s and loss from
-metrics.jsonl): the same epochs, compared.
+--mode epoch: `transduce train` itself, for one epoch (or --set train.epochs=N) of --pairs sampled lines
+(tokens/s, loss and validation scores from metrics.jsonl): the same epochs, compared.
 
 --mode speed: one subprocess trains every variant's first --steps steps in turns of --block steps, on one
 model: the tokens/s of each, unskewed by a machine whose load changes between processes (no memory figures).
@@ -52,7 +52,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("steps", "epoch", "speed"), default="steps")
     parser.add_argument("--data", type=Path, default=DATA, help="the Tatoeba fra-eng file")
-    parser.add_argument("--pairs", type=int, help="lines sampled from it (default: all in steps mode, 16,000)")
+    parser.add_argument(
+        "--pairs", type=int, help="lines sampled from it; 0: all (default: all in steps and speed modes, 16,000)"
+    )
     parser.add_argument("--steps", type=int, default=200, help="timed optimizer steps (steps mode)")
     parser.add_argument("--variant", action="append", help="a batching variant (repeatable); see above")
     parser.add_argument("--block", type=int, default=20, help="steps per turn (speed mode)")
@@ -69,9 +71,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="memory-benchmark-") as scratch:
         root = Path(scratch)
         data = args.data
-        if args.pairs or args.mode == "epoch":
+        pairs = 16_000 if args.pairs is None and args.mode == "epoch" else args.pairs
+        if pairs:
             data = root / "fra-sample.txt"
-            write_sample(args.data, data, args.pairs or 16_000)
+            write_sample(args.data, data, pairs)
         for round_ in range(args.repeats):
             if args.mode == "speed":
                 rows.extend(speed(args, variants, data, root / f"run-{round_}"))
