@@ -130,8 +130,9 @@ def test_checksums_tell_bitwise_equal_weights() -> None:
         ({}, {}),
         ({"cell": "gru", "input_feeding": True, "peeky": True, "layers": 2}, {}),
         ({}, {"optimizer": {"name": "adamw"}, "schedule": {"name": "warmup", "warmup_steps": 3}}),
+        ({}, {"batch_tokens": 600, "accumulate": 2}),  # token batches split as sentence batches are
     ],
-    ids=["default", "gru-feeding-peeky-2", "adamw-warmup"],
+    ids=["default", "gru-feeding-peeky-2", "adamw-warmup", "tokens-accumulate"],
 )
 def test_two_processes_train_identical_replicas_like_one_process_and_only_rank_0_writes(
     tmp_path: Path,

@@ -99,7 +99,7 @@ def test_unknown_key_in_train_gives_its_line_and_suggests_the_closest(registry):
     assert exc.source == "r.yaml"
     assert str(exc).startswith("r.yaml:5: train.bach_size: unknown key for section 'train'")
     assert "Did you mean 'batch_size'?" in str(exc)
-    assert "valid keys: batch_size, best_metric" in str(exc)
+    assert "valid keys: accumulate, batch_size, batch_tokens, best_metric" in str(exc)
 
 
 def test_unknown_attention_suggests_the_closest_and_lists_the_available(registry):

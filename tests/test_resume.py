@@ -222,8 +222,8 @@ def test_non_finite_weights_are_never_checkpointed_even_when_the_loss_was_finite
 ) -> None:
     real_step = training.Trainer._step
 
-    def step_poisoning_a_weight_at_step_4(self: training.Trainer, batch: Any) -> torch.Tensor:
-        loss = real_step(self, batch)
+    def step_poisoning_a_weight_at_step_4(self: training.Trainer, batch: Any, *rest: Any) -> torch.Tensor:
+        loss = real_step(self, batch, *rest)
         if self.state.step == 4:
             with torch.no_grad():
                 next(self.model.parameters()).fill_(float("inf"))

@@ -268,6 +268,8 @@ model.embedding_dim: integer >= 1 and <= 8192 = 128
 model.dropout: number >= 0.0 and <= 0.9 = 0.1
 train.epochs: integer >= 1 = 10
 train.batch_size: integer >= 1 = 64
+train.batch_tokens: integer >= 1 and <= 10000000 or null = null
+train.accumulate: integer >= 1 and <= 1024 = 1
 train.lr: number >= 0.0 and <= 10.0 = 0.001
 train.clip_grad_norm: number >= 0.0 or null = 5.0
 train.label_smoothing: number >= 0.0 and <= 0.99 = 0.0
@@ -389,8 +391,9 @@ def test_a_resolved_key_without_a_field_is_refused(registry):
         (
             "train: {epocs: 3}",
             "r.yaml:2: train.epocs: unknown key for section 'train' (or 'optimizer', 'schedule'). Did you mean "
-            "'epochs'? (valid keys: batch_size, best_metric, checkpoint_every, checkpoint_minutes, clip_grad_norm, "
-            "device, epochs, label_smoothing, lr, patience, precision, threads, valid_every)",
+            "'epochs'? (valid keys: accumulate, batch_size, batch_tokens, best_metric, checkpoint_every, "
+            "checkpoint_minutes, clip_grad_norm, device, epochs, label_smoothing, lr, patience, precision, threads, "
+            "valid_every)",
         ),
         ("train:\n  lr: 20", "r.yaml:3: train.lr: expected number >= 0.0 and <= 10.0, got 20 (too large)"),
         (

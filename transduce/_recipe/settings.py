@@ -123,6 +123,21 @@ class TrainSettings(_Section):
 
     epochs: int = setting(10, "passes over the training split", min=1)
     batch_size: int = setting(64, "sentences per batch, all processes together (batches are bucketed by length)", min=1)
+    batch_tokens: int | None = setting(
+        None,
+        "fill batches up to this many tokens instead of batch_size sentences, all processes together: rows x the "
+        "longer side's padded length (the source, or the target with its end token), as fairseq's --max-tokens "
+        "counts them; a pair longer than this gets a batch of its own (null: batch_size sentences)",
+        min=1,
+        max=10_000_000,
+    )
+    accumulate: int = setting(
+        1,
+        "batches per optimizer step (gradient accumulation): their gradients add up as one batch of their "
+        "tokens would give; train.checkpoint_every counts optimizer steps",
+        min=1,
+        max=1024,
+    )
     lr: float = setting(
         0.001,
         "base learning rate of train.optimizer; train.schedule changes it as training goes",

@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -258,6 +258,11 @@ def wrap(model: nn.Module) -> nn.Module:
     if not active():
         return model
     return nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
+
+
+def no_sync(replica: nn.Module) -> AbstractContextManager[Any]:
+    """Within: backward passes add gradients up locally; DDP averages them at the next pass outside."""
+    return replica.no_sync() if isinstance(replica, nn.parallel.DistributedDataParallel) else nullcontext()
 
 
 def seed_rank(seed: int, step: int = 0) -> None:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.utils.rnn import PackedSequence
 
-from transduce._data.batching import Batch, batches_per_epoch, training_batches
+from transduce._data.batching import Batch, accumulation_shares, batches_per_epoch, training_batches
 from transduce._data.corpus import DataSummary, Side, SplitSummary, prepare_training, summarize
 from transduce._data.interrupt import SignalStop, StopSignals, signal_name
 from transduce._data.vocab import Vocabulary
@@ -169,7 +169,9 @@ class Trainer:
             _rnns_in_float32(self.model)
         self.replica = distributed.wrap(self.model)  # what the training step calls: DDP with several processes
         self.optimizer = pipeline.optimizer(self.registry, self.recipe, list(self.model.parameters()))
-        steps = self.settings.train.epochs * batches_per_epoch(self.train_pairs, self.settings.train.batch_size)
+        train = self.settings.train
+        batches = batches_per_epoch(self.train_pairs, train.batch_size, train.batch_tokens)
+        steps = train.epochs * -(-batches // train.accumulate)  # optimizer steps: an epoch's last one may be short
         self.schedule.start(self.optimizer, steps)  # before a resumed run's rates and schedule state come back
         self.metrics: list[Metric] = pipeline.metrics(self.registry, self.recipe)
         self.translator = Translator(
@@ -316,9 +318,11 @@ class Trainer:
                 rng,
                 self.target_vocab,
                 reverse=self.settings.source.reverse,
+                batch_tokens=self.settings.train.batch_tokens,
             )
+            shares = accumulation_shares(batches, self.settings.train.accumulate)  # of the whole batches' tokens
             batches = distributed.shard_batches(batches, self.target_vocab.pad_index)  # this process's slices
-            loss, tokens, seconds = self._epoch(epoch, batches)
+            loss, tokens, seconds = self._epoch(epoch, batches, shares)
             distributed.check_replicas(self.model, self.run.path, epoch, self.state.step)
             record: dict[str, Any] = {
                 "epoch": epoch,
@@ -350,11 +354,14 @@ class Trainer:
                 self.console.print(f"early stopping: no improvement in {self.settings.train.patience} validations")
                 break
 
-    def _epoch(self, epoch: int, batches: list[Batch]) -> tuple[float, int, float]:
+    def _epoch(self, epoch: int, batches: list[Batch], shares: list[float]) -> tuple[float, int, float]:
         """Train the epoch's batches from `state.batch` on (past the ones trained before a resume).
 
-        Returns the epoch's mean loss per target token, its target tokens and seconds; on the way, writes
-        last.pt when `_checkpoint_due`, and after a signal stops there with `Interrupted`.
+        Every `train.accumulate` batches (and the epoch's last) make one optimizer step, each batch's loss
+        weighted by its `shares` of their tokens. Returns the epoch's mean loss per target token, its target
+        tokens and seconds; on the way, writes last.pt when `_checkpoint_due`, and after a signal stops there
+        with `Interrupted`. Both happen only between optimizer steps: a signal within an accumulation finishes
+        its step first, so last.pt never holds half-summed gradients and `state.batch` is a step boundary.
         """
         self.model.train()
         done = self.state.batch
@@ -366,21 +373,23 @@ class Trainer:
         started = time.perf_counter() - self.state.epoch_seconds
         total_loss = torch.tensor(self.state.epoch_loss, device=self.device)
         tokens = self.state.epoch_tokens
-        recent: list[torch.Tensor] = []  # losses since the last read-back: to name the step that diverged
+        recent: list[tuple[int, torch.Tensor]] = []  # (step, loss) since the last read-back: to name the step
         with _progress_bar(self.console) as bar:
             label = f"{epoch}/{self.settings.train.epochs}"
             task = bar.add_task("train", total=len(batches), completed=done, epoch=label, loss="…", tps="…")
+            accumulate = self.settings.train.accumulate
             for index, batch in enumerate(batches[done:], done + 1):
-                loss = self._step(batch.to(self.device))
+                update = index % accumulate == 0 or index == len(batches)  # the last batch of its step
+                loss = self._step(batch.to(self.device), shares[index - 1], update)
                 total_loss += loss.detach() * batch.target_tokens
                 tokens += batch.target_tokens
-                recent.append(loss.detach())
+                recent.append((self.state.step + (not update), loss.detach()))  # the step it counts towards
                 bar.advance(task)
                 if index % LOG_EVERY == 0 or index == len(batches):
                     mean = self._checked_loss(total_loss, tokens, recent, epoch)
                     speed = tokens / (time.perf_counter() - started)
                     bar.update(task, loss=f"{mean:.4f}", tps=f"{speed:,.0f}")
-                if index < len(batches) and self._checkpoint_now(index):
+                if update and index < len(batches) and self._checkpoint_now(index // accumulate):
                     self._checked_loss(total_loss, tokens, recent, epoch)
                     self._record_batches(index, total_loss, tokens, time.perf_counter() - started)
                     self._save_last()
@@ -392,12 +401,13 @@ class Trainer:
         state = self.state
         return state.epoch_loss / max(state.epoch_tokens, 1), state.epoch_tokens, state.epoch_seconds
 
-    def _checkpoint_now(self, index: int) -> bool:
-        """`_checkpoint_due`; with several processes, decided together at log steps and checkpoint_every steps."""
+    def _checkpoint_now(self, steps: int) -> bool:
+        """`_checkpoint_due` after the epoch's `steps`-th optimizer step; with several processes, decided together
+        every LOG_EVERY steps of the epoch and at checkpoint_every steps."""
         if not distributed.active():
             return self._checkpoint_due()
         every = self.settings.train.checkpoint_every
-        if index % LOG_EVERY and not (every is not None and self.state.step % every == 0):
+        if steps % LOG_EVERY and not (every is not None and self.state.step % every == 0):
             return False
         due, self.signals.requested = distributed.agree(self._checkpoint_due(), self.signals.requested)
         return due
@@ -417,7 +427,9 @@ class Trainer:
         state.batch, state.epoch_seconds = batch, seconds
         state.epoch_loss, state.epoch_tokens = distributed.sum_over_ranks(total_loss, tokens)
 
-    def _checked_loss(self, total_loss: torch.Tensor, tokens: int, recent: list[torch.Tensor], epoch: int) -> float:
+    def _checked_loss(
+        self, total_loss: torch.Tensor, tokens: int, recent: list[tuple[int, torch.Tensor]], epoch: int
+    ) -> float:
         """The mean loss so far (one read-back from the device); a non-finite one stops training, naming its step.
 
         Called before every checkpoint write, so a diverged state is never saved over the last good one.
@@ -425,10 +437,9 @@ class Trainer:
         summed, counted = distributed.sum_over_ranks(total_loss, tokens)  # every process's, so all stop together
         mean = summed / max(counted, 1)
         if not math.isfinite(mean):
-            finite = torch.isfinite(torch.stack(recent)).tolist() if recent else [False]
+            finite = torch.isfinite(torch.stack([loss for _, loss in recent])).tolist() if recent else [False]
             first = finite.index(False) if False in finite else len(finite) - 1
-            value = recent[first].item() if recent else mean
-            step = self.state.step - len(recent) + first + 1
+            step, value = (recent[first][0], recent[first][1].item()) if recent else (self.state.step + 1, mean)
             raise TransduceError(self._diverged_message(f"the loss became {value}", step, epoch))
         recent.clear()
         return mean
@@ -449,23 +460,31 @@ class Trainer:
             status=128 + signum,
         )
 
-    def _step(self, batch: Batch) -> torch.Tensor:
-        """One optimizer step; nothing here waits for the device (the loss is read back at log steps)."""
+    def _step(self, batch: Batch, share: float = 1.0, update: bool = True) -> torch.Tensor:
+        """One batch's forward and backward, its loss weighted by `share` (see `accumulation_shares`); with
+        `update` (the last batch of an accumulation), the optimizer step. Nothing here waits for the device (the
+        loss is read back at log steps)."""
         # On the CPU the output layer skips padding (no logits there); on a GPU, selecting the real positions by
         # a mask would wait for the device every step, so the loss ignores padding instead.
         real = batch.target_out != self.target_vocab.pad_index if self.device.type == "cpu" else None
         target = batch.target_out if real is None else batch.target_out[real]
-        with _autocast(self.device, self.settings.train.precision):
-            logits = self.replica(batch.source, batch.lengths, batch.target_in, positions=real)
-            loss = sequence_loss(logits, target, self.target_vocab.pad_index, self.settings.train.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
         # A process's slice weighs its share of the global batch's tokens: DDP's mean gradient is then exact.
-        (loss * batch.weight if isinstance(batch, distributed.Shard) else loss).backward()
-        if self.settings.train.clip_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.train.clip_grad_norm)
-        self.optimizer.step()
-        self.state.step += 1
-        self.schedule.after_step(self.optimizer, self.state.step)
+        weight = share * (batch.weight if isinstance(batch, distributed.Shard) else 1.0)
+        # Within an accumulation, DDP adds the gradients up locally and averages them once, with the last batch.
+        with nullcontext() if update else distributed.no_sync(self.replica):
+            with _autocast(self.device, self.settings.train.precision):
+                logits = self.replica(batch.source, batch.lengths, batch.target_in, positions=real)
+                loss = sequence_loss(
+                    logits, target, self.target_vocab.pad_index, self.settings.train.label_smoothing, overwrite=True
+                )
+            (loss * weight if weight != 1.0 else loss).backward()
+        if update:
+            if self.settings.train.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.train.clip_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)  # the next step's batches add up from nothing
+            self.state.step += 1
+            self.schedule.after_step(self.optimizer, self.state.step)
         return loss
 
     def _validate_on_main(self, epoch: int, record: dict[str, Any]) -> bool:
