@@ -239,7 +239,7 @@ def prepared_trainer(job: dict[str, Any], threads: int) -> Any:
     run = RunDir.create(Path(job["run"]))
     start_run(recipe, run)
     trainer = Trainer(recipe, registry, run, Console(quiet=True))
-    trainer._prepare(resume=False)
+    trainer._prepare(resume=False, last=None)
     return trainer
 
 
