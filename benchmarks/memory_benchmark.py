@@ -27,6 +27,7 @@ exported older commit: `git archive COMMIT | tar -x -C DIR`) to compare with it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -248,7 +249,8 @@ def epoch_steps(trainer: Any, settings: dict[str, str]) -> list[list[Any]]:
     value, as variants give them) over the recipe's."""
     from transduce._data.batching import training_batches  # noqa: PLC0415
 
-    train = {**trainer.settings, **{key.split(".")[1]: int(value) for key, value in settings.items()}}
+    given = {key.split(".")[1]: int(value) for key, value in settings.items()}
+    train = {**dataclasses.asdict(trainer.settings.train), **given}
     tokens = {"batch_tokens": train["batch_tokens"]} if train.get("batch_tokens") else {}
     rng = random.Random(trainer.recipe["seed"] * 1_000_003 + 1)
     reverse = trainer.recipe["source"]["reverse"]
