@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transduce._cli.main import ONEDNN_TRAIN_CACHE
+from transduce._cli.main import KERNEL_CACHE_VARIABLES, TRAIN_KERNEL_CACHES
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "recipes" / "translate-fra-eng.yaml"
@@ -170,7 +170,8 @@ def speed(args: argparse.Namespace, variants: list[str], data: Path, run: Path) 
 def child_env(threads: int) -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     # The oneDNN kernel cache `transduce train` keeps in float32 (steps mode does not start through the CLI).
-    env.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_TRAIN_CACHE["fp32"])
+    for variable, capacity in zip(KERNEL_CACHE_VARIABLES, TRAIN_KERNEL_CACHES["fp32"], strict=True):
+        env.setdefault(variable, capacity)
     return env
 
 

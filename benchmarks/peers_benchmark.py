@@ -525,10 +525,10 @@ def decode_main(argv: Sequence[str]) -> int:
     from transduce._runs.rundir import RunDir
 
     torch.set_num_threads(args.threads)
-    from transduce._cli.main import ONEDNN_CACHE_DEFAULT
+    from transduce._cli.main import KERNEL_CACHES_DEFAULT, cap_kernel_caches
 
-    # The kernel cache `transduce translate` keeps (set before the first kernel), so the figures are what it does.
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_DEFAULT)
+    # The kernel caches `transduce translate` keeps (set before the first kernel), so the figures are what it does.
+    cap_kernel_caches(KERNEL_CACHES_DEFAULT)
     overrides = [f"search.max_length={args.max_length}", f"train.precision={args.precision}"]
     if args.beam > 1:
         overrides += ["search.name=beam", f"search.size={args.beam}", "search.length_penalty=0.0"]

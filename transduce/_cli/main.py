@@ -60,14 +60,17 @@ from transduce.testing import conformance
 
 #: Lines `translate --input` translates, writes and flushes at a time (see _translate_lines).
 TRANSLATE_CHUNK = 1024
-#: oneDNN keeps a compiled kernel, with its buffers, per input shape: up to 1,024 of them by default, about 200 MB
-#: for a small model after 100,000 lines of varied lengths, and in training up to ~13 MB per LSTM shape (they hold
-#: buffers for every position). So commands keep fewer, and memory stays flat: decoding 64; float32 training 16
-#: (dates, 2 epochs: 1,024 kept 842 MiB at 33.9k target tokens/s, 24 kept 554 MiB at 32.1k, 8 kept 494 MiB at
-#: 29.4k). bfloat16 training keeps oneDNN's 1,024: with a small cache it is no faster than float32 (dates: 43k
-#: target tokens/s at 890-1,040 MiB, 26k with 16). A user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
-ONEDNN_TRAIN_CACHE = {"fp32": "16", "bf16": "1024", "int8": "16"}  # by train.precision (int8 trains in float32)
-ONEDNN_CACHE_DEFAULT = "64"
+#: Two caches keep compiled CPU kernels, with their buffers, per input shape: oneDNN's
+#: (ONEDNN_PRIMITIVE_CACHE_CAPACITY) and PyTorch's ideep layer above it (LRU_CACHE_CAPACITY), 1,024 each by default.
+#: Training meets a new shape with nearly every batch (up to ~13 MB each for an LSTM: they hold buffers for every
+#: position), so without caps memory grows all run long: bfloat16 training on Multi30K peaked at 1,787 MiB, 645 MiB
+#: with both caps at 16, at the same speed. The caps by train.precision (int8 trains in float32), measured on dates
+#: (2 epochs, 2 threads): float32 16 kept 519 MiB at 35.9k target tokens/s (1,024: 842 MiB at 33.9k); bfloat16
+#: 48 oneDNN and 8 ideep kernels kept 514 MiB at 44-45k (16 and 16: 465 MiB at 33k; 1,024 and 16: 800 MiB at 65k).
+#: Decoding commands keep 64 of each. A user's own variables win.
+KERNEL_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+TRAIN_KERNEL_CACHES = {"fp32": ("16", "16"), "bf16": ("48", "8"), "int8": ("16", "16")}
+KERNEL_CACHES_DEFAULT = ("64", "64")
 
 #: `translate --format` values.
 OUTPUT_FORMATS = ("plain", "nbest")
@@ -203,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if args.command != "train":  # which sets it by the recipe's precision
-        _cap_onednn_cache(ONEDNN_CACHE_DEFAULT)
+        cap_kernel_caches(KERNEL_CACHES_DEFAULT)
     try:
         clash = getattr(args, CLASHED_COMMAND, None)
         if clash is not None:
@@ -277,9 +280,11 @@ def _decoding_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir,
     return run, recipe
 
 
-def _cap_onednn_cache(kernels: str) -> None:
-    """oneDNN reads this when it makes its first kernel: call it before a command runs a model."""
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", kernels)
+def cap_kernel_caches(kernels: tuple[str, str]) -> None:
+    """Set KERNEL_CACHE_VARIABLES (oneDNN's and ideep's kernel caches) where the user has not. Both are read when
+    the first kernel is made: call it before a command runs a model."""
+    for variable, capacity in zip(KERNEL_CACHE_VARIABLES, kernels, strict=True):
+        os.environ.setdefault(variable, capacity)
 
 
 # --- commands ------------------------------------------------------------------
@@ -372,7 +377,7 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
     if not distributed.is_main():
         return _train_replica(registry, out)
     run, recipe, created = _training_run(args, registry)
-    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[Settings.of(recipe).train.precision])  # before the Trainer builds the model
+    cap_kernel_caches(TRAIN_KERNEL_CACHES[Settings.of(recipe).train.precision])  # before the Trainer builds the model
     out.print(f"run directory: [bold]{escape(str(run.path))}[/]")
     with run.lock():  # one trainer per run directory; nothing is written before it is held
         used = components_used(recipe, registry)
@@ -404,7 +409,7 @@ def _train_replica(registry: Registry, out: Console) -> int:
     path, resume = distributed.broadcast(None)
     run = RunDir.open(Path(path))
     recipe = read_run_recipe(run, registry)
-    _cap_onednn_cache(ONEDNN_TRAIN_CACHE[Settings.of(recipe).train.precision])  # as rank 0 does
+    cap_kernel_caches(TRAIN_KERNEL_CACHES[Settings.of(recipe).train.precision])  # as rank 0 does
     Trainer(recipe, registry, run, out).train(resume=resume)
     return 0
 
