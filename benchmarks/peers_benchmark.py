@@ -436,9 +436,9 @@ def run_transduce(settings: Settings, seed: int, row: str = "transduce") -> dict
         "notes": _same_subword_model(settings, work / "run"),
     }
 
-    def decoder(beam: int, precision: str) -> Callable[[int, Path], tuple[float, Ran, list[str]]]:
+    def decoder(beam: int, variant: str) -> Callable[[int, Path], tuple[float, Ran, list[str]]]:
         def one(rep: int, _: Path) -> tuple[float, Ran, list[str]]:
-            out = work / f"test.{beam}.{precision}.hyp"
+            out = work / f"test.{beam}.{variant}.hyp"
             command = [
                 python,
                 str(Path(__file__).resolve()),
@@ -455,8 +455,10 @@ def run_transduce(settings: Settings, seed: int, row: str = "transduce") -> dict
                 "--max-length",
                 str(settings.task.max_output),
             ]
-            command += ["--threads", str(settings.threads), "--precision", precision]
-            log = work / f"decode.{beam}.{precision}.{rep}"
+            precision_only, shortlist = split_variant(variant)
+            command += ["--threads", str(settings.threads), "--precision", precision_only]
+            command += ["--shortlist", str(shortlist)] if shortlist else []
+            log = work / f"decode.{beam}.{variant}.{rep}"
             ran = run(command, settings.env, log.with_suffix(".log"), stdout=log.with_suffix(".json"))
             seconds = json.loads(log.with_suffix(".json").read_text())["seconds"]
             return seconds, ran, out.read_text(encoding="utf-8").splitlines()
@@ -483,10 +485,29 @@ def precision_rows(results: dict[str, dict[int, dict[str, Any]]], settings: Sett
             }
 
 
+#: A decoding variant: a precision, optionally with a vocabulary shortlist ("int8+shortlist20": int8 products over
+#: evaluate.shortlist=20 candidates per source token).
+SHORTLIST_MARK = "+shortlist"
+
+
+def split_variant(variant: str) -> tuple[str, int | None]:
+    """ "int8+shortlist20" -> ("int8", 20); "bf16" -> ("bf16", None). Raises ValueError on anything else."""
+    precision, mark, size = variant.partition(SHORTLIST_MARK)
+    if precision not in PRECISIONS or (mark and not (size.isdigit() and int(size) > 0)):
+        raise ValueError(
+            f"{variant!r}: a decoding variant is a precision ({', '.join(PRECISIONS)}), optionally followed by "
+            f"{SHORTLIST_MARK}N (N > 0), e.g. int8{SHORTLIST_MARK}20"
+        )
+    return precision, int(size) if mark else None
+
+
 def row_label(tool: str) -> str:
-    """A row's label: a toolkit, or a transduce row decoding in another precision ("transduce@int8")."""
-    row, _, precision = tool.partition("@")
-    return f"{LABELS[row]} ({precision} decoding)" if precision else LABELS[row]
+    """A row's label: a toolkit, or a transduce row decoding in another variant ("transduce@int8+shortlist20")."""
+    row, _, variant = tool.partition("@")
+    if not variant:
+        return LABELS[row]
+    precision, shortlist = split_variant(variant)
+    return f"{LABELS[row]} ({precision} decoding{f', shortlist {shortlist}' if shortlist else ''})"
 
 
 def is_transduce(tool: str) -> bool:
@@ -517,6 +538,7 @@ def decode_main(argv: Sequence[str]) -> int:
     parser.add_argument("--max-length", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--shortlist", type=int, default=None, help="evaluate.shortlist (default: none)")
     args = parser.parse_args(argv)
     import torch
 
@@ -530,6 +552,7 @@ def decode_main(argv: Sequence[str]) -> int:
     # The kernel caches `transduce translate` keeps (set before the first kernel), so the figures are what it does.
     cap_kernel_caches(KERNEL_CACHES_DEFAULT)
     overrides = [f"search.max_length={args.max_length}", f"train.precision={args.precision}"]
+    overrides += [f"evaluate.shortlist={args.shortlist}"] if args.shortlist else []
     if args.beam > 1:
         overrides += ["search.name=beam", f"search.size={args.beam}", "search.length_penalty=0.0"]
     translator = Translator.from_run(RunDir.open(args.run), discover(), device="cpu", overrides=overrides)
@@ -639,7 +662,9 @@ def add_shares(
     for tool, per_seed in results.items():
         row, _, precision = tool.partition("@")
         feeding = row != "transduce"  # the peers and the input-feeding row
-        decode_dtype = precision or (settings.decode_precisions[0] if is_transduce(tool) else "fp32")
+        decode_dtype, shortlisted = (
+            split_variant(precision or settings.decode_precisions[0]) if is_transduce(tool) else ("fp32", None)
+        )
         train_dtype = settings.precision if is_transduce(tool) else "fp32"
         step = work["step_feeding" if feeding else "step"]
         for result in per_seed.values():
@@ -648,6 +673,9 @@ def add_shares(
             )
             for mode, rows in (("greedy", 1), ("beam", BEAM)):
                 figures = result[mode]
+                if shortlisted:  # the work model counts the whole output layer: a shortlist does less work
+                    figures["ceil"] = float("nan")
+                    continue
                 steps = reference_tokens * figures["length"] + 1  # output tokens and </s>, per sentence
                 flops = work["encoder_per_source_token"] * work["test_mean_source"] + rows * steps * step
                 figures["ceil"] = _share(figures["sps"] * flops, ceiling, decode_dtype)
@@ -1160,7 +1188,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="transduce's decoding precisions, comma-separated (default: --precision's, as `transduce evaluate` "
         "decodes a run); each after the first adds rows decoding the same runs in it, e.g. fp32,bf16,int8 (the "
-        "peers decode in fp32)",
+        f"peers decode in fp32); a precision followed by {SHORTLIST_MARK}N also decodes with evaluate.shortlist=N, "
+        f"e.g. int8{SHORTLIST_MARK}20",
     )
     parser.add_argument("--reps", type=int, default=3, help="decoding runs per setting (median)")
     parser.add_argument("--peers-dir", type=Path, default=Path("/tmp/peers"), help="holds joey-venv and onmt-venv")
@@ -1185,8 +1214,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.rows = [ROW_NAMES[r] for r in rows]
     if args.decode_precision is not None:
         args.decode_precision = [p for p in args.decode_precision.split(",") if p]
-        if not args.decode_precision or set(args.decode_precision) - set(PRECISIONS):
+        if not args.decode_precision:
             parser.error(f"--decode-precision takes a list of {', '.join(PRECISIONS)}")
+        for variant in args.decode_precision:
+            try:
+                split_variant(variant)
+            except ValueError as problem:
+                parser.error(f"--decode-precision: {problem}")
     if args.quick:
         args.max_train, args.epochs, args.seeds, args.reps = args.max_train or 2000, 1, args.seeds.split(",")[0], 1
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import torch
+from model_helpers import seq2seq
 from torch import nn
+from transduce_builtins import encoders
 from transduce_builtins.encoders import LSTMEncoder
 
 from transduce.api import EncoderOutput
@@ -265,3 +270,79 @@ def test_training_runs_onednn_lstm_kernels_on_length_groups() -> None:
         outputs.states.sum().backward()
     names = {event.key for event in profile.key_averages()}
     assert "aten::mkldnn_rnn_layer" in names and "aten::mkldnn_rnn_layer_backward" in names
+
+
+# --- bfloat16 copies in reduced-precision decoding ---------------------------------------------------------
+
+needs_native_bf16 = pytest.mark.skipif(
+    not encoders.native_bfloat16(torch.device("cpu")), reason="this CPU has no native bfloat16 (AVX-512 BF16 or AMX)"
+)
+
+
+def _finals(output: EncoderOutput) -> list[torch.Tensor]:
+    return [output.final] if isinstance(output.final, torch.Tensor) else list(output.final)
+
+
+@needs_native_bf16
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int8], ids=["bf16", "int8"])
+@pytest.mark.parametrize("name", [*CONFIGS, "gru"])
+def test_reduced_products_encode_in_bfloat16_close_to_float32_and_answer_in_float32(
+    name: str, dtype: torch.dtype
+) -> None:
+    model = encoder(**CONFIGS.get(name, {"cell": "gru"}))
+    for lengths in ([4, 2, 3], [3, 3]):  # packed (mixed lengths) and one length
+        embedded, lengths_ = inputs(lengths)
+        with torch.inference_mode():
+            exact = model(embedded, lengths_)
+            with model.reduced_products(dtype):
+                reduced = model(embedded, lengths_)
+        for mine, theirs in zip([reduced.states, *_finals(reduced)], [exact.states, *_finals(exact)], strict=True):
+            assert mine.dtype == torch.float32 and mine.shape == theirs.shape
+            torch.testing.assert_close(mine, theirs, atol=3e-2, rtol=0)
+        assert not torch.equal(reduced.states, exact.states)  # it did run in bfloat16
+        for row, length in enumerate(lengths):
+            assert not reduced.states[row, length:].any()  # padding stays zero
+    assert {p.dtype for p in model.parameters()} == {torch.float32} and model._reduced is None
+
+
+@needs_native_bf16
+def test_the_bfloat16_copies_are_made_again_only_when_a_weight_changed() -> None:
+    model = encoder(layers=2)
+
+    def copies() -> object:
+        with model.reduced_products(torch.bfloat16):
+            return model._reduced
+
+    first = copies()
+    assert copies() is first
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.add_(1.0)  # in place, as an optimizer step
+    assert copies() is not first
+
+
+def test_reduced_products_leave_the_encoder_as_is_where_the_cpu_lacks_native_bfloat16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # There oneDNN emulates bfloat16, slower than float32: the encoder keeps float32, and so its exact results.
+    monkeypatch.setattr(encoders, "native_bfloat16", lambda device: False)
+    model = encoder()
+    embedded, lengths = inputs([4, 2, 3])
+    with torch.inference_mode():
+        exact = model(embedded, lengths)
+        for dtype in (torch.bfloat16, torch.int8, torch.float32):
+            with model.reduced_products(dtype):
+                assert torch.equal(model(embedded, lengths).states, exact.states)
+
+
+def test_a_model_enters_its_encoders_reduced_products_with_its_decoder_networks() -> None:
+    entered = []
+
+    class Watching(LSTMEncoder):
+        @contextmanager
+        def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
+            entered.append(dtype)
+            yield
+
+    model = seq2seq(Watching(input_size=4, hidden_size=6), source_vocab_size=9, target_vocab_size=9, embedding_dim=4)
+    with model.reduced_products(torch.int8):
+        assert entered == [torch.int8] and model.product_dtype == torch.int8

@@ -106,3 +106,14 @@ def test_the_ceiling_share_counts_the_models_products(bench, tmp_path: Path) -> 
     assert work["step"] == step + 2 * hidden * vocab
     assert work["step_feeding"] - work["step"] == 2 * 4 * hidden * hidden  # the fed attentional vector
     assert work["encoder_per_source_token"] == 2 * 2 * 4 * (hidden // 2) * (4 + hidden // 2)
+
+
+def test_a_decoding_variant_is_a_precision_with_an_optional_shortlist(bench) -> None:
+    assert bench.split_variant("int8") == ("int8", None)
+    assert bench.split_variant("int8+shortlist20") == ("int8", 20)
+    assert bench.row_label("transduce@int8+shortlist20") == "transduce (int8 decoding, shortlist 20)"
+    for bad in ("int4", "int8+shortlist", "int8+shortlist0", "int8+shortlistx", "bf16+list5"):
+        with pytest.raises(ValueError, match="a decoding variant is a precision"):
+            bench.split_variant(bad)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--decode-precision", "fp32,int8+shortlist0"])

@@ -96,10 +96,10 @@ class Seq2Seq(nn.Module):
 
     @contextmanager
     def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
-        """Within: decoding steps multiply in `dtype` where the decoder network supports it (the built-in
-        `lstm` does: bfloat16 copies of its weight matrices, fast on CPUs with AMX); everything else keeps its
-        dtype."""
-        with self.decoder.reduced_products(dtype):
+        """Within: encoding and decoding steps multiply in `dtype` where the encoder and the decoder network
+        support it (the built-in `lstm` ones do: copies of their weight matrices in bfloat16 or int8, see each);
+        everything else keeps its dtype."""
+        with self.encoder.reduced_products(dtype), self.decoder.reduced_products(dtype):
             yield
 
     @contextmanager

@@ -103,7 +103,17 @@ class EncoderOutput(NamedTuple):
     final: Any = None
 
 
-class Encoder(Component, nn.Module):
+class ReducedProducts:
+    """What the encoder and the decoder network share: decoding on the CPU in a reduced precision."""
+
+    @contextmanager
+    def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
+        """Within: decoding may multiply in `dtype` (the CPU's bfloat16 and int8 decoding paths, torch.bfloat16 and
+        torch.int8) or in any dtype faster than float32 that keeps the stated accuracy; default: unchanged."""
+        yield
+
+
+class Encoder(Component, ReducedProducts, nn.Module):
     """Reads embedded source tokens.
 
     Constructed as `cls(input_size=E, **params)`; must set `output_size` and
@@ -191,7 +201,7 @@ class Memory:
 AttentionBuilder = Callable[..., "AttentionScorer"]
 
 
-class DecoderNetwork(Component, nn.Module):
+class DecoderNetwork(Component, ReducedProducts, nn.Module):
     """The decoder network: target embeddings, the layers that read them with the encoded source, the output
     layer over the target vocabulary.
 
@@ -238,12 +248,6 @@ class DecoderNetwork(Component, nn.Module):
         """The state's rows `index` (int64, (rows',)), in that order; rows may repeat (beams) or go (finished
         sentences). Default: dimension 0 of every tensor in the structure; override for another layout."""
         return map_tensors(lambda tensor: tensor.index_select(0, index), state)
-
-    @contextmanager
-    def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
-        """Within: `step` may multiply in `dtype` (the CPU's bfloat16 and int8 decoding paths, torch.bfloat16 and
-        torch.int8); default: unchanged."""
-        yield
 
     @contextmanager
     def restricted_output(self, candidates: torch.Tensor) -> Iterator[None]:
