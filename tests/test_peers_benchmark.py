@@ -4,6 +4,8 @@ the lead runs the benchmark itself on a quiet machine)."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -117,3 +119,22 @@ def test_a_decoding_variant_is_a_precision_with_an_optional_shortlist(bench) -> 
             bench.split_variant(bad)
     with pytest.raises(SystemExit):
         bench.parse_args(["--decode-precision", "fp32,int8+shortlist0"])
+
+
+def test_a_shortlist_rows_share_of_the_ceiling_is_left_out_and_others_use_their_precisions(
+    bench, tmp_path: Path
+) -> None:
+    # The work model counts the whole output layer, which a shortlist skips most of: no share is printed for it.
+    (tmp_path / "test.tgt").write_text("x y\n", encoding="utf-8")
+    data = bench.Data(tmp_path, ["x y"], str, "char", 1, 3)
+    settings = bench.Settings(None, data, 1, 1e-3, 2, 1, Path(), Path(), decode_precisions=("fp32", "int8+shortlist5"))
+    figures = {"train_tps": 10.0, "greedy": {"sps": 1.0, "length": 1.0}, "beam": {"sps": 1.0, "length": 1.0}}
+    tools = ("transduce", "transduce@int8+shortlist5", "onmt")
+    results = {tool: {1: json.loads(json.dumps(figures))} for tool in tools}
+    work = {key: 1e9 for key in ("train", "train_feeding", "step", "step_feeding", "encoder_per_source_token")}
+    work["test_mean_source"] = 1.0
+    bench.add_shares(results, settings, {"fp32": 100.0, "int8": 1000.0}, work)
+    assert math.isnan(results["transduce@int8+shortlist5"][1]["greedy"]["ceil"])
+    plain, peer = results["transduce"][1], results["onmt"][1]
+    assert plain["greedy"]["ceil"] == peer["greedy"]["ceil"] > 0  # both in float32
+    assert plain["train_ceil"] == results["transduce@int8+shortlist5"][1]["train_ceil"]  # the same training

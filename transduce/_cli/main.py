@@ -401,6 +401,7 @@ def cmd_train(args: argparse.Namespace, registry: Registry, out: Console, err: C
         out.print(trainer.written.summary(), markup=False)
         for note in trainer.written.notes:
             err.print(f"note: {note}", markup=False)
+    distributed.finish()
     return 0
 
 
@@ -411,6 +412,7 @@ def _train_replica(registry: Registry, out: Console) -> int:
     recipe = read_run_recipe(run, registry)
     cap_kernel_caches(TRAIN_KERNEL_CACHES[Settings.of(recipe).train.precision])  # as rank 0 does
     Trainer(recipe, registry, run, out).train(resume=resume)
+    distributed.finish()
     return 0
 
 

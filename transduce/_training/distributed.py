@@ -118,6 +118,14 @@ def shutdown() -> None:
         torch.distributed.destroy_process_group()
 
 
+def finish() -> None:
+    """At the end of a run that went well, on every process: wait for the others (rank 0 writes the final
+    report after the replicas are done), then leave the group together. A replica that left alone while rank 0
+    was still at work sometimes died in gloo's teardown ("terminate called without an active exception")."""
+    barrier()
+    shutdown()
+
+
 def backend() -> str | None:
     return torch.distributed.get_backend() if active() else None
 
