@@ -40,7 +40,10 @@ def _packed_pays(embedded: torch.Tensor, groups: int) -> bool:
 def native_bfloat16(device: torch.device) -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); elsewhere oneDNN emulates it, slower
     than float32."""
-    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if device.type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch 2.x: absent means no
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 Sequences = torch.Tensor | PackedSequence

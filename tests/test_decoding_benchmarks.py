@@ -65,3 +65,25 @@ def test_the_decoding_benchmark_scores_every_precision_and_shortlist_of_a_run(
     rows = {line.split("  ")[0]: line for line in lines[2:]}
     assert list(rows) == ["fp32", "fp32 +shortlist 2", "int8", "int8 +shortlist 2"]
     assert rows["fp32"].endswith("100.0%") and "(+0.00)" in rows["fp32"]
+
+
+@pytest.fixture(scope="module")
+def refill() -> Iterator[ModuleType]:
+    yield from _load("decode_refill_benchmark")
+
+
+def test_the_refill_benchmark_counts_every_step_and_the_row_steps_a_sentence_needed(
+    refill: ModuleType, trained_run: Path
+) -> None:
+    from transduce._decoding.translator import Translator
+    from transduce._plugins.registry import discover
+    from transduce._runs.rundir import RunDir
+
+    translator = Translator.from_run(RunDir.open(trained_run), discover(), device="cpu")
+    lines = ["sept 6 63", "27 sep 1994", "MON, SEP 21, 1959", "6 FEB 2039", "1/2/03"] * 3
+    figures = refill.measure(translator, lines, batch_size=4)
+    outputs = translator.translate_tokens(lines, 4)
+    assert figures["lines"] == 15 and figures["row_steps_needed"] == sum(len(tokens) + 1 for tokens in outputs)
+    assert figures["row_steps_computed"] >= figures["row_steps_needed"] and 0 <= figures["wasted_share"] < 1
+    assert figures["steps"] >= -(-15 // 4)  # at least one step per batch
+    assert "step" not in vars(translator.model)  # the clock put the model's own step back
