@@ -212,6 +212,29 @@ class PaddingEncoder(Encoder):
         return EncoderOutput(states, final)
 
 
+class HalfStatesEncoder(UnjoinedEncoder):
+    """Joins its directions, but within reduced_products hands back bfloat16 states."""
+
+    name = "half_states"
+
+    def __init__(self, input_size: int, hidden_size: int = 8) -> None:
+        super().__init__(input_size, hidden_size)
+        self.reduced = False
+
+    @contextlib.contextmanager
+    def reduced_products(self, dtype):
+        self.reduced = True
+        try:
+            yield
+        finally:
+            self.reduced = False
+
+    def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
+        states, (h, c) = super().forward(embedded, lengths)
+        h, c = (torch.cat(state.unbind(0), dim=-1).unsqueeze(0) for state in (h, c))
+        return EncoderOutput(states.bfloat16() if self.reduced else states, (h, c))
+
+
 class TransposedScorer(AttentionScorer):
     """Returns (batch, src_len, tgt_len)."""
 
@@ -371,6 +394,11 @@ BROKEN: list[tuple[type, str]] = [
     (
         PaddingEncoder,
         "padding invariance: sequence 0 (length 3) gets different final state tensor 0 in a padded batch than alone",
+    ),
+    (
+        HalfStatesEncoder,
+        "forward within reduced_products(torch.bfloat16) (bf16 and int8 decoding on the CPU): states come back as "
+        "torch.bfloat16, expected float32's torch.float32",
     ),
     (TransposedScorer, "scores must be (batch, tgt_len, src_len) = (3, 4, 5), got (3, 5, 4)"),
     (

@@ -427,7 +427,42 @@ def _encoder(cls: type[Encoder], params: dict[str, Any], report: Conformance) ->
                         f"(max difference {(in_batch - by_itself).abs().max().item():.3g}); use `lengths`, "
                         "e.g. pack_padded_sequence(..., enforce_sorted=False)"
                     )
+        _encoder_reduced_products(encoder, embedded, lengths, batch, report)
     _encoder_gradients(encoder, embedded, lengths, report)
+
+
+def _encoder_reduced_products(
+    encoder: Encoder, embedded: torch.Tensor, lengths: torch.Tensor, exact: EncoderOutput, report: Conformance
+) -> None:
+    """The bf16 and int8 decoding paths: within reduced_products, the shapes and dtypes of float32 and values
+    close to them (bfloat16 keeps about 3 significant digits)."""
+    for dtype in (torch.bfloat16, torch.int8):
+        report.at(f"forward within reduced_products({dtype}) (bf16 and int8 decoding on the CPU)")
+        with encoder.reduced_products(dtype):
+            output = encoder(embedded, lengths)
+        reduced = _encoder_output(output, *exact.states.shape[:2], exact.states.size(2), encoder.layers, report)
+        if reduced is None:
+            return
+        pairs = [("states", reduced.states, exact.states)]
+        pairs += [
+            (f"final state tensor {i}", mine, theirs)
+            for i, (mine, theirs) in enumerate(zip(_tensors(reduced.final), _tensors(exact.final), strict=True))
+        ]
+        for what, mine, theirs in pairs:
+            if mine.dtype != theirs.dtype:
+                report.fail(f"{what} come back as {mine.dtype}, expected float32's {theirs.dtype}")
+            elif what == "states":
+                real = torch.arange(mine.size(1)) < lengths.unsqueeze(1)  # padding may hold anything
+                mine, theirs = mine[real], theirs[real]
+            if mine.dtype == theirs.dtype and not torch.allclose(mine, theirs, atol=REDUCED_TOLERANCE, rtol=0):
+                report.fail(
+                    f"{what} differ from float32's by {(mine - theirs).abs().max().item():.3g}, more than "
+                    f"{REDUCED_TOLERANCE} (compute in float32 there, or in bfloat16 keeping float32 states)"
+                )
+
+
+#: How far an encoder's outputs within reduced_products may be from float32's (bfloat16 products).
+REDUCED_TOLERANCE = 5e-2
 
 
 def _encoder_output(
