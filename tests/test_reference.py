@@ -86,3 +86,10 @@ def test_write_then_check_round_trip_and_a_stale_page_is_reported(tmp_path, page
     assert write(pages, target) == ["metric.md", "old-family.md"]
     assert not (target / "old-family.md").exists()
     assert stale(pages, target) == []
+
+
+def test_a_method_from_a_shared_contract_mixin_is_listed_on_each_family_that_takes_it(pages):
+    # reduced_products is declared once (ReducedProducts) for the encoder and the decoder network.
+    for family in ("encoder", "decoder"):
+        assert "- `reduced_products(dtype)`: Within: decoding may multiply in `dtype`" in pages[f"{family}.md"]
+    assert "reduced_products" not in pages["attention.md"]

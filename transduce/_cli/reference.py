@@ -85,11 +85,14 @@ def params_table(params: Sequence[Param]) -> str:
 
 
 def _methods(base: type[Component]) -> list[str]:
-    """'- `fit(texts, directory)`: first docstring line' for each public method the base declares."""
-    lines = []
-    for name, member in vars(base).items():
-        if name.startswith("_") or not inspect.isfunction(member):
+    """'- `fit(texts, directory)`: first docstring line' for each public method the base declares, its own first,
+    then those of the contract mixins it takes from the same module (e.g. ReducedProducts)."""
+    lines, seen = [], set()
+    declared = [klass for klass in base.__mro__ if klass.__module__ == base.__module__]
+    for name, member in (item for klass in declared for item in vars(klass).items()):
+        if name.startswith("_") or name in seen or not inspect.isfunction(member):
             continue
+        seen.add(name)
         args = [p for p in inspect.signature(member).parameters if p != "self"]
         doc = (member.__doc__ or "").strip().splitlines()
         lines.append(f"- `{name}({', '.join(args)})`" + (f": {doc[0]}" if doc else ""))
