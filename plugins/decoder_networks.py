@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transduce_builtins.weight_copies import KeptCopies
 
 from transduce.api import AttentionBuilder, DecoderNetwork, Memory, Param, ParamError, hookimpl
 
@@ -295,7 +296,7 @@ class LSTMDecoder(DecoderNetwork):
             self.output.weight = self.embedding.weight
         self.dropout = nn.Dropout(dropout)
         self._products: _Products | None = None
-        self._kept: tuple[Any, _Products] | None = None  # the last copies made, with what they were made of
+        self._kept: KeptCopies[_Products] = KeptCopies()  # the last copies made, with what they were made of
         self._candidates: torch.Tensor | None = None  # within restricted_output: the target tokens scored
         self._restricted: tuple[torch.Tensor, torch.Tensor] | None = None  # the output layer's rows of them
 
@@ -473,19 +474,9 @@ class LSTMDecoder(DecoderNetwork):
             self._products = None
 
     def _products_in(self, dtype: torch.dtype) -> _Products:
-        """The copies in `dtype`, made again only when a weight changed since they were made: translating
-        batch after batch then pays the copying (quantizing, for int8: 10-30 ms with an 8,000-token vocabulary)
-        once. A weight changes its storage (data_ptr) or, in place (an optimizer step, load_state_dict), its
-        version counter; weights made in inference mode have none, so their copies are made every time."""
+        """The copies in `dtype`, kept until a weight changes (KeptCopies)."""
         made = _Int8Products if dtype == torch.int8 else _Products
-        weights = list(self.parameters())
-        if any(weight.is_inference() for weight in weights):
-            return made(self, dtype)
-        key = (dtype, tuple((weight.data_ptr(), weight._version) for weight in weights))
-        if self._kept is None or self._kept[0] != key:
-            self._kept = None  # the old copies go before the new ones are made
-            self._kept = (key, made(self, dtype))
-        return self._kept[1]
+        return self._kept.get(self, lambda: made(self, dtype), kind=dtype)
 
     def _linear(self, layer: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
         return layer(inputs) if self._products is None else self._products.linear(inputs, self._products.layers[layer])

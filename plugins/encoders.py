@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from transduce_builtins.weight_copies import KeptCopies
 
 from transduce.api import Encoder, EncoderOutput, Param, hookimpl
 
@@ -37,9 +38,10 @@ def _packed_pays(embedded: torch.Tensor, groups: int) -> bool:
     return groups > 1 and not torch.is_grad_enabled() and embedded.dtype == torch.float32
 
 
+@functools.cache
 def native_bfloat16(device: torch.device) -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); elsewhere oneDNN emulates it, slower
-    than float32."""
+    than float32. Asked at every decoding batch, answered once per device."""
     if device.type != "cpu":
         return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch 2.x: absent means no
@@ -105,7 +107,7 @@ class LSTMEncoder(Encoder):
                 dropout=dropout if layers > 1 else 0.0,
             )
         self._reduced: nn.Module | None = None  # within reduced_products: bfloat16 copies of the recurrent layers
-        self._kept: tuple[Any, nn.Module] | None = None  # the last copies made, with what they were made of
+        self._kept: KeptCopies[nn.Module] = KeptCopies()  # the last copies made, with what they were made of
 
     @contextmanager
     def reduced_products(self, dtype: torch.dtype) -> Iterator[None]:
@@ -123,18 +125,9 @@ class LSTMEncoder(Encoder):
             self._reduced = None
 
     def _copies(self) -> nn.Module:
-        """The recurrent layers in bfloat16, copied again only when a weight changed since (as the `lstm` decoder
-        network's reduced products are: by storage and version; weights made in inference mode have no version,
-        so their copies are made every time)."""
+        """The recurrent layers in bfloat16, kept until a weight changes (KeptCopies)."""
         recurrent = self.rnns if self.residual else self.rnn
-        weights = list(recurrent.parameters())
-        if any(weight.is_inference() for weight in weights):
-            return copy.deepcopy(recurrent).to(torch.bfloat16)
-        key = tuple((weight.data_ptr(), weight._version) for weight in weights)
-        if self._kept is None or self._kept[0] != key:
-            self._kept = None
-            self._kept = (key, copy.deepcopy(recurrent).to(torch.bfloat16))
-        return self._kept[1]
+        return self._kept.get(recurrent, lambda: copy.deepcopy(recurrent).to(torch.bfloat16))
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         """embedded (batch, src_len, input_size), lengths (batch,) -> EncoderOutput."""

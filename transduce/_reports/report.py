@@ -83,6 +83,11 @@ class Bucket:
         }
 
 
+def sentences_per_second(sentences: int, seconds: float) -> float | None:
+    """The decoding rate to one decimal; None when no time was measured."""
+    return round(sentences / seconds, 1) if seconds else None
+
+
 @dataclass
 class StrategyResult:
     """One search strategy's scores and speed on the same examples."""
@@ -94,7 +99,7 @@ class StrategyResult:
 
     @property
     def sentences_per_second(self) -> float | None:
-        return round(self.size / self.seconds, 1) if self.seconds else None
+        return sentences_per_second(self.size, self.seconds)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -129,7 +134,7 @@ class Report:
 
     @property
     def sentences_per_second(self) -> float | None:
-        return round(self.size / self.seconds, 1) if self.seconds else None
+        return sentences_per_second(self.size, self.seconds)
 
     def as_dict(self) -> dict[str, Any]:
         return {
