@@ -402,6 +402,22 @@ def test_training_caps_both_kernel_caches_by_precision_unless_the_user_did(
     assert tuple(os.environ[variable] for variable in CACHES) == ("7", "9")
 
 
+@pytest.mark.parametrize("variable", CACHES)
+def test_a_kernel_cache_variable_that_is_no_whole_number_is_a_clear_error_and_an_empty_one_gets_the_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
+) -> None:
+    # PyTorch's ideep dies of a segmentation fault on LRU_CACHE_CAPACITY=abc, or an empty one, at its first kernel.
+    for value in ("abc", "-5", "1.5"):
+        monkeypatch.setenv(variable, value)
+        assert cli.main(["check", "missing.yaml"]) == 2
+        err = capsys.readouterr().err
+        assert f"{variable} must be a whole number of kernels (0 or more), got '{value}'" in err
+        assert os.environ[variable] == value  # the user's setting is left as it is
+    monkeypatch.setenv(variable, " ")
+    cli.main(["check", "missing.yaml"])
+    assert os.environ[variable] == "64"
+
+
 def test_other_commands_keep_64_kernels_in_each_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in CACHES:
         monkeypatch.delenv(variable, raising=False)

@@ -205,9 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(collect_commands(registry, COMMANDS), registry)
     args, unknown = parser.parse_known_args(argv)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
-    if args.command != "train":  # which sets it by the recipe's precision
-        cap_kernel_caches(KERNEL_CACHES_DEFAULT)
     try:
+        if args.command != "train":  # which sets them by the recipe's precision
+            cap_kernel_caches(KERNEL_CACHES_DEFAULT)
         clash = getattr(args, CLASHED_COMMAND, None)
         if clash is not None:
             raise PluginError(clash)
@@ -281,10 +281,18 @@ def _decoding_run(args: argparse.Namespace, registry: Registry) -> tuple[RunDir,
 
 
 def cap_kernel_caches(kernels: tuple[str, str]) -> None:
-    """Set KERNEL_CACHE_VARIABLES (oneDNN's and ideep's kernel caches) where the user has not. Both are read when
-    the first kernel is made: call it before a command runs a model."""
+    """Set KERNEL_CACHE_VARIABLES (oneDNN's and ideep's kernel caches) where the user has not (or left one
+    empty). Both are read when the first kernel is made: call it before a command runs a model. A value that is
+    not a whole number is a RunError: PyTorch's ideep crashes on one (a segmentation fault, even when empty)."""
     for variable, capacity in zip(KERNEL_CACHE_VARIABLES, kernels, strict=True):
-        os.environ.setdefault(variable, capacity)
+        mine = os.environ.get(variable, "").strip()
+        if not mine:
+            os.environ[variable] = capacity
+        elif not mine.isdigit():
+            raise RunError(
+                f"the environment variable {variable} must be a whole number of kernels (0 or more), got {mine!r}; "
+                f"unset it to keep transduce's {capacity}"
+            )
 
 
 # --- commands ------------------------------------------------------------------

@@ -154,7 +154,8 @@ class TrainSettings(_Section):
     device: str = setting("auto", "where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
     precision: str = setting(
         "fp32",
-        "bf16: the training forward pass in bfloat16 autocast (GPUs since Ampere, CPUs with AMX), and on the CPU "
+        "bf16: the training forward pass in bfloat16 autocast (GPUs since Ampere, CPUs with AVX-512 BF16 or AMX), "
+        "and on the CPU "
         "decoding's matrix products in bfloat16; int8: training in float32, decoding's matrix products in int8 "
         "with per-row scales (CPU only); change it per command with --set train.precision=...",
         choices=PRECISIONS,
